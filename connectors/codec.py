@@ -1,0 +1,76 @@
+"""Bytes <-> contract types. Decoders and encoders are built once, at import.
+
+A message that does not decode, or breaks a rule the schema cannot express, becomes a
+`Malformed` carrying the reason; nothing raises.
+"""
+
+from __future__ import annotations
+
+import msgspec
+
+from stockflow.state.events import InputEvent, Malformed, check_rules
+from stockflow.state.outputs import STREAM_OF, OutputEvent
+
+_DECODE_EVENT = msgspec.json.Decoder(InputEvent).decode
+_ENCODE = msgspec.json.Encoder().encode
+
+
+class _MaybeId(msgspec.Struct):
+    event_id: str | None = None
+
+
+_DECODE_ID = msgspec.json.Decoder(_MaybeId).decode
+
+
+def decode_message(raw: bytes, source: str):
+    """One message -> its event, or a `Malformed` with the reason."""
+    try:
+        event = _DECODE_EVENT(raw)
+    except (msgspec.ValidationError, msgspec.DecodeError) as exc:
+        return _malformed(raw, str(exc), source)
+    broken = check_rules(event)
+    return event if broken is None else _malformed(raw, broken, source)
+
+
+def decode_lines(lines: list[bytes], source: str, first_line: int) -> list:
+    """JSON Lines -> events and `Malformed`s, in order; blank lines are not messages."""
+    out = []
+    append = out.append
+    decode = _DECODE_EVENT
+    for i, raw in enumerate(lines):
+        try:
+            event = decode(raw)
+        except (msgspec.ValidationError, msgspec.DecodeError) as exc:
+            if raw.strip():
+                append(_malformed(raw, str(exc), f"{source}:{first_line + i}"))
+            continue
+        broken = check_rules(event)
+        append(event if broken is None else _malformed(raw, broken, f"{source}:{first_line + i}"))
+    return out
+
+
+def _malformed(raw: bytes, error: str, source: str) -> Malformed:
+    try:
+        event_id = _DECODE_ID(raw).event_id
+    except (msgspec.ValidationError, msgspec.DecodeError):
+        event_id = None
+    text = raw.decode("utf-8", "replace").rstrip("\r\n")
+    return Malformed(text, error, source, event_id or None)
+
+
+def encode_by_stream(outputs: list[OutputEvent]) -> dict[str, list[bytes]]:
+    """Outputs -> JSON bytes grouped by the stream each belongs to."""
+    streams: dict[str, list[bytes]] = {}
+    for output in outputs:
+        stream = STREAM_OF[type(output)]
+        encoded = _ENCODE(output)
+        lst = streams.get(stream)
+        if lst is None:
+            streams[stream] = [encoded]
+        else:
+            lst.append(encoded)
+    return streams
+
+
+def encode(output) -> bytes:
+    return _ENCODE(output)

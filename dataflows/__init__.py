@@ -1,0 +1,1 @@
+"""The Bytewax flows: wiring only. Each step calls one function of `state` or `connectors`."""

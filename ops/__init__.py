@@ -1,0 +1,1 @@
+"""Running stockflow: CLI, configuration, metrics, dashboards, alert rules."""

@@ -1,0 +1,181 @@
+"""The `stockflow` command. Bad arguments get one readable line, never a traceback."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+
+import msgspec
+
+from stockflow.state.config import EngineConfig
+from stockflow.state.events import input_schema
+from stockflow.state.outputs import output_schema
+
+from .replay import ReplayError
+
+
+class UsageError(Exception):
+    pass
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str):  # one line instead of usage + message
+        raise UsageError(f"{self.prog}: {message} (see --help)")
+
+
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a number >= 1, got {value}")
+    return value
+
+
+def _rate(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not 0 <= value <= 1:
+        raise argparse.ArgumentTypeError(f"expected a share between 0 and 1, got {value}")
+    return value
+
+
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected seconds, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected seconds >= 0, got {value}")
+    return value
+
+
+def _engine_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--buckets", type=_positive, default=64, help="ledger buckets (keyed state)")
+    p.add_argument("--inbound-horizon", type=_seconds, default=3 * 86400,
+                   help="seconds ahead an inbound ETA still counts as sellable")
+    p.add_argument("--chunk-lines", type=_positive, default=2048, help="lines read per chunk")
+
+
+def _generator_args(p: argparse.ArgumentParser, events: int) -> None:
+    p.add_argument("--events", type=_positive, default=events, help="about how many events")
+    p.add_argument("--seed", type=int, default=7)
+    p.add_argument("--skus", type=_positive, default=2000)
+    p.add_argument("--stores", type=_positive, default=24)
+    p.add_argument("--malformed-rate", type=_rate, default=0.0005)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="stockflow", description="Real-time inventory engine.")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    p = sub.add_parser("replay", help="replay a JSON Lines event file through the engine")
+    p.add_argument("events", help="events file (.jsonl or .jsonl.gz), or - for stdin")
+    p.add_argument("--out", required=True, help="directory for <stream>.jsonl outputs")
+    p.add_argument("--processes", "-p", type=_positive, default=1, help="worker processes")
+    p.add_argument("--summary", action="store_true", help="print the decision-quality summary")
+    p.add_argument("--json", action="store_true", help="print the summary as JSON")
+    p.add_argument("--process-id", type=int, help=argparse.SUPPRESS)
+    p.add_argument("--addresses", help=argparse.SUPPRESS)
+    _engine_args(p)
+
+    p = sub.add_parser("generate", help="write a synthetic omnichannel workload as JSON Lines")
+    p.add_argument("--out", default="-", help="output file, or - for stdout")
+    _generator_args(p, events=100_000)
+
+    p = sub.add_parser("demo", help="generate a scenario, replay it, print what happened")
+    p.add_argument("--out", help="directory for the trace and outputs (default: a temp dir)")
+    p.add_argument("--json", action="store_true", help="print the summary as JSON")
+    _generator_args(p, events=200_000)
+    _engine_args(p)
+
+    p = sub.add_parser("schema", help="print the JSON Schema of the contract's events")
+    p.add_argument("which", nargs="?", choices=["inputs", "outputs", "all"], default="all")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    try:
+        args = build_parser().parse_args(argv)
+        return _COMMANDS[args.command](args)
+    except UsageError as exc:
+        print(exc, file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+    except BrokenPipeError:
+        return 0
+    except _READABLE_ERRORS as exc:
+        print(f"stockflow: error: {exc}", file=sys.stderr)
+        return 1
+
+
+def _engine_config(args) -> EngineConfig:
+    return EngineConfig(buckets=args.buckets, inbound_horizon_s=args.inbound_horizon)
+
+
+def _replay(args) -> int:
+    from .replay import replay, run_cluster_member
+    from .report import print_summary
+    from .summary import summarize
+
+    config = _engine_config(args)
+    if args.process_id is not None:
+        run_cluster_member(args.events, args.out, config, args.chunk_lines,
+                           args.process_id, args.addresses.split(";"))
+        return 0
+    seconds = replay(args.events, args.out, config, args.processes, args.chunk_lines)
+    if args.summary or args.json:
+        if args.events == "-":
+            raise UsageError("stockflow replay: --summary needs an events file, not stdin")
+        print_summary(summarize(args.events, args.out, seconds), as_json=args.json)
+    else:
+        print(f"replayed {args.events} in {seconds:.2f}s; outputs in {args.out}", file=sys.stderr)
+    return 0
+
+
+def _generate(args) -> int:
+    from .generate import write_jsonl
+
+    scenario = _scenario(args)
+    if args.out == "-":
+        write_jsonl(scenario, sys.stdout.buffer)
+    else:
+        with open(args.out, "wb") as f:
+            n = write_jsonl(scenario, f)
+        print(f"wrote {n} events to {args.out}", file=sys.stderr)
+    return 0
+
+
+def _scenario(args):
+    from .generate import Scenario
+
+    return Scenario(events=args.events, seed=args.seed, skus=args.skus, stores=args.stores,
+                    malformed_rate=args.malformed_rate)
+
+
+def _demo(args) -> int:
+    from .demo import run_demo
+
+    out = args.out or tempfile.mkdtemp(prefix="stockflow-demo-")
+    run_demo(_scenario(args), _engine_config(args), out, args.chunk_lines, as_json=args.json)
+    return 0
+
+
+def _schema(args) -> int:
+    schema = {"inputs": input_schema(), "outputs": output_schema()}
+    print(json.dumps(schema if args.which == "all" else schema[args.which], indent=2))
+    return 0
+
+
+_COMMANDS = {"replay": _replay, "generate": _generate, "demo": _demo, "schema": _schema}
+
+_READABLE_ERRORS = (OSError, msgspec.ValidationError, ReplayError)
+
+if __name__ == "__main__":
+    sys.exit(main())

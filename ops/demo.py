@@ -1,0 +1,28 @@
+"""The demo: generate a scenario, replay it on the embedded default, summarize the decisions."""
+
+from __future__ import annotations
+
+import os
+import sys
+
+from stockflow.state.config import EngineConfig
+
+from .generate import Scenario, write_jsonl
+from .replay import replay
+from .report import print_summary
+from .summary import summarize
+
+
+def run_demo(scenario: Scenario, config: EngineConfig, out_dir: str, chunk_lines: int,
+             as_json: bool = False) -> None:
+    os.makedirs(out_dir, exist_ok=True)
+    trace = os.path.join(out_dir, "events.jsonl")
+    with open(trace, "wb") as f:
+        n = write_jsonl(scenario, f)
+    if not as_json:
+        print(f"generated {n:,} events (seed {scenario.seed}) -> {trace}", file=sys.stderr)
+    outputs = os.path.join(out_dir, "out")
+    seconds = replay(trace, outputs, config, 1, chunk_lines)
+    print_summary(summarize(trace, outputs, seconds), as_json=as_json)
+    if not as_json:
+        print(f"outputs: {outputs}/<stream>.jsonl", file=sys.stderr)

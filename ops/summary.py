@@ -1,0 +1,109 @@
+"""Decision-quality summary of a replay, read back from its input and its output files."""
+
+from __future__ import annotations
+
+import gzip
+from collections import Counter, defaultdict
+from pathlib import Path
+
+import msgspec
+
+from stockflow.state.events import InputEvent, NodeUpserted, OrderCreated
+from stockflow.state.outputs import DispatchAllocate, OutputEvent
+
+_DECODE_OUT = msgspec.json.Decoder(OutputEvent).decode
+_DECODE_IN = msgspec.json.Decoder(InputEvent).decode
+
+FINAL = ("allocated", "shipped", "returned", "held", "backordered", "rejected", "expired", "cancelled")
+
+
+class Summary(msgspec.Struct, kw_only=True):
+    events: int
+    orders: int
+    lines: int
+    final_status: dict[str, int]
+    split_rate: float  # allocated lines served from more than one node
+    cross_region_rate: float  # allocated units served from another region than the ship-to's
+    oversold_paid_lines: int  # paid lines the engine could not allocate (rejected)
+    shortage_alerts: int
+    dead_letters: int
+    outputs: dict[str, int]
+    seconds: float | None = None
+    events_per_s: float | None = None
+
+
+def open_events(path: str):
+    return gzip.open(path, "rb") if path.endswith(".gz") else open(path, "rb")
+
+
+def read_outputs(out_dir: str | Path, stream: str) -> list:
+    path = Path(out_dir) / f"{stream}.jsonl"
+    if not path.exists():
+        return []
+    with open(path, "rb") as f:
+        return [_DECODE_OUT(line) for line in f if line.strip()]
+
+
+def summarize(events_path: str, out_dir: str, seconds: float | None = None) -> Summary:
+    node_region: dict[str, str] = {}
+    ship_region: dict[tuple[str, str], str] = {}
+    orders: set[str] = set()
+    events = 0
+    with open_events(events_path) as f:
+        for raw in f:
+            if not raw.strip():
+                continue
+            events += 1
+            try:
+                ev = _DECODE_IN(raw)
+            except (msgspec.ValidationError, msgspec.DecodeError):
+                continue
+            if type(ev) is NodeUpserted:
+                node_region[ev.node.id] = ev.node.region
+            elif type(ev) is OrderCreated and ev.order_id not in orders:
+                orders.add(ev.order_id)
+                for line in ev.lines:
+                    ship_region[(ev.order_id, line.line_id)] = ev.ship_to.region
+
+    last: dict[tuple[str, str], object] = {}
+    for st in read_outputs(out_dir, "order-status"):
+        last[(st.order_id, st.line_id)] = st
+    final = Counter(st.status for st in last.values())
+    oversold = sum(1 for st in last.values() if st.status == "rejected" and st.paid)
+
+    net: dict[tuple[str, str], dict[str, int]] = defaultdict(lambda: defaultdict(int))
+    dispatch = read_outputs(out_dir, "dispatch")
+    for cmd in dispatch:
+        sign = 1 if isinstance(cmd, DispatchAllocate) else -1
+        net[(cmd.order_id, cmd.line_id)][cmd.node] += sign * cmd.qty
+    allocated_lines = split = units = cross = 0
+    for key, by_node in net.items():
+        nodes = {n: q for n, q in by_node.items() if q > 0}
+        if not nodes:
+            continue
+        allocated_lines += 1
+        split += len(nodes) > 1
+        for node, qty in nodes.items():
+            units += qty
+            if node_region.get(node) != ship_region.get(key):
+                cross += qty
+
+    counts = {}
+    for stream in ("dispatch", "order-status", "replenishment", "availability", "alerts", "dead-letter"):
+        path = Path(out_dir) / f"{stream}.jsonl"
+        counts[stream] = sum(1 for _ in open(path, "rb")) if path.exists() else 0
+    alerts = read_outputs(out_dir, "alerts")
+    return Summary(
+        events=events,
+        orders=len(orders),
+        lines=len(ship_region),
+        final_status={s: final.get(s, 0) for s in FINAL},
+        split_rate=split / allocated_lines if allocated_lines else 0.0,
+        cross_region_rate=cross / units if units else 0.0,
+        oversold_paid_lines=oversold,
+        shortage_alerts=sum(1 for a in alerts if a.kind == "shortage"),
+        dead_letters=counts["dead-letter"],
+        outputs=counts,
+        seconds=seconds,
+        events_per_s=events / seconds if seconds else None,
+    )

@@ -1,0 +1,1 @@
+"""The domain core: ledger, ATP, holds, sourcing. Pure Python: no Bytewax, Kafka or Redis."""

@@ -1,0 +1,73 @@
+"""The book of one SKU: its positions at every node, its order lines, its backorder queue."""
+
+from __future__ import annotations
+
+import bisect
+
+import msgspec
+
+from .lines import ALLOCATED, HELD, Line
+from .position import Position
+
+
+class SkuBook(msgspec.Struct, array_like=True):
+    positions: dict[str, Position] = {}
+    lines: dict[str, dict[str, Line]] = {}  # order_id -> line_id -> line
+    backorders: list[tuple[int, str, str]] = []  # (seq, order_id, line_id), FIFO by seq
+    published: dict[str, int] = {}  # channel -> availability last emitted
+
+    def position(self, node: str) -> Position:
+        pos = self.positions.get(node)
+        if pos is None:
+            pos = self.positions[node] = Position(inbound={})
+        return pos
+
+    def line(self, order_id: str, line_id: str) -> Line | None:
+        lines = self.lines.get(order_id)
+        return None if lines is None else lines.get(line_id)
+
+    def add_line(self, line: Line) -> None:
+        self.lines.setdefault(line.order_id, {})[line.line_id] = line
+
+    # -- commitments: every change of held/allocated units goes through these two -------
+
+    def commit(self, line: Line, node: str, qty: int) -> None:
+        """Hold or allocate (by the line's status) `qty` units of the line at `node`."""
+        pos = self.position(node)
+        if line.status == HELD:
+            pos.held += qty
+        else:
+            pos.allocated += qty
+        line.parts[node] = line.parts.get(node, 0) + qty
+
+    def uncommit(self, line: Line, node: str, qty: int) -> None:
+        """Give back `qty` of the line's units at `node`."""
+        pos = self.positions[node]
+        if line.status == HELD:
+            pos.held -= qty
+        else:
+            pos.allocated -= qty
+        left = line.parts[node] - qty
+        if left:
+            line.parts[node] = left
+        else:
+            del line.parts[node]
+
+    def convert_to_allocation(self, line: Line) -> None:
+        """A paid held line: its holds become allocations at the same nodes."""
+        for node, qty in line.parts.items():
+            pos = self.positions[node]
+            pos.held -= qty
+            pos.allocated += qty
+        line.status = ALLOCATED
+
+    # -- backorder queue ----------------------------------------------------------------
+
+    def enqueue(self, line: Line) -> None:
+        bisect.insort(self.backorders, (line.seq, line.order_id, line.line_id))
+
+    def dequeue(self, line: Line) -> None:
+        entry = (line.seq, line.order_id, line.line_id)
+        i = bisect.bisect_left(self.backorders, entry)
+        if i < len(self.backorders) and self.backorders[i] == entry:
+            del self.backorders[i]

@@ -1,0 +1,21 @@
+"""The engine's own settings: the rules' knobs, not how it is run."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import msgspec
+from msgspec import Meta
+
+
+class EngineConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    # SKUs are spread over this many ledger buckets (keyed state); fixed for a state's life.
+    buckets: Annotated[int, Meta(ge=1, le=65536)] = 64
+    # Inbound supply whose ETA is within this many seconds of the clock counts as sellable.
+    inbound_horizon_s: Annotated[float, Meta(ge=0)] = 3 * 86400
+    # Event ids are remembered this long (event time) to drop duplicates...
+    dedup_window_s: Annotated[float, Meta(gt=0)] = 86400
+    # ...and at most this many per window, so memory stays bounded under any input.
+    dedup_max_ids: Annotated[int, Meta(ge=1)] = 2_000_000
+    # Orders are remembered this long after creation for payments, cancels and resends.
+    order_retention_s: Annotated[float, Meta(gt=0)] = 30 * 86400

@@ -1,0 +1,81 @@
+"""Builds the outputs of one input event: every output names its cause and event time.
+
+Command ids are derived from the cause and what the command says, so processing the same
+input again yields the same ids.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from .lines import Line
+from .outputs import (
+    Alert,
+    AvailabilityChanged,
+    DispatchAllocate,
+    DispatchRelease,
+    OrderStatus,
+    OutputEvent,
+    ReplenishmentRequested,
+)
+
+
+class Emitter:
+    """Collects outputs for the cause currently being processed."""
+
+    __slots__ = ("out", "cause", "ts")
+
+    def __init__(self) -> None:
+        self.out: list[OutputEvent] = []
+        self.cause = ""
+        self.ts: datetime | None = None
+
+    def set_cause(self, event_id: str, ts: datetime) -> None:
+        self.cause = event_id
+        self.ts = ts
+
+    def drain(self) -> list[OutputEvent]:
+        out, self.out = self.out, []
+        return out
+
+    def status(
+        self, line: Line, sku: str, status: str, qty: int,
+        node: str | None = None, reason: str | None = None,
+    ) -> None:
+        self.out.append(OrderStatus(
+            ts=self.ts, cause=self.cause, order_id=line.order_id, line_id=line.line_id,
+            sku=sku, status=status, qty=qty, node=node, reason=reason, paid=line.paid,
+        ))
+
+    def allocate(self, line: Line, sku: str, node: str, qty: int) -> None:
+        self.out.append(DispatchAllocate(
+            ts=self.ts, cause=self.cause,
+            command_id=f"{self.cause}/allocate/{line.order_id}/{line.line_id}/{node}",
+            order_id=line.order_id, line_id=line.line_id, sku=sku, node=node, qty=qty,
+            channel=line.channel,
+        ))
+
+    def release(self, line: Line, sku: str, node: str, qty: int, reason: str) -> None:
+        self.out.append(DispatchRelease(
+            ts=self.ts, cause=self.cause,
+            command_id=f"{self.cause}/release/{line.order_id}/{line.line_id}/{node}",
+            order_id=line.order_id, line_id=line.line_id, sku=sku, node=node, qty=qty,
+            reason=reason,
+        ))
+
+    def replenish(self, sku: str, node: str, qty: int, from_node: str | None, reason: str) -> None:
+        self.out.append(ReplenishmentRequested(
+            ts=self.ts, cause=self.cause,
+            command_id=f"{self.cause}/replenish/{sku}/{node}",
+            sku=sku, node=node, qty=qty, from_node=from_node, reason=reason,
+        ))
+
+    def alert(self, kind: str, sku: str, detail: str, node: str | None = None) -> None:
+        self.out.append(Alert(
+            ts=self.ts, cause=self.cause, kind=kind, sku=sku, node=node, detail=detail,
+        ))
+
+    def availability(self, sku: str, channel: str, available: int, cause: str, ts: datetime) -> None:
+        self.out.append(AvailabilityChanged(
+            ts=ts, cause=cause, sku=sku, channel=channel, available=available,
+        ))

@@ -1,0 +1,211 @@
+"""Input events of contract v1, declared once as msgspec Structs.
+
+A tagged union on `type`: `msgspec.json.Decoder(InputEvent)` validates a message and
+returns the right Struct, or raises with a readable path (`at $.lines[0].qty`).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Literal, Union
+
+import msgspec
+from msgspec import Meta, Struct
+
+# Shared field types: the ranges in them are the contract's rules, checked at decode.
+Id = Annotated[str, Meta(min_length=1)]
+Ts = Annotated[datetime, Meta(tz=True)]  # RFC 3339 with a zone
+Qty = Annotated[int, Meta(gt=0)]
+Count = Annotated[int, Meta(ge=0)]
+Lat = Annotated[float, Meta(ge=-90, le=90)]
+Lon = Annotated[float, Meta(ge=-180, le=180)]
+
+NodeKind = Literal["dc", "store", "distributor", "platform"]
+SupplyKind = Literal["in_transit", "production", "purchase_order"]
+Fulfillment = Literal["ship", "pickup"]
+
+
+class _Event(Struct, frozen=True, tag_field="type", kw_only=True):
+    event_id: Id
+    ts: Ts
+
+
+# -- master data -------------------------------------------------------------
+
+
+class Node(Struct, frozen=True, kw_only=True):
+    id: Id
+    kind: NodeKind
+    region: str
+    lat: Lat
+    lon: Lon
+    can_ship: bool
+    can_pickup: bool
+    ship_cost: float | None = None
+    active: bool = True
+
+
+class Channel(Struct, frozen=True, kw_only=True):
+    id: Id
+    nodes: Annotated[list[Id], Meta(min_length=1)]  # ["*"] means every node
+    hold_ttl_s: Annotated[float, Meta(gt=0)]
+    allow_split: bool
+    backorder: bool
+    wos_weeks: Annotated[float, Meta(ge=0)] | None = None
+
+    @property
+    def all_nodes(self) -> bool:
+        return "*" in self.nodes
+
+
+class NodeUpserted(_Event, frozen=True, tag="node.upserted"):
+    node: Node
+
+
+class ChannelUpserted(_Event, frozen=True, tag="channel.upserted"):
+    channel: Channel
+
+
+class PolicyUpserted(_Event, frozen=True, tag="policy.upserted"):
+    sku: Id
+    node: Id
+    safety_stock: Count
+    reorder_point: Count | None = None
+    # Optional: the level a replenishment tops ATP back up to (default 2 x reorder_point).
+    order_up_to: Count | None = None
+
+
+# -- supply ------------------------------------------------------------------
+
+
+class StockSnapshot(_Event, frozen=True, tag="stock.snapshot"):
+    sku: Id
+    node: Id
+    on_hand: Count
+    seq: int
+
+
+class StockAdjusted(_Event, frozen=True, tag="stock.adjusted"):
+    sku: Id
+    node: Id
+    delta: int
+    reason: str
+
+
+class SupplyInbound(_Event, frozen=True, tag="supply.inbound"):
+    supply_id: Id
+    sku: Id
+    node: Id
+    qty: Count
+    eta: Ts
+    kind: SupplyKind
+
+
+class SupplyReceived(_Event, frozen=True, tag="supply.received"):
+    supply_id: Id
+    sku: Id
+    node: Id
+    qty: Qty
+
+
+class ShipmentConfirmed(_Event, frozen=True, tag="shipment.confirmed"):
+    order_id: Id
+    line_id: Id
+    sku: Id
+    node: Id
+    qty: Qty
+
+
+# -- demand ------------------------------------------------------------------
+
+
+class OrderLine(Struct, frozen=True, kw_only=True):
+    line_id: Id
+    sku: Id
+    qty: Qty
+
+
+class ShipTo(Struct, frozen=True, kw_only=True):
+    region: str
+    lat: Lat
+    lon: Lon
+
+
+class OrderCreated(_Event, frozen=True, tag="order.created"):
+    order_id: Id
+    channel: Id
+    lines: Annotated[list[OrderLine], Meta(min_length=1)]
+    ship_to: ShipTo
+    fulfillment: Fulfillment
+    paid: bool
+    pickup_node: Id | None = None
+    hold_id: Id | None = None
+
+
+class OrderPaid(_Event, frozen=True, tag="order.paid"):
+    order_id: Id
+
+
+class OrderCancelled(_Event, frozen=True, tag="order.cancelled"):
+    order_id: Id
+    line_ids: list[Id] | None = None
+
+
+class OrderReturned(_Event, frozen=True, tag="order.returned"):
+    order_id: Id
+    line_id: Id
+    sku: Id
+    node: Id
+    qty: Qty
+    restock: bool
+
+
+InputEvent = Union[
+    NodeUpserted,
+    ChannelUpserted,
+    PolicyUpserted,
+    StockSnapshot,
+    StockAdjusted,
+    SupplyInbound,
+    SupplyReceived,
+    ShipmentConfirmed,
+    OrderCreated,
+    OrderPaid,
+    OrderCancelled,
+    OrderReturned,
+]
+
+MASTER_EVENTS = (NodeUpserted, ChannelUpserted)
+ORDER_EVENTS = (OrderCreated, OrderPaid, OrderCancelled)
+
+
+def check_rules(event: InputEvent) -> str | None:
+    """Rules a schema cannot say; returns the reason an event breaks one, else None."""
+    if isinstance(event, OrderCreated):
+        if event.fulfillment == "pickup" and event.pickup_node is None:
+            return "pickup order needs `pickup_node` - at `$.pickup_node`"
+        seen: set[str] = set()
+        for line in event.lines:
+            if line.line_id in seen:
+                return f"duplicate line_id {line.line_id!r} - at `$.lines`"
+            seen.add(line.line_id)
+    return None
+
+
+def epoch_ms(ts: datetime) -> int:
+    """Milliseconds since the epoch: the engine's clock unit."""
+    return int(ts.timestamp() * 1000)
+
+
+def input_schema() -> dict:
+    """JSON Schema of every input event, generated from the types."""
+    return msgspec.json.schema(InputEvent)
+
+
+class Malformed(Struct, frozen=True):
+    """A message that is not an event: it becomes a dead letter with its reason."""
+
+    raw: str
+    error: str
+    source: str  # where it came from: file and line, or topic/partition@offset
+    event_id: str | None = None  # when the message had a readable one

@@ -1,0 +1,319 @@
+"""The ledger of one bucket of SKUs: applies routed events and returns their outputs.
+
+Each SKU's book (positions, lines, backorders) is changed only here, one event at a time, in
+the order the router sent them. After every event the SKU is settled: shortages resolved,
+backorders filled, reorder points checked. Availability is published once per batch.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import msgspec
+
+from .availability import publish_changes
+from .backorders import fill_backorders
+from .book import SkuBook
+from .config import EngineConfig
+from .context import Ctx
+from .emit import Emitter
+from .events import (
+    Channel,
+    ChannelUpserted,
+    Node,
+    NodeUpserted,
+    OrderCancelled,
+    OrderCreated,
+    OrderPaid,
+    OrderReturned,
+    PolicyUpserted,
+    ShipmentConfirmed,
+    StockAdjusted,
+    StockSnapshot,
+    SupplyInbound,
+    SupplyReceived,
+    epoch_ms,
+)
+from .holds import expire_line, pay_line
+from .lifecycle import cancel_line, return_line, ship_line
+from .lines import BACKORDERED, RETURNED, SHIPPED, Line
+from .master import Catalog
+from .outputs import OutputEvent
+from .placement import place_or_queue
+from .position import Inbound
+from .replenishment import check_reorder_point
+from .shortage import resolve_shortage
+from .work import Expire, Forget, Work
+
+
+class Ledger:
+    """All SKUs of one bucket, with its own copy of the master data."""
+
+
+    def __init__(self, config: EngineConfig) -> None:
+        self.config = config
+        self.catalog = Catalog()
+        self.books: dict[str, SkuBook] = {}
+        self.emit = Emitter()
+        self._horizon_ms = int(config.inbound_horizon_s * 1000)
+        self._touched: dict[str, tuple[str, datetime, int]] = {}  # sku -> last cause, ts, clock
+        self._handlers = {
+            NodeUpserted: self._node,
+            ChannelUpserted: self._channel,
+            PolicyUpserted: self._policy,
+            StockSnapshot: self._snapshot,
+            StockAdjusted: self._adjusted,
+            SupplyInbound: self._inbound,
+            SupplyReceived: self._received,
+            ShipmentConfirmed: self._shipment,
+            OrderReturned: self._returned,
+            OrderCreated: self._created,
+            OrderPaid: self._paid,
+            OrderCancelled: self._cancelled,
+            Expire: self._expire,
+            Forget: self._forget,
+        }
+
+    # -- driving ------------------------------------------------------------------------
+
+    def apply_batch(self, items: list[Work]) -> list[OutputEvent]:
+        """Apply routed work in order; returns its outputs, then the availability changes."""
+        for item in items:
+            self.apply(item)
+        self.publish_availability()
+        return self.emit.drain()
+
+    def apply(self, item: Work) -> None:
+        clock_ms, seq, cause, payload, skus = item
+        self.emit.set_cause(cause.event_id, cause.ts)
+        self._handlers[type(payload)](payload, clock_ms, seq, skus)
+
+    def publish_availability(self) -> None:
+        for sku, (cause, ts, clock_ms) in self._touched.items():
+            book = self.books.get(sku)
+            if book is not None:
+                publish_changes(
+                    sku, book, self.catalog, clock_ms + self._horizon_ms, self.emit, cause, ts
+                )
+        self._touched.clear()
+
+    def _ctx(self, sku: str, clock_ms: int) -> Ctx:
+        book = self.books.get(sku)
+        if book is None:
+            book = self.books[sku] = SkuBook()
+        self._touched[sku] = (self.emit.cause, self.emit.ts, clock_ms)
+        return Ctx(sku, book, self.catalog, self.emit, clock_ms + self._horizon_ms)
+
+    def _settle(self, ctx: Ctx, supply_fell: bool = False) -> None:
+        """After an event: no node over-committed, backorders filled, reorder points checked."""
+        positions = ctx.book.positions
+        if supply_fell:
+            for node in list(positions):
+                resolve_shortage(ctx, node)
+        if ctx.supply_rose:
+            fill_backorders(ctx)
+        for node, pos in positions.items():
+            if pos.reorder_point is not None:
+                check_reorder_point(ctx, node)
+
+    # -- master data --------------------------------------------------------------------
+
+    def _node(self, ev: NodeUpserted, clock_ms: int, seq: int, skus) -> None:
+        self.catalog.upsert_node(ev.node)
+        self._touch_all(clock_ms)
+
+    def _channel(self, ev: ChannelUpserted, clock_ms: int, seq: int, skus) -> None:
+        self.catalog.upsert_channel(ev.channel)
+        self._touch_all(clock_ms)
+
+    def _touch_all(self, clock_ms: int) -> None:
+        for sku in self.books:
+            self._touched[sku] = (self.emit.cause, self.emit.ts, clock_ms)
+
+    def _policy(self, ev: PolicyUpserted, clock_ms: int, seq: int, skus) -> None:
+        ctx = self._ctx(ev.sku, clock_ms)
+        pos = ctx.book.position(ev.node)
+        ctx.supply_rose = ev.safety_stock < pos.safety_stock
+        pos.safety_stock = ev.safety_stock
+        pos.reorder_point = ev.reorder_point
+        pos.order_up_to = ev.order_up_to
+        self._settle(ctx)
+
+    # -- supply -------------------------------------------------------------------------
+
+    def _snapshot(self, ev: StockSnapshot, clock_ms: int, seq: int, skus) -> None:
+        ctx = self._ctx(ev.sku, clock_ms)
+        pos = ctx.book.position(ev.node)
+        if pos.seq is not None and ev.seq <= pos.seq:
+            return  # stale: an older count than one already applied
+        if pos.seq is not None and ev.on_hand != pos.on_hand:
+            ctx.emit.alert(
+                "drift", ev.sku,
+                f"snapshot on hand {ev.on_hand} vs ledger {pos.on_hand} "
+                f"({ev.on_hand - pos.on_hand:+d})",
+                ev.node,
+            )
+        change = ev.on_hand - pos.on_hand
+        pos.on_hand = ev.on_hand
+        pos.seq = ev.seq
+        ctx.supply_rose = change > 0
+        self._settle(ctx, supply_fell=change < 0)
+
+    def _adjusted(self, ev: StockAdjusted, clock_ms: int, seq: int, skus) -> None:
+        ctx = self._ctx(ev.sku, clock_ms)
+        pos = ctx.book.position(ev.node)
+        self._change_on_hand(ctx, ev.node, ev.delta)
+        self._settle(ctx, supply_fell=ev.delta < 0)
+
+    def _change_on_hand(self, ctx: Ctx, node: str, delta: int) -> None:
+        """On hand moves by `delta` but never below zero: a count below zero is drift."""
+        pos = ctx.book.position(node)
+        if pos.on_hand + delta < 0:
+            ctx.emit.alert(
+                "drift", ctx.sku,
+                f"on hand {pos.on_hand} {delta:+d} would be negative; set to 0", node,
+            )
+            delta = -pos.on_hand
+        pos.on_hand += delta
+        if delta > 0:
+            ctx.supply_rose = True
+
+    def _inbound(self, ev: SupplyInbound, clock_ms: int, seq: int, skus) -> None:
+        ctx = self._ctx(ev.sku, clock_ms)
+        pos = ctx.book.position(ev.node)
+        before = pos.inbound.get(ev.supply_id)
+        if ev.qty:
+            pos.inbound[ev.supply_id] = Inbound(ev.qty, epoch_ms(ev.eta), ev.kind)
+        else:
+            pos.inbound.pop(ev.supply_id, None)
+        old_qty = before.qty if before is not None else 0
+        ctx.supply_rose = ev.qty > 0
+        self._settle(ctx, supply_fell=ev.qty < old_qty)
+
+    def _received(self, ev: SupplyReceived, clock_ms: int, seq: int, skus) -> None:
+        ctx = self._ctx(ev.sku, clock_ms)
+        pos = ctx.book.position(ev.node)
+        inbound = pos.inbound.get(ev.supply_id)
+        if inbound is not None:
+            inbound.qty -= min(ev.qty, inbound.qty)
+            if inbound.qty == 0:
+                del pos.inbound[ev.supply_id]
+        pos.on_hand += ev.qty
+        ctx.supply_rose = True  # received stock is sellable now, whatever its ETA said
+        self._settle(ctx)
+
+    def _shipment(self, ev: ShipmentConfirmed, clock_ms: int, seq: int, skus) -> None:
+        ctx = self._ctx(ev.sku, clock_ms)
+        line = ctx.book.line(ev.order_id, ev.line_id)
+        consumed = ship_line(ctx, line, ev.node, ev.qty)
+        self._change_on_hand(ctx, ev.node, -ev.qty)
+        ctx.emit.status(
+            line or _unknown_line(ev.order_id, ev.line_id), ev.sku, SHIPPED, ev.qty, ev.node,
+            reason=None if consumed == ev.qty else "shipped_beyond_allocation",
+        )
+        self._settle(ctx, supply_fell=consumed < ev.qty)
+
+    def _returned(self, ev: OrderReturned, clock_ms: int, seq: int, skus) -> None:
+        ctx = self._ctx(ev.sku, clock_ms)
+        line = ctx.book.line(ev.order_id, ev.line_id)
+        return_line(line)
+        if ev.restock:
+            self._change_on_hand(ctx, ev.node, ev.qty)
+        ctx.emit.status(
+            line or _unknown_line(ev.order_id, ev.line_id), ev.sku, RETURNED, ev.qty, ev.node,
+            reason="restocked" if ev.restock else "not_restocked",
+        )
+        self._settle(ctx)
+
+    # -- demand -------------------------------------------------------------------------
+
+    def _created(self, ev: OrderCreated, clock_ms: int, seq: int, skus) -> None:
+        channel = self.catalog.channels.get(ev.channel)
+        deadline = None
+        if not ev.paid and channel is not None:
+            deadline = clock_ms + int(channel.hold_ttl_s * 1000)  # as the router schedules it
+        ship_to = ev.ship_to
+        for ol in ev.lines:
+            if ol.sku not in skus:  # another bucket's line
+                continue
+            ctx = self._ctx(ol.sku, clock_ms)
+            if ctx.book.line(ev.order_id, ol.line_id) is not None:
+                continue
+            line = Line(
+                order_id=ev.order_id, line_id=ol.line_id, qty=ol.qty, channel=ev.channel,
+                region=ship_to.region, lat=ship_to.lat, lon=ship_to.lon,
+                fulfillment=ev.fulfillment, pickup_node=ev.pickup_node, paid=ev.paid,
+                seq=seq, deadline_ms=deadline,
+            )
+            ctx.book.add_line(line)
+            place_or_queue(ctx, line)
+            self._settle(ctx)
+
+    def _order_lines(self, order_id: str, skus, clock_ms: int):
+        """(ctx, line) for every line of the order in this bucket, in line order."""
+        for sku in skus or ():
+            ctx = self._ctx(sku, clock_ms)
+            lines = ctx.book.lines.get(order_id)
+            if lines:
+                for line in list(lines.values()):
+                    yield ctx, line
+
+    def _paid(self, ev: OrderPaid, clock_ms: int, seq: int, skus) -> None:
+        for ctx, line in self._order_lines(ev.order_id, skus, clock_ms):
+            pay_line(ctx, line)
+            self._settle(ctx)
+
+    def _cancelled(self, ev: OrderCancelled, clock_ms: int, seq: int, skus) -> None:
+        only = set(ev.line_ids) if ev.line_ids is not None else None
+        for ctx, line in self._order_lines(ev.order_id, skus, clock_ms):
+            if only is None or line.line_id in only:
+                cancel_line(ctx, line)
+                self._settle(ctx)
+
+    def _expire(self, cmd: Expire, clock_ms: int, seq: int, skus) -> None:
+        for ctx, line in self._order_lines(cmd.order_id, skus, clock_ms):
+            expire_line(ctx, line)
+            self._settle(ctx)
+
+    def _forget(self, cmd: Forget, clock_ms: int, seq: int, skus) -> None:
+        for sku in skus or ():
+            book = self.books.get(sku)
+            lines = book.lines.get(cmd.order_id) if book is not None else None
+            if not lines:
+                continue
+            for line_id, line in list(lines.items()):
+                if not line.parts and line.status != BACKORDERED:
+                    del lines[line_id]
+            if not lines:
+                del book.lines[cmd.order_id]
+
+    # -- state --------------------------------------------------------------------------
+
+    def snapshot(self) -> bytes:
+        """The bucket's whole state as msgpack: compact, and immutable once taken."""
+        return _ENCODER.encode(_Snapshot(catalog=self.catalog.snapshot(), books=self.books))
+
+    @classmethod
+    def restore(cls, data: bytes, config: EngineConfig) -> "Ledger":
+        snap = _DECODER.decode(data)
+        ledger = cls(config)
+        ledger.catalog = Catalog.restore(*snap.catalog)
+        ledger.books = snap.books
+        return ledger
+
+
+def _unknown_line(order_id: str, line_id: str) -> Line:
+    """A stand-in for a line the ledger never saw (shipped or returned outside the engine)."""
+    return Line(
+        order_id=order_id, line_id=line_id, qty=0, channel="", region="", lat=0.0, lon=0.0,
+        fulfillment="ship", pickup_node=None, paid=True, seq=-1, deadline_ms=None,
+    )
+
+
+class _Snapshot(msgspec.Struct, array_like=True):
+    catalog: tuple[list[Node], list[Channel]]
+    books: dict[str, SkuBook]
+
+
+_ENCODER = msgspec.msgpack.Encoder()
+_DECODER = msgspec.msgpack.Decoder(_Snapshot)

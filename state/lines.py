@@ -1,0 +1,46 @@
+"""An order line as the ledger of its SKU sees it: what it asked for and where it stands."""
+
+from __future__ import annotations
+
+import msgspec
+
+# Where a line can stand. `held` and `allocated` lines own `parts` (node -> units) at nodes.
+HELD = "held"
+ALLOCATED = "allocated"
+BACKORDERED = "backordered"
+REJECTED = "rejected"
+EXPIRED = "expired"
+CANCELLED = "cancelled"
+SHIPPED = "shipped"
+RETURNED = "returned"
+
+# States a payment revives: the line tries a fresh allocation.
+REVIVABLE = frozenset({REJECTED, EXPIRED})
+# States a cancellation still changes.
+CANCELLABLE = frozenset({HELD, ALLOCATED, BACKORDERED, REJECTED, EXPIRED})
+
+
+class Line(msgspec.Struct, array_like=True):
+    order_id: str
+    line_id: str
+    qty: int
+    channel: str
+    region: str
+    lat: float
+    lon: float
+    fulfillment: str
+    pickup_node: str | None
+    paid: bool
+    seq: int  # input position of its order: FIFO order for backorders and shortage victims
+    deadline_ms: int | None  # when an unpaid line's hold expires
+    status: str = BACKORDERED
+    parts: dict[str, int] = {}  # node -> units held or allocated (by `status`)
+    shipped: int = 0
+
+    @property
+    def key(self) -> tuple[str, str]:
+        return (self.order_id, self.line_id)
+
+    @property
+    def committed(self) -> int:
+        return sum(self.parts.values())

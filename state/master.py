@@ -1,0 +1,61 @@
+"""Master data: nodes and channels (the latest upsert wins), and which nodes serve what."""
+
+from __future__ import annotations
+
+from .events import Channel, Node
+
+
+class Catalog:
+    """Nodes and channels, with the eligible-node sets that sourcing asks for, cached."""
+
+    __slots__ = ("nodes", "channels", "_members")
+
+    def __init__(self) -> None:
+        self.nodes: dict[str, Node] = {}
+        self.channels: dict[str, Channel] = {}
+        self._members: dict[str, frozenset[str]] = {}
+
+    def upsert_node(self, node: Node) -> None:
+        self.nodes[node.id] = node
+        self._members.clear()
+
+    def upsert_channel(self, channel: Channel) -> None:
+        self.channels[channel.id] = channel
+        self._members.clear()
+
+    def channel_nodes(self, channel_id: str) -> frozenset[str]:
+        """Ids of the active nodes a channel sells from (its 'virtual total warehouse')."""
+        members = self._members.get(channel_id)
+        if members is None:
+            channel = self.channels.get(channel_id)
+            if channel is None:
+                members = frozenset()
+            else:
+                wanted = None if channel.all_nodes else set(channel.nodes)
+                members = frozenset(
+                    n.id for n in self.nodes.values()
+                    if n.active and (wanted is None or n.id in wanted)
+                )
+            self._members[channel_id] = members
+        return members
+
+    def can_fulfil(self, node_id: str, fulfillment: str, pickup_node: str | None) -> bool:
+        """Whether a node has the capability a line needs: ship, or pickup at that store only."""
+        node = self.nodes.get(node_id)
+        if node is None:
+            return False
+        if fulfillment == "pickup":
+            return node.can_pickup and node_id == pickup_node
+        return node.can_ship
+
+    def snapshot(self) -> tuple[list[Node], list[Channel]]:
+        return list(self.nodes.values()), list(self.channels.values())
+
+    @classmethod
+    def restore(cls, nodes: list[Node], channels: list[Channel]) -> "Catalog":
+        catalog = cls()
+        for node in nodes:
+            catalog.nodes[node.id] = node
+        for channel in channels:
+            catalog.channels[channel.id] = channel
+        return catalog

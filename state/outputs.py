@@ -1,0 +1,114 @@
+"""Output events of contract v1, and the stream each one is written to.
+
+Every output names its `cause` (the input `event_id` whose processing produced it) and the
+event time `ts` of that cause. Commands carry a `command_id` derived from the input alone, so
+reprocessing the same input yields the same ids and consumers can drop duplicates.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Literal, Union
+
+import msgspec
+from msgspec import Struct
+
+LineStatus = Literal[
+    "held", "allocated", "backordered", "rejected", "expired", "cancelled", "shipped", "returned"
+]
+AlertKind = Literal["low_stock", "shortage", "slow_mover", "drift"]
+
+
+class _Output(Struct, frozen=True, tag_field="type", kw_only=True):
+    ts: datetime
+    cause: str
+
+
+class DispatchAllocate(_Output, frozen=True, tag="dispatch.allocate"):
+    command_id: str
+    order_id: str
+    line_id: str
+    sku: str
+    node: str
+    qty: int
+    channel: str
+
+
+class DispatchRelease(_Output, frozen=True, tag="dispatch.release"):
+    command_id: str
+    order_id: str
+    line_id: str
+    sku: str
+    node: str
+    qty: int
+    reason: str
+
+
+class OrderStatus(_Output, frozen=True, tag="order.status"):
+    order_id: str
+    line_id: str
+    sku: str
+    status: LineStatus
+    qty: int
+    node: str | None = None
+    # Optional, added by stockflow: why a line was rejected, expired or released.
+    reason: str | None = None
+    paid: bool | None = None
+
+
+class ReplenishmentRequested(_Output, frozen=True, tag="replenishment.requested"):
+    command_id: str
+    sku: str
+    node: str
+    qty: int
+    reason: str
+    from_node: str | None = None
+
+
+class AvailabilityChanged(_Output, frozen=True, tag="availability.changed"):
+    sku: str
+    channel: str
+    available: int
+
+
+class Alert(_Output, frozen=True, tag="alert"):
+    kind: AlertKind
+    sku: str
+    detail: str
+    node: str | None = None
+
+
+class DeadLetter(_Output, frozen=True, tag="dead_letter"):
+    raw: str
+    error: str
+    source: str
+
+
+OutputEvent = Union[
+    DispatchAllocate,
+    DispatchRelease,
+    OrderStatus,
+    ReplenishmentRequested,
+    AvailabilityChanged,
+    Alert,
+    DeadLetter,
+]
+
+# Stream name (Kafka topic `stockflow.<stream>`, file `<stream>.jsonl`) of each output type.
+STREAM_OF: dict[type, str] = {
+    DispatchAllocate: "dispatch",
+    DispatchRelease: "dispatch",
+    OrderStatus: "order-status",
+    ReplenishmentRequested: "replenishment",
+    AvailabilityChanged: "availability",
+    Alert: "alerts",
+    DeadLetter: "dead-letter",
+}
+STREAMS: tuple[str, ...] = (
+    "dispatch", "order-status", "replenishment", "availability", "alerts", "dead-letter"
+)
+
+
+def output_schema() -> dict:
+    """JSON Schema of every output event, generated from the types."""
+    return msgspec.json.schema(OutputEvent)

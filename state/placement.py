@@ -1,0 +1,65 @@
+"""Placing an order line: source it, then hold it (unpaid) or allocate it (paid).
+
+A line that cannot be filled is queued when its channel takes backorders, else rejected.
+"""
+
+from __future__ import annotations
+
+from .context import Ctx
+from .lines import ALLOCATED, BACKORDERED, HELD, REJECTED, Line
+from .sourcing import Parts, source_line, why_unfilled
+
+
+def place(ctx: Ctx, line: Line, exclude: str | None = None) -> bool:
+    """Try to fill the whole line; on success commit it and emit its commands and status."""
+    parts = source_line(line, line.qty, ctx.book.positions, ctx.catalog, ctx.until_ms, exclude)
+    if parts is None:
+        return False
+    line.status = ALLOCATED if line.paid else HELD
+    add_parts(ctx, line, parts)
+    return True
+
+
+def add_parts(ctx: Ctx, line: Line, parts: Parts) -> None:
+    """Commit more units of a held or allocated line, and tell the world."""
+    for node, qty in parts:
+        ctx.book.commit(line, node, qty)
+    if line.status == ALLOCATED:
+        for node, qty in parts:
+            ctx.emit.allocate(line, ctx.sku, node, qty)
+            ctx.emit.status(line, ctx.sku, ALLOCATED, qty, node)
+    else:
+        emit_holds(ctx, line)
+
+
+def emit_holds(ctx: Ctx, line: Line) -> None:
+    """A `held` status for every hold the line now has: together they are its whole picture."""
+    for node, qty in line.parts.items():
+        ctx.emit.status(line, ctx.sku, HELD, qty, node)
+
+
+def place_or_queue(ctx: Ctx, line: Line) -> None:
+    if not place(ctx, line):
+        queue_or_reject(ctx, line, why_unfilled(line, ctx.catalog))
+
+
+def queue_or_reject(ctx: Ctx, line: Line, reason: str) -> None:
+    """A line without stock: the backorder queue if its channel takes backorders."""
+    channel = ctx.catalog.channels.get(line.channel)
+    if channel is not None and channel.backorder and reason != "no_eligible_node":
+        line.status = BACKORDERED
+        ctx.book.enqueue(line)
+        ctx.emit.status(line, ctx.sku, BACKORDERED, line.qty, reason=reason)
+    else:
+        line.status = REJECTED
+        ctx.emit.status(line, ctx.sku, REJECTED, line.qty, reason=reason)
+
+
+def release_all(ctx: Ctx, line: Line, reason: str) -> None:
+    """Give back every unit the line holds or has allocated (a release per allocation)."""
+    allocated = line.status == ALLOCATED
+    for node, qty in list(line.parts.items()):
+        ctx.book.uncommit(line, node, qty)
+        if allocated:
+            ctx.emit.release(line, ctx.sku, node, qty, reason)
+    ctx.supply_rose = True

@@ -1,0 +1,49 @@
+"""Replenishment: a node whose ATP falls below its reorder point asks for stock, once.
+
+The request tops ATP back up to the policy's `order_up_to` (default twice the reorder point):
+a transfer from the nearest node whose surplus (ATP above its own reorder point) covers it,
+else a purchase. No repeat while that request is open; it closes when ATP is back at or above
+the reorder point.
+"""
+
+from __future__ import annotations
+
+from .context import Ctx
+from .geo import haversine_km
+
+
+def check_reorder_point(ctx: Ctx, node: str) -> None:
+    pos = ctx.book.positions.get(node)
+    if pos is None or pos.reorder_point is None:
+        return
+    atp = pos.atp(ctx.until_ms)
+    if atp >= pos.reorder_point:
+        pos.replenishing = False
+        return
+    if pos.replenishing:
+        return
+    pos.replenishing = True
+    target = pos.order_up_to if pos.order_up_to is not None else 2 * pos.reorder_point
+    qty = max(1, target - atp)
+    source = _transfer_source(ctx, node, qty)
+    reason = f"atp {atp} below reorder point {pos.reorder_point}"
+    ctx.emit.replenish(ctx.sku, node, qty, source, reason)
+    ctx.emit.alert("low_stock", ctx.sku, reason, node)
+
+
+def _transfer_source(ctx: Ctx, node: str, qty: int) -> str | None:
+    here = ctx.catalog.nodes.get(node)
+    if here is None:
+        return None
+    best: tuple | None = None
+    for other_id, other in ctx.book.positions.items():
+        other_node = ctx.catalog.nodes.get(other_id)
+        if other_id == node or other_node is None or not other_node.active:
+            continue
+        surplus = other.atp(ctx.until_ms) - (other.reorder_point or 0)
+        if surplus < qty:
+            continue
+        key = (haversine_km(here.lat, here.lon, other_node.lat, other_node.lon), -surplus, other_id)
+        if best is None or key < best:
+            best = key
+    return None if best is None else best[2]

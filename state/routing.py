@@ -1,0 +1,156 @@
+"""The router: one per input partition, it sees every event of that partition in order.
+
+It keeps what needs the whole partition's view, and hands each ledger bucket its share:
+- the engine's clock (highest event time seen) and each event's input position;
+- duplicates (same `event_id`, or an `order.created` for a known order) stop here;
+- which SKUs an order touches, so `order.paid` / `order.cancelled` reach the right buckets;
+- hold deadlines: when the clock passes one, the order's buckets get an `Expire`;
+- master data (nodes, channels) goes to every bucket, so each can source on its own;
+- malformed messages become dead letters.
+
+Because one router feeds every bucket through one ordered channel per worker, each bucket sees
+its events in input order however many workers run: the outputs do not depend on them.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from datetime import datetime, timezone
+
+from .config import EngineConfig
+from .dedup import RecentIds
+from .events import (
+    ChannelUpserted,
+    Malformed,
+    NodeUpserted,
+    OrderCancelled,
+    OrderCreated,
+    OrderPaid,
+    epoch_ms,
+)
+from .holds import HoldDeadlines
+from .outputs import DeadLetter
+from .work import Expire, Forget, Work, bucket_of
+
+EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+
+
+class Router:
+    def __init__(self, config: EngineConfig) -> None:
+        self.config = config
+        self.buckets = config.buckets
+        self.clock_ms = 0
+        self.clock_ts = EPOCH
+        self.seq = 0
+        self.recent = RecentIds(int(config.dedup_window_s * 1000), config.dedup_max_ids)
+        self.orders: dict[str, tuple[str, ...]] = {}  # order_id -> its SKUs
+        self.order_ages: deque[tuple[int, str]] = deque()  # (created clock, order_id)
+        self.deadlines = HoldDeadlines()
+        self.hold_ttl_ms: dict[str, int] = {}  # channel -> hold life
+        self.duplicates = 0
+        self.orphans = 0  # payments or cancels for orders never seen
+        self._retention_ms = int(config.order_retention_s * 1000)
+        self._bucket_cache: dict[str, int] = {}
+
+    def bucket(self, sku: str) -> int:
+        b = self._bucket_cache.get(sku)
+        if b is None:
+            b = self._bucket_cache[sku] = bucket_of(sku, self.buckets)
+        return b
+
+    def route(self, items: list) -> tuple[dict[int, list[Work]], list[DeadLetter]]:
+        """Route decoded events (and `Malformed` messages) in input order.
+
+        Returns the work for each bucket, in order, and the dead letters.
+        """
+        work: dict[int, list[Work]] = {}
+        dead: list[DeadLetter] = []
+        for item in items:
+            if type(item) is Malformed:
+                dead.append(DeadLetter(
+                    ts=self.clock_ts, cause=item.event_id or item.source,
+                    raw=item.raw, error=item.error, source=item.source,
+                ))
+                continue
+            ts_ms = epoch_ms(item.ts)
+            if self.recent.seen(item.event_id, max(ts_ms, self.clock_ms)):
+                self.duplicates += 1
+                continue
+            self.seq += 1
+            if ts_ms > self.clock_ms:
+                self.clock_ms, self.clock_ts = ts_ms, item.ts
+                self._on_clock(item, work)
+            self._route_event(item, work)
+        return work, dead
+
+    def advance(self, now_ms: int, cause) -> dict[int, list[Work]]:
+        """Move the clock without an event (wall-clock time in live mode)."""
+        work: dict[int, list[Work]] = {}
+        if now_ms > self.clock_ms:
+            self.clock_ms = now_ms
+            self._on_clock(cause, work)
+        return work
+
+    # -- internals ----------------------------------------------------------------------
+
+    def _send(self, work: dict[int, list[Work]], bucket: int, item: Work) -> None:
+        lst = work.get(bucket)
+        if lst is None:
+            work[bucket] = [item]
+        else:
+            lst.append(item)
+
+    def _to_order_buckets(self, work, cause, payload, skus: tuple[str, ...]) -> None:
+        by_bucket: dict[int, list[str]] = {}
+        for sku in skus:
+            by_bucket.setdefault(self.bucket(sku), []).append(sku)
+        for b, bucket_skus in by_bucket.items():
+            self._send(work, b, (self.clock_ms, self.seq, cause, payload, tuple(bucket_skus)))
+
+    def _on_clock(self, cause, work) -> None:
+        """The clock moved: expire holds that are due, forget orders past retention."""
+        for order_id in self.deadlines.due(self.clock_ms):
+            skus = self.orders.get(order_id)
+            if skus:
+                self._to_order_buckets(work, cause, Expire(order_id), skus)
+        horizon = self.clock_ms - self._retention_ms
+        ages = self.order_ages
+        while ages and ages[0][0] < horizon:
+            _, order_id = ages.popleft()
+            skus = self.orders.pop(order_id, None)
+            self.deadlines.settle(order_id)
+            if skus:
+                self._to_order_buckets(work, cause, Forget(order_id), skus)
+
+    def _route_event(self, ev, work) -> None:
+        t = type(ev)
+        if t is OrderCreated:
+            self._created(ev, work)
+        elif t is OrderPaid or t is OrderCancelled:
+            skus = self.orders.get(ev.order_id)
+            if skus is None:
+                self.orphans += 1
+                return
+            if t is OrderPaid or ev.line_ids is None:
+                self.deadlines.settle(ev.order_id)
+            self._to_order_buckets(work, ev, ev, skus)
+        elif t is NodeUpserted or t is ChannelUpserted:
+            if t is ChannelUpserted:
+                self.hold_ttl_ms[ev.channel.id] = int(ev.channel.hold_ttl_s * 1000)
+            item = (self.clock_ms, self.seq, ev, ev, None)
+            for b in range(self.buckets):
+                self._send(work, b, item)
+        else:  # every other event names its SKU
+            self._send(work, self.bucket(ev.sku), (self.clock_ms, self.seq, ev, ev, None))
+
+    def _created(self, ev: OrderCreated, work) -> None:
+        if ev.order_id in self.orders:
+            self.duplicates += 1  # a channel resending the order under a new event_id
+            return
+        skus = tuple(dict.fromkeys(line.sku for line in ev.lines))
+        self.orders[ev.order_id] = skus
+        self.order_ages.append((self.clock_ms, ev.order_id))
+        self._to_order_buckets(work, ev, ev, skus)
+        ttl = self.hold_ttl_ms.get(ev.channel)
+        if not ev.paid and ttl is not None:
+            self.deadlines.schedule(ev.order_id, self.clock_ms + ttl)

@@ -1,0 +1,35 @@
+"""What the router hands a ledger bucket: events, stamped with the clock and input position.
+
+A work item is a tuple `(clock_ms, seq, cause, payload, skus)`:
+- `clock_ms`: the engine's clock (highest event time seen) when the item was routed;
+- `seq`: the position of the cause in its input partition (orders' FIFO rank);
+- `cause`: the input event whose processing this is (its `event_id` and `ts` go on outputs);
+- `payload`: the event itself, or an `Expire` / `Forget` the router derived from it;
+- `skus`: for order events, the SKUs of the order that live in the receiving bucket.
+"""
+
+from __future__ import annotations
+
+import zlib
+from typing import Any
+
+import msgspec
+
+Work = tuple[int, int, Any, Any, tuple[str, ...] | None]
+
+
+class Expire(msgspec.Struct, frozen=True, array_like=True):
+    """The order's hold deadline passed while it was unpaid."""
+
+    order_id: str
+
+
+class Forget(msgspec.Struct, frozen=True, array_like=True):
+    """The order left the retention window: lines that hold nothing may be dropped."""
+
+    order_id: str
+
+
+def bucket_of(sku: str, buckets: int) -> int:
+    """The ledger bucket that owns a SKU: stable across processes and restarts."""
+    return zlib.crc32(sku.encode()) % buckets
