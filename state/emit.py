@@ -23,16 +23,28 @@ from .outputs import (
 class Emitter:
     """Collects outputs for the cause currently being processed."""
 
-    __slots__ = ("out", "cause", "ts")
+    __slots__ = ("out", "cause", "ts", "_ids")
 
     def __init__(self) -> None:
         self.out: list[OutputEvent] = []
         self.cause = ""
         self.ts: datetime | None = None
+        self._ids: set[str] = set()  # command ids given under the current cause
 
     def set_cause(self, event_id: str, ts: datetime) -> None:
         self.cause = event_id
         self.ts = ts
+        self._ids.clear()
+
+    def _command_id(self, what: str) -> str:
+        """`<cause>/<what>`, numbered if one cause issues the same command twice."""
+        command_id = f"{self.cause}/{what}"
+        n = 1
+        while command_id in self._ids:
+            n += 1
+            command_id = f"{self.cause}/{what}#{n}"
+        self._ids.add(command_id)
+        return command_id
 
     def drain(self) -> list[OutputEvent]:
         out, self.out = self.out, []
@@ -50,7 +62,7 @@ class Emitter:
     def allocate(self, line: Line, sku: str, node: str, qty: int) -> None:
         self.out.append(DispatchAllocate(
             ts=self.ts, cause=self.cause,
-            command_id=f"{self.cause}/allocate/{line.order_id}/{line.line_id}/{node}",
+            command_id=self._command_id(f"allocate/{line.order_id}/{line.line_id}/{node}"),
             order_id=line.order_id, line_id=line.line_id, sku=sku, node=node, qty=qty,
             channel=line.channel,
         ))
@@ -58,7 +70,7 @@ class Emitter:
     def release(self, line: Line, sku: str, node: str, qty: int, reason: str) -> None:
         self.out.append(DispatchRelease(
             ts=self.ts, cause=self.cause,
-            command_id=f"{self.cause}/release/{line.order_id}/{line.line_id}/{node}",
+            command_id=self._command_id(f"release/{line.order_id}/{line.line_id}/{node}"),
             order_id=line.order_id, line_id=line.line_id, sku=sku, node=node, qty=qty,
             reason=reason,
         ))
@@ -66,7 +78,7 @@ class Emitter:
     def replenish(self, sku: str, node: str, qty: int, from_node: str | None, reason: str) -> None:
         self.out.append(ReplenishmentRequested(
             ts=self.ts, cause=self.cause,
-            command_id=f"{self.cause}/replenish/{sku}/{node}",
+            command_id=self._command_id(f"replenish/{sku}/{node}"),
             sku=sku, node=node, qty=qty, from_node=from_node, reason=reason,
         ))
 

@@ -39,6 +39,11 @@ class Position(msgspec.Struct, array_like=True):
         return self.on_hand + self.inbound_qty
 
     @property
+    def reported(self) -> bool:
+        """Whether any supply was ever reported here (a count, a change, an inbound)."""
+        return self.seq is not None or self.on_hand != 0 or bool(self.inbound)
+
+    @property
     def committed(self) -> int:
         return self.held + self.allocated
 

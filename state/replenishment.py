@@ -14,8 +14,8 @@ from .geo import haversine_km
 
 def check_reorder_point(ctx: Ctx, node: str) -> None:
     pos = ctx.book.positions.get(node)
-    if pos is None or pos.reorder_point is None:
-        return
+    if pos is None or pos.reorder_point is None or not pos.reported:
+        return  # a node whose stock was never reported has nothing to judge yet
     atp = pos.atp(ctx.until_ms)
     if atp >= pos.reorder_point:
         pos.replenishing = False

@@ -48,20 +48,20 @@ def _victims(ctx: Ctx, node: str) -> list[Line]:
 
 def _take_back(ctx: Ctx, line: Line, node: str, short: int) -> int:
     """Move (part of) the line's units at `node` elsewhere; returns the units given back."""
+    book = ctx.book
     channel = ctx.catalog.channels.get(line.channel)
     splittable = channel is not None and channel.allow_split and line.fulfillment == "ship"
     here = line.parts[node]
     qty = min(here, short) if splittable else here
-    ctx.book.uncommit(line, node, qty)
-    if line.status == ALLOCATED:
-        ctx.emit.release(line, ctx.sku, node, qty, "shortage")
-    want = qty if splittable else line.qty
-    if not splittable:
-        release_all(ctx, line, "shortage")  # a line that may not split moves whole
-    parts = source_line(line, want, ctx.book.positions, ctx.catalog, ctx.until_ms, exclude=node)
-    if parts is not None:
+    book.uncommit(line, node, qty)  # as if given back, to look for the units elsewhere
+    want = qty if splittable else line.qty - line.committed  # a line that may not split moves whole
+    parts = source_line(line, want, book.positions, ctx.catalog, ctx.until_ms, exclude=node)
+    if parts is not None and (splittable or not line.parts):
+        if line.status == ALLOCATED:
+            ctx.emit.release(line, ctx.sku, node, qty, "shortage")
         add_parts(ctx, line, parts)
     else:
+        book.commit(line, node, qty)
         release_all(ctx, line, "shortage")
         queue_or_reject(ctx, line, "shortage")
     return qty

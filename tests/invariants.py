@@ -1,0 +1,175 @@
+"""The contract's promise, checked from the outside: input events and outputs only.
+
+`Auditor` rebuilds supply per SKU and node from the inputs, and commitments per order line
+from the outputs (held statuses, dispatch.allocate / dispatch.release, shipments), then checks
+after every input event and the outputs it caused:
+- no node has holds + allocations - shipments above on hand + inbound supply;
+- no line has more units committed than it asked for, nor a negative allocation;
+and, over a whole run: every order line ended with a status, command ids are unique, every
+output names a cause that was an input. The same checks serve the replay, dataflow and live tests.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+
+from stockflow.state.events import (
+    OrderCreated,
+    OrderReturned,
+    ShipmentConfirmed,
+    StockAdjusted,
+    StockSnapshot,
+    SupplyInbound,
+    SupplyReceived,
+)
+from stockflow.state.outputs import DeadLetter, DispatchAllocate, DispatchRelease, OrderStatus
+
+LineKey = tuple[str, str]
+SkuNode = tuple[str, str]
+
+
+class PromiseBroken(AssertionError):
+    pass
+
+
+class Auditor:
+    def __init__(self) -> None:
+        self.on_hand: dict[SkuNode, int] = defaultdict(int)
+        self.seq: dict[SkuNode, int] = {}
+        self.inbound: dict[SkuNode, dict[str, int]] = defaultdict(dict)
+        self.holds: dict[LineKey, dict[str, int]] = defaultdict(dict)
+        self.allocs: dict[LineKey, dict[str, int]] = defaultdict(lambda: defaultdict(int))
+        self.line_sku: dict[LineKey, str] = {}
+        self.line_qty: dict[LineKey, int] = {}
+        self.orders: set[str] = set()
+        self.seen: set[str] = set()
+        self.statuses: dict[LineKey, list[str]] = defaultdict(list)
+        self.command_ids: set[str] = set()
+        self.events_checked = 0
+
+    # -- inputs -------------------------------------------------------------------------
+
+    def apply_input(self, ev) -> bool:
+        """Apply an input's effect on supply; False for a duplicate the engine must ignore."""
+        if ev.event_id in self.seen:
+            return False
+        self.seen.add(ev.event_id)
+        t = type(ev)
+        if t is StockSnapshot:
+            key = (ev.sku, ev.node)
+            if key not in self.seq or ev.seq > self.seq[key]:
+                self.seq[key] = ev.seq
+                self.on_hand[key] = ev.on_hand
+        elif t is StockAdjusted:
+            key = (ev.sku, ev.node)
+            self.on_hand[key] = max(0, self.on_hand[key] + ev.delta)
+        elif t is SupplyInbound:
+            inbound = self.inbound[(ev.sku, ev.node)]
+            if ev.qty:
+                inbound[ev.supply_id] = ev.qty
+            else:
+                inbound.pop(ev.supply_id, None)
+        elif t is SupplyReceived:
+            key = (ev.sku, ev.node)
+            inbound = self.inbound[key]
+            if ev.supply_id in inbound:
+                inbound[ev.supply_id] -= min(ev.qty, inbound[ev.supply_id])
+            self.on_hand[key] += ev.qty
+        elif t is ShipmentConfirmed:
+            key = (ev.sku, ev.node)
+            self.on_hand[key] = max(0, self.on_hand[key] - ev.qty)
+            line = (ev.order_id, ev.line_id)
+            alloc = self.allocs.get(line) if self.line_sku.get(line) == ev.sku else None
+            if alloc is not None and alloc.get(ev.node, 0) > 0:
+                alloc[ev.node] -= min(ev.qty, alloc[ev.node])
+        elif t is OrderReturned and ev.restock:
+            self.on_hand[(ev.sku, ev.node)] += ev.qty
+        elif t is OrderCreated and ev.order_id not in self.orders:
+            self.orders.add(ev.order_id)
+            for line in ev.lines:
+                self.line_sku[(ev.order_id, line.line_id)] = line.sku
+                self.line_qty[(ev.order_id, line.line_id)] = line.qty
+        return True
+
+    # -- outputs ------------------------------------------------------------------------
+
+    def apply_outputs(self, outputs: list) -> None:
+        """Outputs of one cause, in the order each stream carried them."""
+        last_was_held: set[LineKey] = set()
+        for out in outputs:
+            t = type(out)
+            if t is OrderStatus:
+                key = (out.order_id, out.line_id)
+                self.statuses[key].append(out.status)
+                if out.status == "held":
+                    if key not in last_was_held:  # a run of `held` is the line's whole picture
+                        self.holds[key] = {}
+                        last_was_held.add(key)
+                    self.holds[key][out.node] = self.holds[key].get(out.node, 0) + out.qty
+                else:
+                    last_was_held.discard(key)
+                    if out.status not in ("shipped", "returned"):
+                        self.holds[key] = {}
+            elif t is DispatchAllocate or t is DispatchRelease:
+                if out.command_id in self.command_ids:
+                    raise PromiseBroken(f"command id repeated: {out.command_id}")
+                self.command_ids.add(out.command_id)
+                key = (out.order_id, out.line_id)
+                sign = 1 if t is DispatchAllocate else -1
+                self.allocs[key][out.node] += sign * out.qty
+                if self.allocs[key][out.node] < 0:
+                    raise PromiseBroken(f"line {key} released more than allocated at {out.node}")
+
+    # -- checks -------------------------------------------------------------------------
+
+    def committed(self) -> dict[SkuNode, int]:
+        total: dict[SkuNode, int] = defaultdict(int)
+        for key, parts in self.holds.items():
+            for node, qty in parts.items():
+                total[(self.line_sku[key], node)] += qty
+        for key, parts in self.allocs.items():
+            for node, qty in parts.items():
+                total[(self.line_sku[key], node)] += qty
+        return total
+
+    def check(self, after: str) -> None:
+        self.events_checked += 1
+        for (sku, node), committed in self.committed().items():
+            supply = self.on_hand[(sku, node)] + sum(self.inbound[(sku, node)].values())
+            if committed > supply:
+                raise PromiseBroken(
+                    f"after {after}: {sku}@{node} committed {committed} > supply {supply}"
+                )
+        for key, qty in self.line_qty.items():
+            held = sum(self.holds.get(key, {}).values())
+            allocated = sum(self.allocs[key].values()) if key in self.allocs else 0
+            if held + allocated > qty:
+                raise PromiseBroken(f"after {after}: line {key} commits {held + allocated} > qty {qty}")
+
+    def check_final(self) -> None:
+        missing = [key for key in self.line_qty if not self.statuses.get(key)]
+        if missing:
+            raise PromiseBroken(f"{len(missing)} order lines have no status, e.g. {missing[:3]}")
+
+
+def group_by_cause(outputs: list) -> dict[str, list]:
+    by_cause: dict[str, list] = defaultdict(list)
+    for out in outputs:
+        by_cause[out.cause].append(out)
+    return by_cause
+
+
+def audit(events: list, outputs: list) -> Auditor:
+    """Check the promise after every input event of a run, and the run's end conditions."""
+    auditor = Auditor()
+    by_cause = group_by_cause(o for o in outputs if type(o) is not DeadLetter)
+    input_ids = {ev.event_id for ev in events if hasattr(ev, "event_id")}
+    unknown = set(by_cause) - input_ids
+    if unknown:
+        raise PromiseBroken(f"outputs name causes that were never input: {sorted(unknown)[:3]}")
+    for ev in events:
+        if auditor.apply_input(ev):
+            auditor.apply_outputs(by_cause.get(ev.event_id, []))
+            auditor.check(ev.event_id)
+    auditor.check_final()
+    return auditor
