@@ -153,10 +153,15 @@ def _generate(args) -> int:
 
 
 def _scenario(args):
-    from .generate import Scenario
+    from .generate import Scenario, check_scenario
 
-    return Scenario(events=args.events, seed=args.seed, skus=args.skus, stores=args.stores,
-                    malformed_rate=args.malformed_rate)
+    scenario = Scenario(events=args.events, seed=args.seed, skus=args.skus, stores=args.stores,
+                        malformed_rate=args.malformed_rate)
+    try:
+        check_scenario(scenario)
+    except ValueError as exc:
+        raise UsageError(f"stockflow {args.command}: {exc}") from None
+    return scenario
 
 
 def _demo(args) -> int:

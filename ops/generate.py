@@ -33,12 +33,9 @@ periodic snapshots report exactly that (plus small counting drift now and then).
 
 from __future__ import annotations
 
-import argparse
 import heapq
 import math
 import random
-import sys
-import time
 from bisect import bisect
 from datetime import datetime, timedelta, timezone
 from typing import BinaryIO, Iterator
@@ -343,6 +340,11 @@ class _Plan:
         paid_later = unpaid * (P_PAY_ONTIME + P_PAY_LATE)
         eventually_paid = 1 - unpaid * (1 - P_PAY_ONTIME - P_PAY_LATE)
         return 1 + P_RESEND + P_CANCEL + paid_later + P_RETURN * eventually_paid * (1 - P_CANCEL)
+
+
+def check_scenario(scenario: Scenario) -> None:
+    """Raises ValueError with a readable reason when the scenario cannot be generated."""
+    _Plan(scenario)
 
 
 def generate(scenario: Scenario) -> Iterator[bytes]:
@@ -743,29 +745,3 @@ def write_jsonl(scenario: Scenario, out: BinaryIO) -> int:
         write(b"\n".join(buf) + b"\n")
         n += len(buf)
     return n
-
-
-def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description="Write a synthetic stockflow workload (JSON Lines).")
-    p.add_argument("--events", type=int, default=Scenario().events)
-    p.add_argument("--seed", type=int, default=7)
-    p.add_argument("--skus", type=int, default=2_000)
-    p.add_argument("--stores", type=int, default=24)
-    p.add_argument("--malformed-rate", type=float, default=0.0)
-    p.add_argument("--out", default="-", help="file to write, - for stdout")
-    args = p.parse_args(argv)
-    sc = Scenario(events=args.events, seed=args.seed, skus=args.skus, stores=args.stores,
-                  malformed_rate=args.malformed_rate)
-    t0 = time.perf_counter()
-    if args.out == "-":
-        n = write_jsonl(sc, sys.stdout.buffer)
-    else:
-        with open(args.out, "wb") as f:
-            n = write_jsonl(sc, f)
-    dt = time.perf_counter() - t0
-    print(f"{n} lines in {dt:.2f} s ({n / dt:,.0f} lines/s)", file=sys.stderr)
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

@@ -13,6 +13,7 @@ from bytewax.testing import run_main
 
 from stockflow.dataflows.replay import replay_flow
 from stockflow.state.config import EngineConfig
+from stockflow.state.outputs import STREAMS
 
 
 class ReplayError(Exception):
@@ -27,6 +28,8 @@ def replay(events: str, out_dir: str, config: EngineConfig, processes: int = 1,
     if processes > 1 and events == "-":
         raise ReplayError("reading stdin needs one process; pass a file for --processes > 1")
     os.makedirs(out_dir, exist_ok=True)
+    for stream in STREAMS:  # every stream has its file, and none keeps an older run's lines
+        open(os.path.join(out_dir, f"{stream}.jsonl"), "wb").close()
     started = time.perf_counter()
     if processes == 1:
         run_main(replay_flow(events, out_dir, config, chunk_lines))

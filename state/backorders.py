@@ -1,11 +1,15 @@
 """Backorders: lines accepted without stock, filled first-come first-served when units free up.
 
-The queue of a SKU is walked in order; each line that can be filled now is filled, one that
-cannot waits without blocking later lines it does not compete with (another channel's nodes,
-a smaller quantity).
+Queued lines are walked in input order across all queues of the SKU; each line that can be
+filled now is filled. A line that cannot waits without blocking later lines it does not
+compete with (another channel's nodes, a smaller quantity). Units only get scarcer during a
+walk, so once a shape (channel, fulfillment, pickup node) fails at some quantity, its later
+lines of that quantity or more are skipped, and a shape that fails at one unit is done.
 """
 
 from __future__ import annotations
+
+import heapq
 
 from .context import Ctx
 from .lines import BACKORDERED
@@ -18,11 +22,29 @@ def fill_backorders(ctx: Ctx) -> None:
         return
     if not any(pos.atp(ctx.until_ms) > 0 for pos in book.positions.values()):
         return
-    for entry in list(book.backorders):
+    failed_at: dict[str, int] = {}  # shape -> smallest quantity that could not be filled
+    filled: dict[str, set] = {}
+    heads = [(queue[0], shape, 0) for shape, queue in book.backorders.items()]
+    heapq.heapify(heads)
+    while heads:
+        entry, shape, i = heapq.heappop(heads)
+        queue = book.backorders[shape]
         _, order_id, line_id = entry
         line = book.line(order_id, line_id)
         if line is None or line.status != BACKORDERED:
-            book.backorders.remove(entry)
-            continue
-        if place(ctx, line):
-            book.backorders.remove(entry)
+            filled.setdefault(shape, set()).add(entry)
+        elif line.qty < failed_at.get(shape, line.qty + 1):
+            if place(ctx, line):
+                filled.setdefault(shape, set()).add(entry)
+            else:
+                failed_at[shape] = line.qty
+        if failed_at.get(shape) == 1:
+            continue  # nothing left this shape can take
+        if i + 1 < len(queue):
+            heapq.heappush(heads, (queue[i + 1], shape, i + 1))
+    for shape, done in filled.items():
+        left = [e for e in book.backorders[shape] if e not in done]
+        if left:
+            book.backorders[shape] = left
+        else:
+            del book.backorders[shape]

@@ -13,8 +13,12 @@ from .position import Position
 class SkuBook(msgspec.Struct, array_like=True):
     positions: dict[str, Position] = {}
     lines: dict[str, dict[str, Line]] = {}  # order_id -> line_id -> line
-    backorders: list[tuple[int, str, str]] = []  # (seq, order_id, line_id), FIFO by seq
+    # Backorder queues, one per line shape (channel, fulfillment, pickup node), each FIFO by
+    # seq: lines of one shape compete for the same nodes, so a shape that cannot fill a
+    # one-unit line is skipped whole instead of walked line by line.
+    backorders: dict[str, list[tuple[int, str, str]]] = {}  # shape -> [(seq, order_id, line_id)]
     published: dict[str, int] = {}  # channel -> availability last emitted
+    sellable_until: int = 0  # the ATP horizon when the book was last settled
 
     def position(self, node: str) -> Position:
         pos = self.positions.get(node)
@@ -64,10 +68,22 @@ class SkuBook(msgspec.Struct, array_like=True):
     # -- backorder queue ----------------------------------------------------------------
 
     def enqueue(self, line: Line) -> None:
-        bisect.insort(self.backorders, (line.seq, line.order_id, line.line_id))
+        queue = self.backorders.setdefault(shape_of(line), [])
+        bisect.insort(queue, (line.seq, line.order_id, line.line_id))
 
     def dequeue(self, line: Line) -> None:
+        shape = shape_of(line)
+        queue = self.backorders.get(shape)
+        if queue is None:
+            return
         entry = (line.seq, line.order_id, line.line_id)
-        i = bisect.bisect_left(self.backorders, entry)
-        if i < len(self.backorders) and self.backorders[i] == entry:
-            del self.backorders[i]
+        i = bisect.bisect_left(queue, entry)
+        if i < len(queue) and queue[i] == entry:
+            del queue[i]
+            if not queue:
+                del self.backorders[shape]
+
+
+def shape_of(line: Line) -> str:
+    """Lines of one shape can be filled from exactly the same nodes."""
+    return f"{line.channel}|{line.fulfillment}|{line.pickup_node or ''}"

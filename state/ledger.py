@@ -102,7 +102,11 @@ class Ledger:
         if book is None:
             book = self.books[sku] = SkuBook()
         self._touched[sku] = (self.emit.cause, self.emit.ts, clock_ms)
-        return Ctx(sku, book, self.catalog, self.emit, clock_ms + self._horizon_ms)
+        ctx = Ctx(sku, book, self.catalog, self.emit, clock_ms + self._horizon_ms)
+        if book.backorders and _inbound_became_sellable(ctx):
+            fill_backorders(ctx)  # queued lines come before whatever this event brings
+        book.sellable_until = ctx.until_ms
+        return ctx
 
     def _settle(self, ctx: Ctx, supply_fell: bool = False) -> None:
         """After an event: no node over-committed, backorders filled, reorder points checked."""
@@ -156,6 +160,7 @@ class Ledger:
         change = ev.on_hand - pos.on_hand
         pos.on_hand = ev.on_hand
         pos.seq = ev.seq
+        pos.reported = True
         ctx.supply_rose = change > 0
         self._settle(ctx, supply_fell=change < 0)
 
@@ -175,12 +180,14 @@ class Ledger:
             )
             delta = -pos.on_hand
         pos.on_hand += delta
+        pos.reported = True
         if delta > 0:
             ctx.supply_rose = True
 
     def _inbound(self, ev: SupplyInbound, clock_ms: int, seq: int, skus) -> None:
         ctx = self._ctx(ev.sku, clock_ms)
         pos = ctx.book.position(ev.node)
+        pos.reported = True
         before = pos.inbound.get(ev.supply_id)
         if ev.qty:
             pos.inbound[ev.supply_id] = Inbound(ev.qty, epoch_ms(ev.eta), ev.kind)
@@ -199,6 +206,7 @@ class Ledger:
             if inbound.qty == 0:
                 del pos.inbound[ev.supply_id]
         pos.on_hand += ev.qty
+        pos.reported = True
         ctx.supply_rose = True  # received stock is sellable now, whatever its ETA said
         self._settle(ctx)
 
@@ -300,6 +308,15 @@ class Ledger:
         ledger.catalog = Catalog.restore(*snap.catalog)
         ledger.books = snap.books
         return ledger
+
+
+def _inbound_became_sellable(ctx: Ctx) -> bool:
+    """Whether the clock brought an inbound ETA within the horizon since the last settle."""
+    since = ctx.book.sellable_until
+    return any(
+        since < inbound.eta_ms <= ctx.until_ms
+        for pos in ctx.book.positions.values() for inbound in pos.inbound.values()
+    )
 
 
 def _unknown_line(order_id: str, line_id: str) -> Line:

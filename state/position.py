@@ -29,6 +29,7 @@ class Position(msgspec.Struct, array_like=True):
     reorder_point: int | None = None
     order_up_to: int | None = None
     replenishing: bool = False  # a replenishment request is open: do not repeat it
+    reported: bool = False  # some supply was reported here (a count, a change, an inbound)
 
     @property
     def inbound_qty(self) -> int:
@@ -37,11 +38,6 @@ class Position(msgspec.Struct, array_like=True):
     @property
     def supply(self) -> int:
         return self.on_hand + self.inbound_qty
-
-    @property
-    def reported(self) -> bool:
-        """Whether any supply was ever reported here (a count, a change, an inbound)."""
-        return self.seq is not None or self.on_hand != 0 or bool(self.inbound)
 
     @property
     def committed(self) -> int:

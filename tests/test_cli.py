@@ -1,0 +1,210 @@
+"""The `stockflow` command: schema, replay (file and stdin), generate, demo, and bad arguments.
+
+Most tests call `main([...])` in this process; a few run `python -m stockflow.ops.cli` as a
+real process, for stdin and for what a user sees on the terminal.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import typing
+from pathlib import Path
+
+import msgspec
+import pytest
+
+from stockflow.ops.cli import main
+from stockflow.state.events import InputEvent
+from stockflow.state.outputs import STREAMS, OutputEvent
+
+EXAMPLES = Path("/work/shared/contract/examples.jsonl")
+CLI = [sys.executable, "-m", "stockflow.ops.cli"]
+
+
+def tags(union) -> set[str]:
+    return {t.__struct_config__.tag for t in typing.get_args(union)}
+
+
+def lines(path: Path) -> list[bytes]:
+    return [line for line in path.read_bytes().splitlines() if line.strip()]
+
+
+def run_cli(*args: str, stdin: bytes | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run([*CLI, *args], input=stdin, capture_output=True, timeout=60)
+
+
+# -- schema ------------------------------------------------------------------------------
+
+
+def test_schema_prints_json_with_every_input_and_output_type(capsys):
+    assert main(["schema"]) == 0
+    schema = json.loads(capsys.readouterr().out)
+    assert set(schema) == {"inputs", "outputs"}
+    assert set(schema["inputs"]["discriminator"]["mapping"]) == tags(InputEvent)
+    assert set(schema["outputs"]["discriminator"]["mapping"]) == tags(OutputEvent)
+    assert len(tags(InputEvent)) == 12
+
+
+def test_schema_can_print_only_the_inputs(capsys):
+    assert main(["schema", "inputs"]) == 0
+    schema = json.loads(capsys.readouterr().out)
+    assert set(schema["discriminator"]["mapping"]) == tags(InputEvent)
+
+
+# -- replay ------------------------------------------------------------------------------
+
+
+def test_replay_writes_the_decisions_to_stream_files(tmp_path, capsys):
+    out = tmp_path / "out"
+    assert main(["replay", str(EXAMPLES), "--out", str(out)]) == 0
+    dispatch = [json.loads(line) for line in lines(out / "dispatch.jsonl")]
+    assert [(d["type"], d["order_id"], d["node"], d["qty"]) for d in dispatch] == [
+        ("dispatch.allocate", "DY-5", "DC-GZ", 1),
+        ("dispatch.allocate", "TM-1001", "DC-SH", 2),
+        ("dispatch.allocate", "POS-77", "ST-BJ-01", 1),
+        ("dispatch.release", "DY-5", "DC-GZ", 1),
+    ]
+    decode = msgspec.json.Decoder(OutputEvent).decode
+    statuses = [decode(line) for line in lines(out / "order-status.jsonl")]
+    assert [(s.order_id, s.status) for s in statuses if s.order_id == "TM-1001"] == [
+        ("TM-1001", "held"), ("TM-1001", "allocated"), ("TM-1001", "shipped"),
+        ("TM-1001", "returned"),
+    ]
+    assert capsys.readouterr().out == ""  # without --summary the report goes to stderr
+
+
+def test_replay_writes_all_six_stream_files(tmp_path):
+    out = tmp_path / "out"
+    assert main(["replay", str(EXAMPLES), "--out", str(out)]) == 0
+    assert sorted(p.name for p in out.iterdir()) == sorted(f"{s}.jsonl" for s in STREAMS)
+
+
+def test_replay_into_a_used_directory_does_not_keep_old_outputs(tmp_path, capsys):
+    bad = tmp_path / "bad.jsonl"
+    bad.write_bytes(EXAMPLES.read_bytes() + b"this is not json\n")
+    out = tmp_path / "out"
+    assert main(["replay", str(bad), "--out", str(out)]) == 0
+    assert len(lines(out / "dead-letter.jsonl")) == 1
+    capsys.readouterr()
+    assert main(["replay", str(EXAMPLES), "--out", str(out), "--summary", "--json"]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["dead_letters"] == 0
+
+
+def test_replay_summary_json_parses(tmp_path, capsys):
+    rc = main(["replay", str(EXAMPLES), "--out", str(tmp_path / "out"), "--summary", "--json"])
+    assert rc == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert (summary["events"], summary["orders"], summary["lines"]) == (20, 3, 3)
+    assert summary["dead_letters"] == 0
+    assert summary["outputs"]["dispatch"] == 4
+    assert summary["outputs"]["order-status"] == 7
+    assert summary["final_status"]["returned"] == 1
+    assert summary["final_status"]["cancelled"] == 1
+    assert summary["final_status"]["allocated"] == 1
+
+
+def test_replay_sends_a_malformed_line_to_the_dead_letters_and_goes_on(tmp_path):
+    bad = tmp_path / "bad.jsonl"
+    ex = EXAMPLES.read_bytes()
+    bad.write_bytes(b'{"type":"order.paid","event_id":"x-1"}\n' + ex)
+    out = tmp_path / "out"
+    assert main(["replay", str(bad), "--out", str(out)]) == 0
+    (dead,) = [json.loads(line) for line in lines(out / "dead-letter.jsonl")]
+    assert dead["source"] == "bad.jsonl:1"
+    assert dead["cause"] == "x-1"
+    assert "missing required field" in dead["error"]
+    assert len(lines(out / "dispatch.jsonl")) == 4
+
+
+def test_replay_reads_stdin(tmp_path):
+    out = tmp_path / "out"
+    proc = run_cli("replay", "-", "--out", str(out), stdin=EXAMPLES.read_bytes())
+    assert proc.returncode == 0, proc.stderr
+    assert len(lines(out / "order-status.jsonl")) == 7
+    assert len(lines(out / "dispatch.jsonl")) == 4
+
+
+# -- bad arguments -----------------------------------------------------------------------
+
+
+BAD_ARGS = {
+    "unknown command": ["bogus"],
+    "no command": [],
+    "buckets 0": ["replay", str(EXAMPLES), "--out", "{out}", "--buckets", "0"],
+    "buckets x": ["replay", str(EXAMPLES), "--out", "{out}", "--buckets", "x"],
+    "missing --out": ["replay", str(EXAMPLES)],
+    "missing events file": ["replay", "{out}/no-such-events.jsonl", "--out", "{out}"],
+    "stdin with 2 processes": ["replay", "-", "--out", "{out}", "--processes", "2"],
+    "bad horizon": ["replay", str(EXAMPLES), "--out", "{out}", "--inbound-horizon", "-1"],
+    "unknown schema": ["schema", "everything"],
+}
+
+
+@pytest.mark.parametrize("args", BAD_ARGS.values(), ids=BAD_ARGS.keys())
+def test_bad_arguments_fail_with_one_line_on_stderr(args, tmp_path, capsys):
+    argv = [a.replace("{out}", str(tmp_path / "out")) for a in args]
+    rc = main(argv)
+    captured = capsys.readouterr()
+    assert rc not in (0, None)
+    assert len(captured.err.splitlines()) == 1, captured.err
+    assert "Traceback" not in captured.err
+    assert captured.out == ""
+
+
+def test_bad_argument_in_a_real_process_prints_one_line_and_no_traceback(tmp_path):
+    proc = run_cli("replay", str(EXAMPLES), "--out", str(tmp_path), "--buckets", "x")
+    assert proc.returncode == 2
+    err = proc.stderr.decode()
+    assert len(err.splitlines()) == 1 and "Traceback" not in err
+    assert "--buckets" in err
+
+
+def test_missing_events_file_in_a_real_process_prints_one_line(tmp_path):
+    proc = run_cli("replay", str(tmp_path / "nope.jsonl"), "--out", str(tmp_path / "out"))
+    assert proc.returncode == 1
+    err = proc.stderr.decode()
+    assert len(err.splitlines()) == 1 and "Traceback" not in err
+    assert "nope.jsonl" in err
+
+
+def test_generate_with_too_few_events_for_its_skus_fails_with_one_line(tmp_path):
+    proc = run_cli("generate", "--events", "2000", "--out", str(tmp_path / "g.jsonl"))
+    err = proc.stderr.decode()
+    assert proc.returncode != 0
+    assert "Traceback" not in err
+    assert len(err.splitlines()) == 1, err
+
+
+# -- generate and demo -------------------------------------------------------------------
+
+SMALL = ["--events", "2000", "--skus", "50", "--stores", "4"]
+
+
+def test_generate_writes_a_valid_deterministic_workload(tmp_path, capsys):
+    first, second = tmp_path / "a.jsonl", tmp_path / "b.jsonl"
+    assert main(["generate", *SMALL, "--malformed-rate", "0", "--out", str(first)]) == 0
+    assert main(["generate", *SMALL, "--malformed-rate", "0", "--out", str(second)]) == 0
+    assert first.read_bytes() == second.read_bytes()
+    raw = lines(first)
+    assert 1800 <= len(raw) <= 2200
+    decode = msgspec.json.Decoder(InputEvent).decode
+    kinds = {type(decode(line)).__name__ for line in raw}
+    assert {"NodeUpserted", "ChannelUpserted", "StockSnapshot", "OrderCreated"} <= kinds
+
+
+def test_generate_to_stdout(capsysbinary):
+    assert main(["generate", *SMALL]) == 0
+    out = capsysbinary.readouterr().out
+    assert 1800 <= len(out.splitlines()) <= 2200
+
+
+def test_demo_prints_a_json_summary_of_its_run(tmp_path, capsys):
+    out = tmp_path / "demo"
+    assert main(["demo", *SMALL, "--json", "--out", str(out)]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["events"] == len(lines(out / "events.jsonl"))
+    assert summary["orders"] > 0
+    assert summary["outputs"]["order-status"] == len(lines(out / "out" / "order-status.jsonl"))
