@@ -46,6 +46,9 @@ class Auditor:
         self.statuses: dict[LineKey, list[str]] = defaultdict(list)
         self.command_ids: set[str] = set()
         self.events_checked = 0
+        self.committed_at: dict[SkuNode, int] = defaultdict(int)
+        self._dirty_nodes: set[SkuNode] = set()
+        self._dirty_lines: set[LineKey] = set()
 
     # -- inputs -------------------------------------------------------------------------
 
@@ -55,6 +58,8 @@ class Auditor:
             return False
         self.seen.add(ev.event_id)
         t = type(ev)
+        if hasattr(ev, "sku") and hasattr(ev, "node"):
+            self._dirty_nodes.add((ev.sku, ev.node))
         if t is StockSnapshot:
             key = (ev.sku, ev.node)
             if key not in self.seq or ev.seq > self.seq[key]:
@@ -81,7 +86,7 @@ class Auditor:
             line = (ev.order_id, ev.line_id)
             alloc = self.allocs.get(line) if self.line_sku.get(line) == ev.sku else None
             if alloc is not None and alloc.get(ev.node, 0) > 0:
-                alloc[ev.node] -= min(ev.qty, alloc[ev.node])
+                self._add_alloc(line, ev.node, -min(ev.qty, alloc[ev.node]))
         elif t is OrderReturned and ev.restock:
             self.on_hand[(ev.sku, ev.node)] += ev.qty
         elif t is OrderCreated and ev.order_id not in self.orders:
@@ -103,48 +108,64 @@ class Auditor:
                 self.statuses[key].append(out.status)
                 if out.status == "held":
                     if key not in last_was_held:  # a run of `held` is the line's whole picture
-                        self.holds[key] = {}
+                        self._set_holds(key, {})
                         last_was_held.add(key)
-                    self.holds[key][out.node] = self.holds[key].get(out.node, 0) + out.qty
+                    holds = dict(self.holds[key])
+                    holds[out.node] = holds.get(out.node, 0) + out.qty
+                    self._set_holds(key, holds)
                 else:
                     last_was_held.discard(key)
                     if out.status not in ("shipped", "returned"):
-                        self.holds[key] = {}
+                        self._set_holds(key, {})
             elif t is DispatchAllocate or t is DispatchRelease:
                 if out.command_id in self.command_ids:
                     raise PromiseBroken(f"command id repeated: {out.command_id}")
                 self.command_ids.add(out.command_id)
                 key = (out.order_id, out.line_id)
                 sign = 1 if t is DispatchAllocate else -1
-                self.allocs[key][out.node] += sign * out.qty
+                self._add_alloc(key, out.node, sign * out.qty)
                 if self.allocs[key][out.node] < 0:
                     raise PromiseBroken(f"line {key} released more than allocated at {out.node}")
 
     # -- checks -------------------------------------------------------------------------
 
-    def committed(self) -> dict[SkuNode, int]:
-        total: dict[SkuNode, int] = defaultdict(int)
-        for key, parts in self.holds.items():
-            for node, qty in parts.items():
-                total[(self.line_sku[key], node)] += qty
-        for key, parts in self.allocs.items():
-            for node, qty in parts.items():
-                total[(self.line_sku[key], node)] += qty
-        return total
+    def _set_holds(self, key: LineKey, holds: dict[str, int]) -> None:
+        sku = self.line_sku.get(key)
+        for node, qty in self.holds.get(key, {}).items():
+            self.committed_at[(sku, node)] -= qty
+            self._dirty_nodes.add((sku, node))
+        self.holds[key] = holds
+        for node, qty in holds.items():
+            self.committed_at[(sku, node)] += qty
+            self._dirty_nodes.add((sku, node))
+        self._dirty_lines.add(key)
+
+    def _add_alloc(self, key: LineKey, node: str, qty: int) -> None:
+        sku = self.line_sku.get(key)
+        self.allocs[key][node] += qty
+        self.committed_at[(sku, node)] += qty
+        self._dirty_nodes.add((sku, node))
+        self._dirty_lines.add(key)
 
     def check(self, after: str) -> None:
+        """Check every node and line the last event or its outputs touched."""
         self.events_checked += 1
-        for (sku, node), committed in self.committed().items():
+        for sku, node in self._dirty_nodes:
+            committed = self.committed_at.get((sku, node), 0)
             supply = self.on_hand[(sku, node)] + sum(self.inbound[(sku, node)].values())
             if committed > supply:
                 raise PromiseBroken(
                     f"after {after}: {sku}@{node} committed {committed} > supply {supply}"
                 )
-        for key, qty in self.line_qty.items():
+        for key in self._dirty_lines:
             held = sum(self.holds.get(key, {}).values())
             allocated = sum(self.allocs[key].values()) if key in self.allocs else 0
-            if held + allocated > qty:
-                raise PromiseBroken(f"after {after}: line {key} commits {held + allocated} > qty {qty}")
+            if held + allocated > self.line_qty.get(key, 0):
+                raise PromiseBroken(
+                    f"after {after}: line {key} commits {held + allocated} > qty {self.line_qty.get(key)}"
+                )
+        self._dirty_nodes.clear()
+        self._dirty_lines.clear()
 
     def check_final(self) -> None:
         missing = [key for key in self.line_qty if not self.statuses.get(key)]
