@@ -1,0 +1,10 @@
+FROM python:3.12-slim
+WORKDIR /app
+COPY pyproject.toml README.md ./
+COPY state state
+COPY connectors connectors
+COPY dataflows dataflows
+COPY ops ops
+RUN pip install --no-cache-dir .
+ENTRYPOINT ["stockflow"]
+CMD ["demo", "--out", "/data/demo"]
