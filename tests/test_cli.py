@@ -19,7 +19,7 @@ from stockflow.ops.cli import main
 from stockflow.state.events import InputEvent
 from stockflow.state.outputs import STREAMS, OutputEvent
 
-EXAMPLES = Path("/work/shared/contract/examples.jsonl")
+from .shared_data import EXAMPLES
 CLI = [sys.executable, "-m", "stockflow.ops.cli"]
 
 

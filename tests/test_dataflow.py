@@ -19,10 +19,8 @@ from stockflow.state.events import InputEvent, check_rules
 from stockflow.state.outputs import STREAMS, AvailabilityChanged
 
 from .invariants import audit
+from .shared_data import EXAMPLES, OLIST
 
-SHARED = Path(__file__).resolve().parents[2] / "shared"
-EXAMPLES = SHARED / "contract" / "examples.jsonl"
-OLIST = SHARED / "data" / "olist-br" / "trace.jsonl.gz"
 DECODE = msgspec.json.Decoder(InputEvent).decode
 
 

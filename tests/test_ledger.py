@@ -39,7 +39,7 @@ from .scenario import (
 
 K = "SKU-1"
 TICK = "SKU-OTHER"  # another SKU, in another bucket: its events only move the clock
-EXAMPLES = Path("/work/shared/contract/examples.jsonl")
+from .shared_data import EXAMPLES
 
 
 def one_node(stock: int | None = 10, **channel) -> Sim:
