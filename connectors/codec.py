@@ -71,6 +71,3 @@ def encode_by_stream(outputs: list[OutputEvent]) -> dict[str, list[bytes]]:
             lst.append(encoded)
     return streams
 
-
-def encode(output) -> bytes:
-    return _ENCODE(output)

@@ -166,7 +166,6 @@ class Ledger:
 
     def _adjusted(self, ev: StockAdjusted, clock_ms: int, seq: int, skus) -> None:
         ctx = self._ctx(ev.sku, clock_ms)
-        pos = ctx.book.position(ev.node)
         self._change_on_hand(ctx, ev.node, ev.delta)
         self._settle(ctx, supply_fell=ev.delta < 0)
 

@@ -83,14 +83,6 @@ class Router:
             self._route_event(item, work)
         return work, dead
 
-    def advance(self, now_ms: int, cause) -> dict[int, list[Work]]:
-        """Move the clock without an event (wall-clock time in live mode)."""
-        work: dict[int, list[Work]] = {}
-        if now_ms > self.clock_ms:
-            self.clock_ms = now_ms
-            self._on_clock(cause, work)
-        return work
-
     # -- internals ----------------------------------------------------------------------
 
     def _send(self, work: dict[int, list[Work]], bucket: int, item: Work) -> None:
