@@ -18,7 +18,6 @@ class SkuBook(msgspec.Struct, array_like=True):
     # one-unit line is skipped whole instead of walked line by line.
     backorders: dict[str, list[tuple[int, str, str]]] = {}  # shape -> [(seq, order_id, line_id)]
     published: dict[str, int] = {}  # channel -> availability last emitted
-    sellable_until: int = 0  # the ATP horizon when the book was last settled
 
     def position(self, node: str) -> Position:
         pos = self.positions.get(node)

@@ -40,10 +40,9 @@ from .lines import BACKORDERED, RETURNED, SHIPPED, Line
 from .master import Catalog
 from .outputs import OutputEvent
 from .placement import place_or_queue
-from .position import Inbound
 from .replenishment import check_reorder_point
 from .shortage import resolve_shortage
-from .work import Expire, Forget, Work
+from .work import Expire, Forget, InboundDue, Work
 
 
 class Ledger:
@@ -72,6 +71,7 @@ class Ledger:
             OrderCancelled: self._cancelled,
             Expire: self._expire,
             Forget: self._forget,
+            InboundDue: self._inbound_due,
         }
 
     # -- driving ------------------------------------------------------------------------
@@ -103,9 +103,11 @@ class Ledger:
             book = self.books[sku] = SkuBook()
         self._touched[sku] = (self.emit.cause, self.emit.ts, clock_ms)
         ctx = Ctx(sku, book, self.catalog, self.emit, clock_ms + self._horizon_ms)
-        if book.backorders and _inbound_became_sellable(ctx):
+        became_due = False
+        for pos in book.positions.values():
+            became_due |= pos.advance(ctx.until_ms)
+        if became_due and book.backorders:
             fill_backorders(ctx)  # queued lines come before whatever this event brings
-        book.sellable_until = ctx.until_ms
         return ctx
 
     def _settle(self, ctx: Ctx, supply_fell: bool = False) -> None:
@@ -187,23 +189,17 @@ class Ledger:
         ctx = self._ctx(ev.sku, clock_ms)
         pos = ctx.book.position(ev.node)
         pos.reported = True
-        before = pos.inbound.get(ev.supply_id)
-        if ev.qty:
-            pos.inbound[ev.supply_id] = Inbound(ev.qty, epoch_ms(ev.eta), ev.kind)
-        else:
-            pos.inbound.pop(ev.supply_id, None)
-        old_qty = before.qty if before is not None else 0
+        old_qty = pos.set_inbound(ev.supply_id, ev.qty, epoch_ms(ev.eta), ev.kind)
         ctx.supply_rose = ev.qty > 0
         self._settle(ctx, supply_fell=ev.qty < old_qty)
+
+    def _inbound_due(self, cmd: InboundDue, clock_ms: int, seq: int, skus) -> None:
+        self._ctx(cmd.sku, clock_ms)  # counts the supply in, fills backorders, republishes
 
     def _received(self, ev: SupplyReceived, clock_ms: int, seq: int, skus) -> None:
         ctx = self._ctx(ev.sku, clock_ms)
         pos = ctx.book.position(ev.node)
-        inbound = pos.inbound.get(ev.supply_id)
-        if inbound is not None:
-            inbound.qty -= min(ev.qty, inbound.qty)
-            if inbound.qty == 0:
-                del pos.inbound[ev.supply_id]
+        pos.receive_inbound(ev.supply_id, ev.qty)
         pos.on_hand += ev.qty
         pos.reported = True
         ctx.supply_rose = True  # received stock is sellable now, whatever its ETA said
@@ -307,15 +303,6 @@ class Ledger:
         ledger.catalog = Catalog.restore(*snap.catalog)
         ledger.books = snap.books
         return ledger
-
-
-def _inbound_became_sellable(ctx: Ctx) -> bool:
-    """Whether the clock brought an inbound ETA within the horizon since the last settle."""
-    since = ctx.book.sellable_until
-    return any(
-        since < inbound.eta_ms <= ctx.until_ms
-        for pos in ctx.book.positions.values() for inbound in pos.inbound.values()
-    )
 
 
 def _unknown_line(order_id: str, line_id: str) -> Line:

@@ -5,6 +5,8 @@ It keeps what needs the whole partition's view, and hands each ledger bucket its
 - duplicates (same `event_id`, or an `order.created` for a known order) stop here;
 - which SKUs an order touches, so `order.paid` / `order.cancelled` reach the right buckets;
 - hold deadlines: when the clock passes one, the order's buckets get an `Expire`;
+- inbound ETAs: when the clock brings one within the ATP horizon, its bucket gets an
+  `InboundDue`, so availability and backorders move with time and not only with events;
 - master data (nodes, channels) goes to every bucket, so each can source on its own;
 - malformed messages become dead letters.
 
@@ -14,6 +16,7 @@ its events in input order however many workers run: the outputs do not depend on
 
 from __future__ import annotations
 
+import heapq
 from collections import deque
 from datetime import datetime, timezone
 
@@ -26,11 +29,12 @@ from .events import (
     OrderCancelled,
     OrderCreated,
     OrderPaid,
+    SupplyInbound,
     epoch_ms,
 )
 from .holds import HoldDeadlines
 from .outputs import DeadLetter
-from .work import Expire, Forget, Work, bucket_of
+from .work import Expire, Forget, InboundDue, Work, bucket_of
 
 EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 
@@ -49,7 +53,9 @@ class Router:
         self.hold_ttl_ms: dict[str, int] = {}  # channel -> hold life
         self.duplicates = 0
         self.orphans = 0  # payments or cancels for orders never seen
+        self.etas: list[tuple[int, str]] = []  # heap of (inbound ETA, sku) beyond the horizon
         self._retention_ms = int(config.order_retention_s * 1000)
+        self._horizon_ms = int(config.inbound_horizon_s * 1000)
         self._bucket_cache: dict[str, int] = {}
 
     def bucket(self, sku: str) -> int:
@@ -100,7 +106,8 @@ class Router:
             self._send(work, b, (self.clock_ms, self.seq, cause, payload, tuple(bucket_skus)))
 
     def _on_clock(self, cause, work) -> None:
-        """The clock moved: expire holds that are due, forget orders past retention."""
+        """The clock moved: expire holds that are due, forget orders past retention, bring
+        inbound supply within the horizon."""
         for order_id in self.deadlines.due(self.clock_ms):
             skus = self.orders.get(order_id)
             if skus:
@@ -113,6 +120,11 @@ class Router:
             self.deadlines.settle(order_id)
             if skus:
                 self._to_order_buckets(work, cause, Forget(order_id), skus)
+        etas, until = self.etas, self.clock_ms + self._horizon_ms
+        while etas and etas[0][0] <= until:
+            sku = heapq.heappop(etas)[1]
+            item = (self.clock_ms, self.seq, cause, InboundDue(sku), None)
+            self._send(work, self.bucket(sku), item)
 
     def _route_event(self, ev, work) -> None:
         t = type(ev)
@@ -133,6 +145,10 @@ class Router:
             for b in range(self.buckets):
                 self._send(work, b, item)
         else:  # every other event names its SKU
+            if t is SupplyInbound and ev.qty:
+                eta_ms = epoch_ms(ev.eta)
+                if eta_ms > self.clock_ms + self._horizon_ms:
+                    heapq.heappush(self.etas, (eta_ms, ev.sku))
             self._send(work, self.bucket(ev.sku), (self.clock_ms, self.seq, ev, ev, None))
 
     def _created(self, ev: OrderCreated, work) -> None:

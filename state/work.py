@@ -4,7 +4,8 @@ A work item is a tuple `(clock_ms, seq, cause, payload, skus)`:
 - `clock_ms`: the engine's clock (highest event time seen) when the item was routed;
 - `seq`: the position of the cause in its input partition (orders' FIFO rank);
 - `cause`: the input event whose processing this is (its `event_id` and `ts` go on outputs);
-- `payload`: the event itself, or an `Expire` / `Forget` the router derived from it;
+- `payload`: the event itself, or an `Expire` / `Forget` / `InboundDue` the router derived
+  from it;
 - `skus`: for order events, the SKUs of the order that live in the receiving bucket.
 """
 
@@ -28,6 +29,12 @@ class Forget(msgspec.Struct, frozen=True, array_like=True):
     """The order left the retention window: lines that hold nothing may be dropped."""
 
     order_id: str
+
+
+class InboundDue(msgspec.Struct, frozen=True, array_like=True):
+    """The clock brought an inbound ETA of the SKU within the ATP horizon."""
+
+    sku: str
 
 
 def bucket_of(sku: str, buckets: int) -> int:

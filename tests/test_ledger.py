@@ -842,10 +842,6 @@ def test_no_availability_change_when_nothing_sellable_moved():
     assert of(out, AvailabilityChanged) == []
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "availability is only recomputed for SKUs an event touches: when the clock brings an "
-    "inbound ETA within the horizon, the pooled ATP grows but nothing is emitted"
-))
 def test_availability_changes_when_inbound_enters_the_horizon():
     sim = one_node(10)
     e = sim.ev
@@ -854,6 +850,18 @@ def test_availability_changes_when_inbound_enters_the_horizon():
     out = sim.feed(e.snapshot(TICK, "A", 1))  # any event moves the clock
     assert availability(out).get((K, "web")) == 60
 
+
+
+def test_backorders_fill_when_inbound_enters_the_horizon():
+    sim = one_node(0, backorder=True)
+    e = sim.ev
+    sim.feed(e.inbound("PO-1", K, "A", 5, eta_s=4 * DAY))  # beyond the 3-day horizon
+    out = sim.feed(e.order("O1", [(K, 3)], paid=True))
+    assert statuses(out) == [("O1", "1", "backordered", None, 3)]
+    e.wait(DAY)
+    out = sim.feed(e.snapshot(TICK, "A", 1))  # another bucket's event: only the clock moves
+    assert statuses(out) == [("O1", "1", "allocated", "A", 3)]
+    assert availability(out).get((K, "web")) == 2
 
 # == causes and command ids ==============================================================
 
