@@ -6,23 +6,33 @@ They hold a `state` object and forward batches to it; nothing here decides anyth
 from __future__ import annotations
 
 import pickle
+from datetime import datetime, timedelta, timezone
 
 from bytewax.operators import StatefulBatchLogic
 
 from stockflow.connectors.codec import encode_by_stream
 from stockflow.state.config import EngineConfig
 from stockflow.state.ledger import Ledger
+from stockflow.state.read_model import views
 from stockflow.state.routing import Router
+from stockflow.state.work import with_checkout_holds
 
 DEAD_LETTERS = "dead"  # the router's output key for dead letters; buckets are "0".."n-1"
 
 
 class RouterLogic(StatefulBatchLogic):
-    """One per input partition: routes its decoded chunks to ledger buckets, in order."""
+    """One per input partition: routes its decoded chunks to ledger buckets, in order.
 
-    def __init__(self, config: EngineConfig, durable: bool, resume: bytes | None):
+    With `clock_tick_s` (live mode) the clock also follows wall time, so holds expire on time
+    while an input is quiet; Bytewax timers are wall-clock, which is what this wants.
+    """
+
+    def __init__(self, config: EngineConfig, durable: bool, resume: bytes | None,
+                 clock_tick_s: float | None = None):
         self.router = pickle.loads(resume) if resume is not None else Router(config)
         self.durable = durable
+        self.tick = timedelta(seconds=clock_tick_s) if clock_tick_s else None
+        self.next_tick = datetime.now(timezone.utc) + self.tick if self.tick else None
 
     def on_batch(self, chunks: list[list]):
         items = chunks[0] if len(chunks) == 1 else [i for chunk in chunks for i in chunk]
@@ -32,21 +42,63 @@ class RouterLogic(StatefulBatchLogic):
             out.append((DEAD_LETTERS, dead))
         return out, StatefulBatchLogic.RETAIN
 
+    def notify_at(self):
+        return self.next_tick
+
+    def on_notify(self):
+        now = datetime.now(timezone.utc)
+        self.next_tick = now + self.tick
+        work = self.router.advance(int(now.timestamp() * 1000))
+        return [(str(bucket), lst) for bucket, lst in work.items()], StatefulBatchLogic.RETAIN
+
     def snapshot(self):
         return pickle.dumps(self.router, protocol=5) if self.durable else None
 
 
 class LedgerLogic(StatefulBatchLogic):
-    """One per bucket: applies its work and returns outputs encoded, grouped by stream."""
+    """One per bucket: applies its work and returns outputs encoded, grouped by stream.
 
-    def __init__(self, config: EngineConfig, durable: bool, resume: bytes | None):
+    With a read-model `store` (live mode), the batch's SKUs are fenced and their live checkout
+    holds read before the batch, and the read model written after it. A timer checks every
+    second whether Redis was away since this bucket's read model was last whole, and rewrites
+    it then, batch or no batch.
+    """
+
+    CHECK_EVERY = timedelta(seconds=1)
+
+    def __init__(self, config: EngineConfig, durable: bool, resume: bytes | None, store=None):
         self.ledger = Ledger.restore(resume, config) if resume is not None else Ledger(config)
         self.durable = durable
+        self.store = store
+        self.outages_seen = -1  # the store's outage count when this read model was last whole
 
     def on_batch(self, batches: list[list]):
         items = batches[0] if len(batches) == 1 else [w for batch in batches for w in batch]
-        outputs = self.ledger.apply_batch(items)
+        store = self.store
+        if store is None:
+            outputs = self.ledger.apply_batch(items)
+        else:
+            live = store.begin(items)
+            if live is not None:
+                items = with_checkout_holds(items, live)
+            outputs = self.ledger.apply_batch(items)
+            self._publish(outputs)
         return list(encode_by_stream(outputs).items()), StatefulBatchLogic.RETAIN
+
+    def notify_at(self):
+        return datetime.now(timezone.utc) + self.CHECK_EVERY if self.store is not None else None
+
+    def on_notify(self):
+        if self.outages_seen != self.store.outages:
+            self._publish([])
+        return [], StatefulBatchLogic.RETAIN
+
+    def _publish(self, outputs: list) -> None:
+        store = self.store
+        whole = self.outages_seen != store.outages  # first write, or Redis was away
+        outages = store.outages
+        if store.publish(views(self.ledger, outputs, whole)) and whole:
+            self.outages_seen = outages
 
     def snapshot(self):
         return self.ledger.snapshot() if self.durable else None

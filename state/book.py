@@ -18,6 +18,7 @@ class SkuBook(msgspec.Struct, array_like=True):
     # one-unit line is skipped whole instead of walked line by line.
     backorders: dict[str, list[tuple[int, str, str]]] = {}  # shape -> [(seq, order_id, line_id)]
     published: dict[str, int] = {}  # channel -> availability last emitted
+    checkouts: dict[str, int] = {}  # hold_id -> expiry (ms): checkout holds placed here
 
     def position(self, node: str) -> Position:
         pos = self.positions.get(node)

@@ -14,6 +14,7 @@ import msgspec
 from .availability import publish_changes
 from .backorders import fill_backorders
 from .book import SkuBook
+from .checkout import CheckoutHolds, reconcile, settle
 from .config import EngineConfig
 from .context import Ctx
 from .emit import Emitter
@@ -54,8 +55,10 @@ class Ledger:
         self.catalog = Catalog()
         self.books: dict[str, SkuBook] = {}
         self.emit = Emitter()
-        self._horizon_ms = int(config.inbound_horizon_s * 1000)
+        self.horizon_ms = int(config.inbound_horizon_s * 1000)
         self._touched: dict[str, tuple[str, datetime, int]] = {}  # sku -> last cause, ts, clock
+        self.published_skus: list[str] = []  # the SKUs the last batch touched
+        self.clock_ms = 0  # the clock of the last item applied
         self._handlers = {
             NodeUpserted: self._node,
             ChannelUpserted: self._channel,
@@ -72,6 +75,7 @@ class Ledger:
             Expire: self._expire,
             Forget: self._forget,
             InboundDue: self._inbound_due,
+            CheckoutHolds: self._checkout_holds,
         }
 
     # -- driving ------------------------------------------------------------------------
@@ -85,6 +89,7 @@ class Ledger:
 
     def apply(self, item: Work) -> None:
         clock_ms, seq, cause, payload, skus = item
+        self.clock_ms = clock_ms
         self.emit.set_cause(cause.event_id, cause.ts)
         self._handlers[type(payload)](payload, clock_ms, seq, skus)
 
@@ -93,8 +98,9 @@ class Ledger:
             book = self.books.get(sku)
             if book is not None:
                 publish_changes(
-                    sku, book, self.catalog, clock_ms + self._horizon_ms, self.emit, cause, ts
+                    sku, book, self.catalog, clock_ms + self.horizon_ms, self.emit, cause, ts
                 )
+        self.published_skus = list(self._touched)
         self._touched.clear()
 
     def _ctx(self, sku: str, clock_ms: int) -> Ctx:
@@ -102,7 +108,7 @@ class Ledger:
         if book is None:
             book = self.books[sku] = SkuBook()
         self._touched[sku] = (self.emit.cause, self.emit.ts, clock_ms)
-        ctx = Ctx(sku, book, self.catalog, self.emit, clock_ms + self._horizon_ms)
+        ctx = Ctx(sku, book, self.catalog, self.emit, clock_ms + self.horizon_ms)
         became_due = False
         for pos in book.positions.values():
             became_due |= pos.advance(ctx.until_ms)
@@ -196,6 +202,14 @@ class Ledger:
     def _inbound_due(self, cmd: InboundDue, clock_ms: int, seq: int, skus) -> None:
         self._ctx(cmd.sku, clock_ms)  # counts the supply in, fills backorders, republishes
 
+    def _checkout_holds(self, cmd: CheckoutHolds, clock_ms: int, seq: int, skus) -> None:
+        book = self.books.get(cmd.sku)
+        if not cmd.holds and (book is None or not book.checkouts):
+            return
+        ctx = self._ctx(cmd.sku, clock_ms)
+        reconcile(ctx, cmd.holds, seq)
+        self._settle(ctx)
+
     def _received(self, ev: SupplyReceived, clock_ms: int, seq: int, skus) -> None:
         ctx = self._ctx(ev.sku, clock_ms)
         pos = ctx.book.position(ev.node)
@@ -249,6 +263,8 @@ class Ledger:
                 seq=seq, deadline_ms=deadline,
             )
             ctx.book.add_line(line)
+            if ev.hold_id is not None:
+                settle(ctx, ev.hold_id)  # the checkout's units pass to this line
             place_or_queue(ctx, line)
             self._settle(ctx)
 

@@ -19,6 +19,7 @@ from __future__ import annotations
 import heapq
 from collections import deque
 from datetime import datetime, timezone
+from typing import NamedTuple
 
 from .config import EngineConfig
 from .dedup import RecentIds
@@ -37,6 +38,13 @@ from .outputs import DeadLetter
 from .work import Expire, Forget, InboundDue, Work, bucket_of
 
 EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+
+
+class ClockTick(NamedTuple):
+    """The cause of what the clock alone brings about (no event moved it)."""
+
+    event_id: str
+    ts: datetime
 
 
 class Router:
@@ -88,6 +96,16 @@ class Router:
                 self._on_clock(item, work)
             self._route_event(item, work)
         return work, dead
+
+    def advance(self, now_ms: int) -> dict[int, list[Work]]:
+        """Move the clock to wall time `now_ms` when no event did (live mode, an idle input):
+        holds still expire on time. Outputs name the clock as their cause."""
+        work: dict[int, list[Work]] = {}
+        if now_ms > self.clock_ms:
+            self.clock_ms = now_ms
+            self.clock_ts = datetime.fromtimestamp(now_ms / 1000, timezone.utc)
+            self._on_clock(ClockTick(f"clock/{now_ms}", self.clock_ts), work)
+        return work
 
     # -- internals ----------------------------------------------------------------------
 

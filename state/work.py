@@ -16,6 +16,8 @@ from typing import Any
 
 import msgspec
 
+from .checkout import CheckoutHolds
+
 Work = tuple[int, int, Any, Any, tuple[str, ...] | None]
 
 
@@ -40,3 +42,26 @@ class InboundDue(msgspec.Struct, frozen=True, array_like=True):
 def bucket_of(sku: str, buckets: int) -> int:
     """The ledger bucket that owns a SKU: stable across processes and restarts."""
     return zlib.crc32(sku.encode()) % buckets
+
+
+def skus_in(items: list[Work]) -> list[str]:
+    """The SKUs a batch of work touches, in first-touch order (master data touches none)."""
+    seen: dict[str, None] = {}
+    for _, _, _, payload, skus in items:
+        if skus is not None:
+            for sku in skus:
+                seen[sku] = None
+        else:
+            sku = getattr(payload, "sku", None)
+            if sku is not None:
+                seen[sku] = None
+    return list(seen)
+
+
+def with_checkout_holds(items: list[Work], live: dict) -> list[Work]:
+    """The batch, preceded by each SKU's live checkout holds (`live`: sku -> holds)."""
+    if not items or not live:
+        return items
+    clock_ms, seq, cause, _, _ = items[0]
+    first = [(clock_ms, seq, cause, CheckoutHolds(sku, holds), None) for sku, holds in live.items()]
+    return first + items

@@ -145,7 +145,7 @@ class Script:
     def order(self, order_id: str, lines: list[tuple[str, int]], *, channel: str = "web",
               paid: bool = False, region: str = "Shanghai",
               ship_to: tuple[float, float] = SHANGHAI, pickup_node: str | None = None,
-              ts=None, event_id=None) -> OrderCreated:
+              hold_id: str | None = None, ts=None, event_id=None) -> OrderCreated:
         """An order; `lines` are (sku, qty) with line ids "1", "2", ..."""
         return OrderCreated(
             **self._meta(ts, event_id), order_id=order_id, channel=channel,
@@ -153,7 +153,7 @@ class Script:
                    for i, (sku, qty) in enumerate(lines, 1)],
             ship_to=ShipTo(region=region, lat=ship_to[0], lon=ship_to[1]),
             fulfillment="pickup" if pickup_node else "ship", pickup_node=pickup_node,
-            paid=paid,
+            paid=paid, hold_id=hold_id,
         )
 
     def paid(self, order_id: str, *, ts=None, event_id=None) -> OrderPaid:

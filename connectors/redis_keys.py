@@ -1,0 +1,49 @@
+"""Key names of the read model and the reservation API in Redis.
+
+Everything about one SKU carries its hash tag `{sku}`, so a reservation or a settlement
+touches one Redis Cluster slot.
+"""
+
+from __future__ import annotations
+
+
+class Keys:
+    def __init__(self, prefix: str = "sf") -> None:
+        self.prefix = prefix
+        self.heartbeat = f"{prefix}:heartbeat"
+
+    def _of(self, sku: str, what: str) -> str:
+        return f"{self.prefix}:{{{sku}}}:{what}"
+
+    def avail(self, sku: str) -> str:
+        return self._of(sku, "avail")
+
+    def atp(self, sku: str) -> str:
+        return self._of(sku, "atp")
+
+    def checkouts(self, sku: str) -> str:
+        return self._of(sku, "ck")
+
+    def checkout_expiry(self, sku: str) -> str:
+        return self._of(sku, "ckx")
+
+    def busy(self, sku: str) -> str:
+        return self._of(sku, "busy")
+
+    def hold(self, sku: str, order_line: str) -> str:
+        """The mirror of one engine hold (`order/line`): node -> units, expiring with it."""
+        return self._of(sku, f"hold:{order_line}")
+
+    def reserve(self, sku: str) -> list[str]:
+        return [self.avail(sku), self.checkouts(sku), self.checkout_expiry(sku), self.busy(sku),
+                self.heartbeat]
+
+    def release(self, sku: str) -> list[str]:
+        return [self.checkouts(sku), self.checkout_expiry(sku)]
+
+    def begin(self, sku: str) -> list[str]:
+        return [self.checkouts(sku), self.checkout_expiry(sku), self.busy(sku)]
+
+    def publish(self, sku: str) -> list[str]:
+        return [self.avail(sku), self.atp(sku), self.checkouts(sku), self.checkout_expiry(sku),
+                self.busy(sku)]

@@ -1,0 +1,129 @@
+#!lua name=stockflow
+-- The reservation API, as Redis Functions. Every key a call touches carries the SKU's hash tag
+-- ({sku}), so on Redis Cluster one call lives in one slot. The heartbeat is the one key
+-- outside it (see the README's Redis section).
+--
+-- Per SKU:
+--   <p>:{sku}:avail  hash  channel -> units the engine published as sellable
+--   <p>:{sku}:ck     hash  hold_id -> "channel \t qty \t expires_ms \t granted_ms \t absorbed"
+--   <p>:{sku}:ckx    zset  hold_id scored by expires_ms (to drop the expired)
+--   <p>:{sku}:busy   string, short TTL: the engine is applying a batch of this SKU
+-- Global:
+--   <p>:heartbeat    ms until which the engine's picture counts as fresh
+
+local function now_ms()
+  local t = redis.call('TIME')
+  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+end
+
+local function parse(v)
+  local channel, qty, expires, granted, absorbed =
+    string.match(v, '^(.-)\t(%d+)\t(%d+)\t(%d+)\t(%d)$')
+  return channel, tonumber(qty), tonumber(expires), tonumber(granted), absorbed == '1'
+end
+
+local function drop_expired(ck, ckx, now)
+  local gone = redis.call('ZRANGEBYSCORE', ckx, '-inf', now)
+  for i = 1, #gone, 500 do
+    local chunk = {unpack(gone, i, math.min(i + 499, #gone))}
+    redis.call('ZREM', ckx, unpack(chunk))
+    redis.call('HDEL', ck, unpack(chunk))
+  end
+end
+
+-- Units granted to checkouts that the engine has not absorbed yet: not in `avail` yet.
+local function pending(ck)
+  local total = 0
+  for _, v in ipairs(redis.call('HVALS', ck)) do
+    local _, qty, _, _, absorbed = parse(v)
+    if not absorbed then total = total + qty end
+  end
+  return total
+end
+
+-- reserve: KEYS avail, ck, ckx, busy, heartbeat; ARGV channel, qty, ttl_ms, hold_id
+-- -> {"held", hold_id, expires_ms}; errors STOCKFLOW_STALE / _BUSY / _SHORT / _BADARG.
+local function reserve(keys, args)
+  local channel, qty, ttl, hold_id = args[1], tonumber(args[2]), tonumber(args[3]), args[4]
+  if not qty or qty <= 0 or qty ~= math.floor(qty) or not ttl or ttl <= 0 or not hold_id
+     or hold_id == '' or string.find(channel or '', '\t') then
+    return redis.error_reply('STOCKFLOW_BADARG qty and ttl_ms must be positive integers, hold_id not empty')
+  end
+  local now = now_ms()
+  if tonumber(redis.call('GET', keys[5]) or '0') < now then
+    return redis.error_reply('STOCKFLOW_STALE the engine heartbeat is stale: not selling against an old picture')
+  end
+  if redis.call('EXISTS', keys[4]) == 1 then
+    return redis.error_reply('STOCKFLOW_BUSY the engine is applying a batch of this SKU: retry')
+  end
+  drop_expired(keys[2], keys[3], now)
+  local existing = redis.call('HGET', keys[2], hold_id)
+  if existing then  -- a retried call: the same hold
+    local _, _, expires = parse(existing)
+    return {'held', hold_id, expires}
+  end
+  local available = tonumber(redis.call('HGET', keys[1], channel) or '0') - pending(keys[2])
+  if available < qty then
+    return redis.error_reply('STOCKFLOW_SHORT ' .. math.max(available, 0) .. ' available')
+  end
+  local expires = now + ttl
+  redis.call('HSET', keys[2], hold_id, channel .. '\t' .. qty .. '\t' .. expires .. '\t' .. now .. '\t0')
+  redis.call('ZADD', keys[3], expires, hold_id)
+  return {'held', hold_id, expires}
+end
+
+-- release: KEYS ck, ckx; ARGV hold_id -> 1 if it was live, else 0.
+local function release(keys, args)
+  redis.call('ZREM', keys[2], args[1])
+  return redis.call('HDEL', keys[1], args[1])
+end
+
+-- begin (engine): KEYS ck, ckx, busy; ARGV busy_ttl_ms
+-- Fences the SKU (reserve answers BUSY) and returns its live holds, oldest grant first:
+-- {hold_id, channel, qty, expires_ms, ...}.
+local function begin(keys, args)
+  redis.call('SET', keys[3], '1', 'PX', tonumber(args[1]))
+  drop_expired(keys[1], keys[2], now_ms())
+  local flat = redis.call('HGETALL', keys[1])
+  local holds = {}
+  for i = 1, #flat, 2 do
+    local channel, qty, expires, granted = parse(flat[i + 1])
+    holds[#holds + 1] = {flat[i], channel, qty, expires, granted}
+  end
+  table.sort(holds, function(a, b)
+    if a[5] ~= b[5] then return a[5] < b[5] end
+    return a[1] < b[1]
+  end)
+  local out = {}
+  for _, h in ipairs(holds) do
+    out[#out + 1] = h[1]; out[#out + 1] = h[2]; out[#out + 1] = h[3]; out[#out + 1] = h[4]
+  end
+  return out
+end
+
+-- publish (engine): KEYS avail, atp, ck, ckx, busy; ARGV json {c: {channel: n}, n: {node: n},
+-- k: {hold_id: "absorbed"|"gone"}}. New availability and the holds it accounts for change in
+-- one step, so no unit is counted twice (in avail and pending) or not at all. Lifts the fence.
+local function publish(keys, args)
+  local view = cjson.decode(args[1])
+  for channel, n in pairs(view.c) do redis.call('HSET', keys[1], channel, n) end
+  for node, n in pairs(view.n) do redis.call('HSET', keys[2], node, n) end
+  for hold_id, what in pairs(view.k) do
+    local v = redis.call('HGET', keys[3], hold_id)
+    if v then
+      if what == 'gone' then
+        redis.call('HDEL', keys[3], hold_id)
+        redis.call('ZREM', keys[4], hold_id)
+      else
+        redis.call('HSET', keys[3], hold_id, string.sub(v, 1, -2) .. '1')
+      end
+    end
+  end
+  redis.call('DEL', keys[5])
+  return 1
+end
+
+redis.register_function('stockflow_reserve', reserve)
+redis.register_function('stockflow_release', release)
+redis.register_function('stockflow_begin', begin)
+redis.register_function('stockflow_publish', publish)

@@ -1,0 +1,74 @@
+"""The reservation API for checkouts: a thin client over the `stockflow_*` Redis Functions.
+
+Any language can call the same functions with FCALL; this wraps them for Python and turns
+their error codes into exceptions.
+"""
+
+from __future__ import annotations
+
+import time
+from importlib.resources import files
+
+import msgspec
+import redis
+
+from .redis_keys import Keys
+
+LIBRARY = files("stockflow.connectors").joinpath("reservations.lua").read_text()
+
+
+class ReservationRefused(Exception):
+    """`code` is STALE (engine heartbeat too old), BUSY, SHORT (not enough) or BADARG."""
+
+    def __init__(self, code: str, message: str):
+        super().__init__(f"{code}: {message}")
+        self.code = code
+
+
+class Hold(msgspec.Struct, frozen=True):
+    hold_id: str
+    sku: str
+    expires_ms: int
+
+
+def install(client: redis.Redis) -> None:
+    """Load (or replace) the function library; what `stockflow redis install` runs."""
+    client.function_load(LIBRARY, replace=True)
+
+
+class Reservations:
+    def __init__(self, client: redis.Redis, prefix: str = "sf", busy_wait_s: float = 1.0):
+        self.client = client
+        self.keys = Keys(prefix)
+        self.busy_wait_s = busy_wait_s  # how long to retry while the engine applies a batch
+
+    def reserve(self, sku: str, channel: str, qty: int, ttl_ms: int, hold_id: str) -> Hold:
+        """Hold `qty` units of `sku` for `channel` for `ttl_ms`, or raise ReservationRefused."""
+        keys = self.keys.reserve(sku)
+        give_up = time.monotonic() + self.busy_wait_s
+        while True:
+            try:
+                _, held_id, expires = self.client.fcall(
+                    "stockflow_reserve", len(keys), *keys, channel, qty, ttl_ms, hold_id
+                )
+                return Hold(_text(held_id), sku, int(expires))
+            except redis.ResponseError as exc:
+                code, _, message = str(exc).partition(" ")
+                code = code.removeprefix("STOCKFLOW_")
+                if code == "BUSY" and time.monotonic() < give_up:
+                    time.sleep(0.001)
+                    continue
+                raise ReservationRefused(code, message) from None
+
+    def release(self, sku: str, hold_id: str) -> bool:
+        keys = self.keys.release(sku)
+        return bool(self.client.fcall("stockflow_release", len(keys), *keys, hold_id))
+
+    def available(self, sku: str, channel: str) -> int:
+        """What the engine last published for the channel (before live checkout holds)."""
+        value = self.client.hget(self.keys.avail(sku), channel)
+        return int(value) if value is not None else 0
+
+
+def _text(value) -> str:
+    return value.decode() if isinstance(value, bytes) else value

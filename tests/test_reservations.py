@@ -1,0 +1,221 @@
+"""The reservation API (Redis Functions) and the engine's read model, against a real Redis.
+
+Checkouts reserve through `stockflow_reserve`; the engine fences the SKUs of each batch, takes
+the live checkout holds into its ledger, and publishes availability with what became of them.
+"""
+
+from __future__ import annotations
+
+import random
+import threading
+import time
+import uuid
+
+import pytest
+import redis
+
+from stockflow.connectors.redis_store import ReadModelStore
+from stockflow.connectors.reservations import ReservationRefused, Reservations, install
+from stockflow.dataflows.logic import LedgerLogic
+from stockflow.state.config import EngineConfig
+from stockflow.state.lines import ALLOCATED, HELD
+from stockflow.state.routing import Router
+
+from .scenario import Script
+
+
+@pytest.fixture()
+def client(redis_url):
+    c = redis.Redis.from_url(redis_url, socket_timeout=5)
+    install(c)
+    return c
+
+
+class LiveEngine:
+    """Router + ledger buckets driven as the dataflow drives them, with the Redis store."""
+
+    def __init__(self, client, prefix: str, stale_after_s: float = 5.0):
+        self.config = EngineConfig(buckets=4)
+        self.router = Router(self.config)
+        self.store = ReadModelStore(client, prefix, stale_after_s=stale_after_s)
+        self.buckets: dict[int, LedgerLogic] = {}
+        self.ev = Script()
+        self.lock = threading.Lock()
+
+    def feed(self, *events) -> list:
+        with self.lock:
+            work, _ = self.router.route(list(events))
+            out = []
+            for bucket, items in sorted(work.items()):
+                logic = self.buckets.get(bucket)
+                if logic is None:
+                    logic = self.buckets[bucket] = LedgerLogic(self.config, False, None, self.store)
+                out.extend(logic.on_batch([items])[0])
+            return out
+
+    def tick(self) -> None:
+        """What the buckets' timers do every second."""
+        for logic in self.buckets.values():
+            logic.on_notify()
+
+    def book(self, sku):
+        for logic in self.buckets.values():
+            if sku in logic.ledger.books:
+                return logic.ledger.books[sku]
+        raise KeyError(sku)
+
+
+def setup_engine(client, stock: int, sku: str, **kw) -> tuple[LiveEngine, Reservations]:
+    prefix = f"t{uuid.uuid4().hex[:8]}"
+    engine = LiveEngine(client, prefix, **kw)
+    e = engine.ev
+    engine.feed(e.node("A"), e.channel("web", hold_ttl_s=60), e.channel("mkt", hold_ttl_s=60))
+    engine.feed(e.snapshot(sku, "A", stock))
+    return engine, Reservations(client, prefix, busy_wait_s=5.0)
+
+
+def try_reserve(api, sku, channel, qty, ttl_ms=60_000):
+    hold_id = uuid.uuid4().hex
+    try:
+        api.reserve(sku, channel, qty, ttl_ms, hold_id)
+        return hold_id
+    except ReservationRefused as exc:
+        assert exc.code == "SHORT", exc
+        return None
+
+
+def test_64_clients_race_for_the_last_10_units(client):
+    engine, api = setup_engine(client, 10, "RACE")
+    assert api.available("RACE", "web") == 10
+    granted = []
+    barrier = threading.Barrier(64)
+
+    def checkout():
+        barrier.wait()
+        hold = try_reserve(api, "RACE", "web", 1)
+        if hold:
+            granted.append(hold)
+
+    threads = [threading.Thread(target=checkout) for _ in range(64)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(granted) == 10
+    assert try_reserve(api, "RACE", "mkt", 1) is None  # pending holds count for every channel
+
+
+def test_a_hold_expires_on_time(client):
+    engine, api = setup_engine(client, 3, "EXP")
+    api.reserve("EXP", "web", 3, 300, "h1")
+    assert try_reserve(api, "EXP", "web", 1) is None
+    time.sleep(0.4)
+    assert try_reserve(api, "EXP", "web", 3) is not None
+
+
+def test_an_absorbed_hold_is_counted_once_and_settles_into_its_order(client):
+    engine, api = setup_engine(client, 10, "ABS")
+    e = engine.ev
+    api.reserve("ABS", "web", 4, 60_000, "cart-1")
+    engine.feed(e.adjust("ABS", "A", 0))  # any event of the SKU: the engine absorbs the hold
+    book = engine.book("ABS")
+    assert book.positions["A"].held == 4
+    assert api.available("ABS", "web") == 6  # published availability now accounts for it
+    assert try_reserve(api, "ABS", "web", 7) is None  # not 6 - 4 again, nor 10 - 4 + ...
+    assert try_reserve(api, "ABS", "web", 6) is not None
+    out = engine.feed(e.order("O1", [("ABS", 4)], paid=True, hold_id="cart-1"))
+    assert book.positions["A"].allocated == 4
+    assert book.positions["A"].held == 6  # the other checkout's 6, absorbed with this batch
+    assert client.hget(f"{api.keys.checkouts('ABS')}", "cart-1") is None  # settled: gone
+    assert any(b"allocate/O1/1/A" in line for stream, lines in out for line in lines)
+
+
+def test_reserve_refuses_when_the_heartbeat_is_stale(client):
+    engine, api = setup_engine(client, 5, "HB", stale_after_s=0.2)
+    assert try_reserve(api, "HB", "web", 1) is not None
+    time.sleep(0.3)
+    with pytest.raises(ReservationRefused) as refused:
+        api.reserve("HB", "web", 1, 60_000, "late")
+    assert refused.value.code == "STALE"
+    engine.store.beat()
+    assert try_reserve(api, "HB", "web", 1) is not None
+
+
+def test_released_and_expired_holds_give_units_back_to_the_engine(client):
+    engine, api = setup_engine(client, 5, "REL")
+    e = engine.ev
+    api.reserve("REL", "web", 2, 60_000, "a")
+    api.reserve("REL", "web", 3, 200, "b")
+    engine.feed(e.adjust("REL", "A", 0))
+    assert engine.book("REL").positions["A"].held == 5
+    assert api.release("REL", "a")
+    time.sleep(0.3)
+    engine.feed(e.adjust("REL", "A", 0))
+    assert engine.book("REL").positions["A"].held == 0
+    assert api.available("REL", "web") == 5
+
+
+def test_redis_down_keeps_the_engine_going_and_it_republishes_after(client, redis_url):
+    engine, api = setup_engine(client, 5, "DOWN")
+    e = engine.ev
+    good = engine.store.client
+    engine.store.client = redis.Redis(host="127.0.0.1", port=1, socket_connect_timeout=0.2)
+    out = engine.feed(e.order("O1", [("DOWN", 2)], paid=True))
+    assert any(b"allocate/O1" in line for _, lines in out for line in lines)
+    assert engine.store.errors >= 1
+    assert api.available("DOWN", "web") == 5  # Redis still shows the old picture
+    engine.store.client = good
+    engine.store._down_until = 0.0
+    engine.tick()  # every bucket rewrites its whole read model, with or without a batch
+    assert api.available("DOWN", "web") == 3
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_checkouts_and_marketplace_orders_never_promise_a_unit_twice(client, seed):
+    """Checkout threads reserve while marketplace orders flow through the engine."""
+    stock = 30
+    engine, api = setup_engine(client, stock, "LAST")
+    e = engine.ev
+    begin = engine.store.begin
+
+    def slow_begin(items):  # a batch that takes a while: checkouts keep arriving meanwhile
+        live = begin(items)
+        time.sleep(0.003)
+        return live
+
+    engine.store.begin = slow_begin
+    granted: list[str] = []
+    stop = threading.Event()
+
+    def checkout():
+        rnd = random.Random()
+        while not stop.is_set():
+            hold = try_reserve(api, "LAST", "web", rnd.randint(1, 2))
+            if hold:
+                granted.append(hold)
+            time.sleep(rnd.uniform(0.002, 0.01))  # checkouts arrive spread out, as orders do
+
+    threads = [threading.Thread(target=checkout) for _ in range(4)]
+    for t in threads:
+        t.start()
+    rnd = random.Random(seed)
+    for i in range(40):
+        engine.feed(e.order(f"M{i}", [("LAST", rnd.randint(1, 2))], channel="mkt", paid=True))
+    stop.set()
+    for t in threads:
+        t.join()
+    engine.feed(e.adjust("LAST", "A", 0))  # the engine absorbs the last checkout holds
+    book = engine.book("LAST")
+    pos = book.positions["A"]
+    assert pos.held + pos.allocated <= stock
+    held_checkouts = {
+        oid.removeprefix("checkout:") for oid, lines in book.lines.items()
+        if oid.startswith("checkout:") and lines["1"].status == HELD
+    }
+    assert held_checkouts == set(granted)  # every granted hold is a commitment of the engine
+    allocated = sum(
+        line.qty for oid, lines in book.lines.items() for line in lines.values()
+        if not oid.startswith("checkout:") and line.status == ALLOCATED
+    )
+    assert allocated + sum(book.lines[f"checkout:{h}"]["1"].qty for h in granted) <= stock
+    assert granted and allocated  # both sides sold something
