@@ -83,6 +83,22 @@ def build_parser() -> argparse.ArgumentParser:
     _generator_args(p, events=200_000)
     _engine_args(p)
 
+    p = sub.add_parser("run", help="run live: Kafka topics in and out, Redis read model")
+    p.add_argument("--config", help="TOML settings (STOCKFLOW_* environment variables override)")
+    p.add_argument("--processes", "-p", type=_positive, default=1, help="worker processes")
+    p.add_argument("--drain", action="store_true",
+                   help="stop at the end of the input topics instead of waiting for more")
+    p.add_argument("--process-id", type=int, help=argparse.SUPPRESS)
+    p.add_argument("--addresses", help=argparse.SUPPRESS)
+
+    p = sub.add_parser("topics", help="Kafka topics")
+    p.add_argument("action", choices=["create"])
+    p.add_argument("--config", help="TOML settings (STOCKFLOW_* environment variables override)")
+
+    p = sub.add_parser("redis", help="the reservation API in Redis")
+    p.add_argument("action", choices=["install"])
+    p.add_argument("--config", help="TOML settings (STOCKFLOW_* environment variables override)")
+
     p = sub.add_parser("schema", help="print the JSON Schema of the contract's events")
     p.add_argument("which", nargs="?", choices=["inputs", "outputs", "all"], default="all")
     return parser
@@ -99,7 +115,7 @@ def main(argv: list[str] | None = None) -> int:
         return 130
     except BrokenPipeError:
         return 0
-    except _READABLE_ERRORS as exc:
+    except _readable_errors() as exc:
         print(f"stockflow: error: {exc}", file=sys.stderr)
         return 1
 
@@ -167,9 +183,55 @@ def _schema(args) -> int:
     return 0
 
 
-_COMMANDS = {"replay": _replay, "generate": _generate, "demo": _demo, "schema": _schema}
+def _run(args) -> int:
+    from .config import load
+    from .live import run
 
-_READABLE_ERRORS = (OSError, msgspec.ValidationError, ReplayError)
+    config = load(args.config)
+    addresses = args.addresses.split(";") if args.addresses else None
+    run(config, args.processes, args.process_id, addresses, args.config, args.drain)
+    return 0
+
+
+def _topics(args) -> int:
+    from stockflow.connectors.kafka_admin import create_topics, input_topics, output_topics
+
+    from .config import load
+
+    k = load(args.config).kafka
+    names = input_topics(k.topic_prefix) + output_topics(k.topic_prefix)
+    created = create_topics(k.brokers, names, k.partitions, k.replication, k.client)
+    for name in names:
+        print(f"{name}: {'created' if name in created else 'exists'}")
+    return 0
+
+
+def _redis(args) -> int:
+    import redis
+
+    from stockflow.connectors.reservations import install
+
+    from .config import load
+    from .live import redis_client
+
+    config = load(args.config)
+    try:
+        install(redis_client(config))
+    except redis.RedisError as exc:
+        raise RuntimeError(f"cannot install the reservation API in {config.redis.url}: {exc}")
+    print(f"reservation API installed in {config.redis.url} (FCALL stockflow_reserve ...)")
+    return 0
+
+
+_COMMANDS = {"replay": _replay, "generate": _generate, "demo": _demo, "schema": _schema,
+             "run": _run, "topics": _topics, "redis": _redis}
+
+
+def _readable_errors() -> tuple[type[BaseException], ...]:
+    from .config import ConfigError
+    from .live import LiveError
+
+    return (OSError, msgspec.ValidationError, ReplayError, ConfigError, LiveError, RuntimeError)
 
 if __name__ == "__main__":
     sys.exit(main())

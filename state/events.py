@@ -207,5 +207,5 @@ class Malformed(Struct, frozen=True):
 
     raw: str
     error: str
-    source: str  # where it came from: file and line, or topic/partition@offset
+    source: str  # where it came from: file:line, or topic:partition:offset
     event_id: str | None = None  # when the message had a readable one

@@ -1,0 +1,51 @@
+"""Kafka topics of stockflow: their names, and creating them."""
+
+from __future__ import annotations
+
+from confluent_kafka import KafkaError, KafkaException
+from confluent_kafka.admin import AdminClient, NewTopic
+
+from stockflow.state.outputs import STREAMS
+
+INPUTS = ("orders", "stock", "master")
+
+
+def input_topics(prefix: str = "stockflow.") -> list[str]:
+    """The topics the engine reads: orders, stock and master data."""
+    return [prefix + name for name in INPUTS]
+
+
+def output_topics(prefix: str = "stockflow.") -> list[str]:
+    """The topics the engine writes: one per output stream."""
+    return [prefix + stream for stream in STREAMS]
+
+
+def create_topics(
+    brokers: str,
+    topics: dict[str, int] | list[str],
+    partitions: int = 3,
+    replication: int = 1,
+    client_config: dict[str, str] | None = None,
+    timeout: float = 15.0,
+) -> list[str]:
+    """Creates the topics that do not exist yet; returns the names it created.
+
+    `topics` maps names to partition counts, or lists names that get `partitions` each.
+    """
+    counts = topics if isinstance(topics, dict) else dict.fromkeys(topics, partitions)
+    if not counts:
+        return []
+    admin = AdminClient({"bootstrap.servers": brokers, **(client_config or {})})
+    new = [NewTopic(name, n, replication) for name, n in counts.items()]
+    created, failed = [], []
+    for name, future in admin.create_topics(new, request_timeout=timeout).items():
+        try:
+            future.result()
+            created.append(name)
+        except KafkaException as exc:
+            err = exc.args[0]
+            if err.code() != KafkaError.TOPIC_ALREADY_EXISTS:
+                failed.append(f"{name}: {err.str()}")
+    if failed:
+        raise RuntimeError(f"cannot create kafka topics on {brokers}: " + "; ".join(failed))
+    return created

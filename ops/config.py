@@ -1,0 +1,97 @@
+"""Live-mode settings: a TOML file, then `STOCKFLOW_*` environment variables over it.
+
+`STOCKFLOW_<SECTION>_<KEY>` sets `[section] key` (`STOCKFLOW_KAFKA_BROKERS=k1:9092`);
+`STOCKFLOW_KAFKA_CLIENT_<NAME>` sets a Kafka client property, `_` read as `.`
+(`STOCKFLOW_KAFKA_CLIENT_SASL_MECHANISM=PLAIN` -> `sasl.mechanism`). A bad setting is one
+readable `ConfigError` line naming it.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from typing import Annotated
+
+import msgspec
+from msgspec import Meta
+
+from stockflow.state.config import EngineConfig
+
+
+class ConfigError(Exception):
+    pass
+
+
+class KafkaSettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    brokers: str = "127.0.0.1:9092"
+    topic_prefix: str = "stockflow."  # inputs <prefix>orders|stock|master, outputs <prefix><stream>
+    partitions: Annotated[int, Meta(ge=1)] = 3  # for `stockflow topics create`
+    replication: Annotated[int, Meta(ge=1)] = 1
+    batch_size: Annotated[int, Meta(ge=1)] = 2000  # messages read per partition per poll
+    client: dict[str, str] = {}  # librdkafka properties: SASL, TLS, acks, compression...
+
+
+class RedisSettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    enabled: bool = True
+    url: str = "redis://127.0.0.1:6379/0"  # rediss:// for TLS; user:password@ for AUTH
+    prefix: str = "sf"
+    heartbeat_stale_s: Annotated[float, Meta(gt=0)] = 5.0  # reserve refuses past this
+    timeout_s: Annotated[float, Meta(gt=0)] = 1.0
+
+
+class RecoverySettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    dir: str = "recovery"  # created on first start
+    snapshot_interval_s: Annotated[float, Meta(gt=0)] = 10.0
+    backup_interval_s: Annotated[float, Meta(ge=0)] = 0.0
+
+
+class RunSettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    # Live mode moves the clock to wall time this often while inputs are quiet (0: never),
+    # so holds expire on time without new events.
+    clock_tick_s: Annotated[float, Meta(ge=0)] = 1.0
+    metrics_port: Annotated[int, Meta(ge=0, le=65535)] = 9464  # 0: no /metrics
+
+
+class Config(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    engine: EngineConfig = EngineConfig()
+    kafka: KafkaSettings = KafkaSettings()
+    redis: RedisSettings = RedisSettings()
+    recovery: RecoverySettings = RecoverySettings()
+    run: RunSettings = RunSettings()
+
+
+SECTIONS = ("engine", "kafka", "redis", "recovery", "run")
+
+
+def load(path: str | None, environ: dict[str, str] | None = None) -> Config:
+    """The file's settings (if any) with the environment's over them."""
+    raw: dict = {}
+    if path is not None:
+        try:
+            with open(path, "rb") as f:
+                raw = tomllib.load(f)
+        except OSError as exc:
+            raise ConfigError(f"cannot read config {path}: {exc.strerror}") from None
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"config {path} is not valid TOML: {exc}") from None
+    _overlay_environment(raw, os.environ if environ is None else environ)
+    try:
+        return msgspec.convert(raw, Config, strict=False)
+    except msgspec.ValidationError as exc:
+        where = f" in {path}" if path else ""
+        raise ConfigError(f"bad setting{where}: {exc}") from None
+
+
+def _overlay_environment(raw: dict, environ) -> None:
+    for name, value in environ.items():
+        if not name.startswith("STOCKFLOW_"):
+            continue
+        rest = name[len("STOCKFLOW_"):].lower()
+        section, _, key = rest.partition("_")
+        if section not in SECTIONS or not key:
+            raise ConfigError(f"unknown setting {name} (sections: {', '.join(SECTIONS)})")
+        table = raw.setdefault(section, {})
+        if section == "kafka" and key.startswith("client_"):
+            table.setdefault("client", {})[key[len("client_"):].replace("_", ".")] = value
+        else:
+            table[key] = value

@@ -1,0 +1,25 @@
+"""Session fixtures: the real servers tests talk to."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from .servers import check_redis, start_tansu
+
+
+@pytest.fixture(scope="session")
+def kafka_brokers():
+    """`host:port` of a tansu broker (in memory) started for this test session."""
+    tansu = start_tansu()
+    yield tansu.brokers
+    tansu.stop()
+
+
+@pytest.fixture(scope="session")
+def redis_url() -> str:
+    """URL of a running Redis: `$REDIS_URL`, else the local default."""
+    url = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
+    check_redis(url)
+    return url
