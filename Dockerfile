@@ -7,4 +7,4 @@ COPY dataflows dataflows
 COPY ops ops
 RUN pip install --no-cache-dir .
 ENTRYPOINT ["stockflow"]
-CMD ["demo", "--out", "/data/demo"]
+CMD ["run", "--config", "/etc/stockflow/stockflow.toml"]

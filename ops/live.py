@@ -58,14 +58,24 @@ def run(config: Config, processes: int = 1, process_id: int | None = None,
     k = config.kafka
     flow = live_flow(config.engine, k.brokers, k.topic_prefix, k.client, k.batch_size,
                      config.run.clock_tick_s, store, stop_at_end=drain)
-    signal.signal(signal.SIGTERM, _stop)
-    cli_main(flow, process_id=process_id, addresses=addresses,
-             epoch_interval=timedelta(seconds=config.recovery.snapshot_interval_s),
-             recovery_config=recovery)
+    stopping: list[int] = []
 
+    def stop(signum, frame):
+        stopping.append(signum)
+        raise KeyboardInterrupt  # Bytewax checks for signals in its loop and stops the flow
 
-def _stop(signum, frame):
-    raise KeyboardInterrupt  # Bytewax stops the way it does on Ctrl-C
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    try:
+        cli_main(flow, process_id=process_id, addresses=addresses,
+                 epoch_interval=timedelta(seconds=config.recovery.snapshot_interval_s),
+                 recovery_config=recovery)
+    except BaseException:
+        if not stopping:
+            raise
+        name = signal.Signals(stopping[0]).name
+        print(f"stockflow: stopped by {name}; the next start resumes from the last snapshot "
+              f"in {config.recovery.dir}", file=sys.stderr)
 
 
 def _recovery(config: Config) -> RecoveryConfig:

@@ -47,16 +47,21 @@ class LiveRun:
         for line in lines:
             topic, key = topic_of(line) if topic_of else ("orders", None)
             kwargs = {"partition": 0} if topic_of is None else {"key": key}
-            producer.produce(self.prefix + topic, line.rstrip(b"\n"), **kwargs)
+            while True:
+                try:
+                    producer.produce(self.prefix + topic, line.rstrip(b"\n"), **kwargs)
+                    break
+                except BufferError:  # the local queue is full: let deliveries drain
+                    producer.poll(0.1)
         assert producer.flush(30) == 0, "not every input message was delivered"
 
     def start(self, *args: str) -> subprocess.Popen:
         return subprocess.Popen([sys.executable, "-m", "stockflow.ops.cli", "run", *args],
                                 env=self.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
 
-    def drain(self, timeout: float = 180) -> None:
+    def drain(self, *args: str, timeout: float = 180) -> None:
         """Run until the input topics are consumed to their end."""
-        proc = self.start("--drain")
+        proc = self.start("--drain", *args)
         out, err = proc.communicate(timeout=timeout)
         assert proc.returncode == 0, f"stockflow run failed ({proc.returncode}):\n{err.decode()}"
 

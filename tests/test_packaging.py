@@ -4,6 +4,8 @@ from pathlib import Path
 
 import yaml
 
+from stockflow.ops.config import load
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -23,3 +25,27 @@ def test_dockerfile_installs_every_package_folder():
     for folder in ("state", "connectors", "dataflows", "ops"):
         assert f"COPY {folder} {folder}" in dockerfile
     assert "pip install" in dockerfile
+
+
+def test_compose_runs_stockflow_live_with_settings_it_understands():
+    compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+    services = compose["services"]
+    stockflow = services["stockflow"]
+    assert stockflow["command"][:3] == ["run", "--config", "/etc/stockflow/stockflow.toml"]
+    assert "./stockflow.toml:/etc/stockflow/stockflow.toml:ro" in stockflow["volumes"]
+    env = {k: str(v) for k, v in stockflow["environment"].items()}
+    config = load(str(ROOT / "stockflow.toml"), env)  # raises on any unknown setting
+    kafka = services["kafka"]["environment"]
+    assert f"PLAINTEXT://{config.kafka.brokers}" in kafka["KAFKA_ADVERTISED_LISTENERS"]
+    assert config.redis.url.startswith("redis://redis:6379")
+    assert config.recovery.dir.startswith("/data/")  # on the volume, so restarts resume
+    metrics = f"{config.run.metrics_port}:{config.run.metrics_port}"
+    assert metrics in stockflow["ports"]
+    init = services["stockflow-init"]
+    assert "topics create" in init["entrypoint"][-1] and "redis install" in init["entrypoint"][-1]
+    assert stockflow["depends_on"]["stockflow-init"]["condition"] == (
+        "service_completed_successfully")
+
+
+def test_the_example_config_is_the_default_config():
+    assert load(str(ROOT / "stockflow.toml"), {}) == load(None, {})

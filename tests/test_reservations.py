@@ -7,6 +7,7 @@ the live checkout holds into its ledger, and publishes availability with what be
 from __future__ import annotations
 
 import random
+import subprocess
 import threading
 import time
 import uuid
@@ -22,6 +23,7 @@ from stockflow.state.lines import ALLOCATED, HELD
 from stockflow.state.routing import Router
 
 from .scenario import Script
+from .servers import free_port
 
 
 @pytest.fixture()
@@ -219,3 +221,41 @@ def test_checkouts_and_marketplace_orders_never_promise_a_unit_twice(client, see
     )
     assert allocated + sum(book.lines[f"checkout:{h}"]["1"].qty for h in granted) <= stock
     assert granted and allocated  # both sides sold something
+
+
+def test_engine_holds_are_mirrored_with_their_remaining_life(client):
+    engine, api = setup_engine(client, 5, "MIR")
+    e = engine.ev
+    engine.feed(e.order("O1", [("MIR", 2)]))  # unpaid: held for the channel's 60 s
+    key = api.keys.hold("MIR", "O1/1")
+    assert client.get(key) == b'{"A":2}'
+    assert 59_000 <= client.pttl(key) <= 60_000
+    engine.feed(e.paid("O1"))
+    assert client.exists(key) == 0  # allocated now: no longer a hold
+
+
+def test_redis_with_a_password(tmp_path):
+    """AUTH through the URL: a Redis of our own that requires a password."""
+    port = free_port()
+    server = subprocess.Popen(
+        ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--requirepass", "s3cret",
+         "--save", "", "--appendonly", "no", "--dir", str(tmp_path)],
+        stdout=subprocess.DEVNULL,
+    )
+    try:
+        url = f"redis://:s3cret@127.0.0.1:{port}/0"
+        c = redis.Redis.from_url(url)
+        for _ in range(50):
+            try:
+                c.ping()
+                break
+            except redis.ConnectionError:
+                time.sleep(0.1)
+        with pytest.raises(redis.AuthenticationError):
+            redis.Redis(port=port).ping()
+        install(c)
+        engine, api = setup_engine(c, 3, "AUTH")
+        assert api.reserve("AUTH", "web", 3, 60_000, "h").hold_id == "h"
+    finally:
+        server.terminate()
+        server.wait()

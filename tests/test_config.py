@@ -1,0 +1,51 @@
+"""Live-mode settings: TOML, environment over it, and one readable line for a bad one."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+from stockflow.ops.config import ConfigError, load
+
+
+def test_environment_overrides_the_file(tmp_path):
+    path = tmp_path / "s.toml"
+    path.write_text('[kafka]\nbrokers = "a:1"\npartitions = 6\n[redis]\nprefix = "x"\n')
+    config = load(str(path), {"STOCKFLOW_KAFKA_BROKERS": "b:2", "STOCKFLOW_ENGINE_BUCKETS": "8",
+                              "STOCKFLOW_KAFKA_CLIENT_SASL_MECHANISM": "PLAIN"})
+    assert config.kafka.brokers == "b:2"
+    assert config.kafka.partitions == 6
+    assert config.engine.buckets == 8
+    assert config.kafka.client == {"sasl.mechanism": "PLAIN"}
+    assert config.redis.prefix == "x"
+
+
+@pytest.mark.parametrize("text, env, says", [
+    ("[kafka]\npartitions = 0\n", {}, "$.kafka.partitions"),
+    ("[kafka]\nbrokerz = 'x'\n", {}, "unknown field `brokerz`"),
+    ("[kafka\n", {}, "not valid TOML"),
+    ("", {"STOCKFLOW_ENGINE_BUCKETS": "many"}, "$.engine.buckets"),
+    ("", {"STOCKFLOW_KAFKABROKERS": "x"}, "unknown setting STOCKFLOW_KAFKABROKERS"),
+])
+def test_a_bad_setting_names_itself(tmp_path, text, env, says):
+    path = tmp_path / "s.toml"
+    path.write_text(text)
+    with pytest.raises(ConfigError) as err:
+        load(str(path), env)
+    assert says in str(err.value)
+
+
+@pytest.mark.parametrize("args, env", [
+    (["run", "--config", "/nonexistent.toml"], {}),
+    (["run"], {"STOCKFLOW_RUN_CLOCK_TICK_S": "soon"}),
+    (["topics", "create"], {"STOCKFLOW_KAFKA_PARTITIONS": "-1"}),
+])
+def test_the_cli_answers_a_bad_config_with_one_line(args, env):
+    proc = subprocess.run([sys.executable, "-m", "stockflow.ops.cli", *args],
+                          env={**os.environ, **env}, capture_output=True, timeout=60)
+    assert proc.returncode == 1
+    err = proc.stderr.decode().strip()
+    assert err.startswith("stockflow: error: ") and "\n" not in err, err
