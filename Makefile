@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: demo test install clean
+.PHONY: demo test install tools clean
 
 $(BIN)/stockflow: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -16,7 +16,15 @@ install: $(BIN)/stockflow
 demo: install
 	$(BIN)/stockflow demo
 
-test: install
+# Prometheus and promtool (Debian's `prometheus` package) for the observability tests; Redis
+# and a Kafka-protocol broker are found or started by the tests themselves.
+tools:
+	@command -v promtool >/dev/null && command -v prometheus >/dev/null || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus >/dev/null; \
+	  else echo "make test needs promtool and prometheus: apt-get install prometheus (as root)"; exit 1; fi; }
+
+test: install tools
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 clean:

@@ -17,8 +17,10 @@ RawChunk = tuple[str, int, list[bytes]]
 
 
 class _LinesPartition(StatefulSourcePartition[RawChunk, int]):
-    def __init__(self, name: str, f: BinaryIO, chunk_lines: int, resume: int | None):
+    def __init__(self, name: str, f: BinaryIO, chunk_lines: int, resume: int | None,
+                 on_read=None):
         self._name = name
+        self._on_read = on_read
         self._f = f
         self._chunk = chunk_lines
         self._line = 1
@@ -37,6 +39,8 @@ class _LinesPartition(StatefulSourcePartition[RawChunk, int]):
         if not lines:
             raise StopIteration
         first, self._line = self._line, self._line + len(lines)
+        if self._on_read is not None:
+            self._on_read(sum(map(len, lines)))
         return [(self._name, first, lines)]
 
     def snapshot(self):
@@ -53,18 +57,20 @@ class JsonLinesSource(FixedPartitionedSource[RawChunk, int]):
     One partition per file: its lines reach the engine in file order.
     """
 
-    def __init__(self, path: str, chunk_lines: int = 2048):
+    def __init__(self, path: str, chunk_lines: int = 2048, on_read=None):
         self.path = path
         self.chunk_lines = chunk_lines
+        self.on_read = on_read  # called with the bytes of every chunk read (progress)
 
     def list_parts(self) -> list[str]:
         return [self.path]
 
     def build_part(self, step_id: str, for_part: str, resume_state):
         if for_part == "-":
-            return _LinesPartition("stdin", sys.stdin.buffer, self.chunk_lines, None)
+            return _LinesPartition("stdin", sys.stdin.buffer, self.chunk_lines, None, self.on_read)
         f = gzip.open(for_part, "rb") if for_part.endswith(".gz") else open(for_part, "rb")
-        return _LinesPartition(Path(for_part).name, f, self.chunk_lines, resume_state)
+        return _LinesPartition(Path(for_part).name, f, self.chunk_lines, resume_state,
+                               self.on_read)
 
 
 class _StreamFilePartition(StatefulSinkPartition[list[bytes], int]):

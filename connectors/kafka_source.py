@@ -24,9 +24,10 @@ class KafkaPartition(StatefulSourcePartition[RawChunk, int | None]):
 
     def __init__(
         self, name: str, consumer: Consumer, tp: TopicPartition, batch_size: int,
-        stop_at_end: bool, resume: int | None,
+        stop_at_end: bool, resume: int | None, on_lag=None,
     ):
         self._name = name
+        self._on_lag = on_lag  # called with (topic, partition, lag) after each fetch
         self._consumer = consumer
         self._tp = tp
         self._batch_size = batch_size
@@ -60,6 +61,10 @@ class KafkaPartition(StatefulSourcePartition[RawChunk, int | None]):
             self._next = offset + 1
         if values:
             chunks.append((self._name, first, values))
+        if self._on_lag is not None:
+            lag = self.lag()
+            if lag is not None:
+                self._on_lag(self._tp.topic, self._tp.partition, lag)
         if self._ended and not chunks:
             raise StopIteration
         idle = not chunks and not self._ended
@@ -99,6 +104,7 @@ class KafkaChunkSource(FixedPartitionedSource[RawChunk, int | None]):
         batch_size: int = 2000,
         from_beginning: bool = True,
         stop_at_end: bool = False,
+        on_lag=None,
     ):
         if isinstance(topics, str):
             raise TypeError("topics must be a list of names, not a string")
@@ -108,6 +114,7 @@ class KafkaChunkSource(FixedPartitionedSource[RawChunk, int | None]):
         self.batch_size = batch_size
         self.from_beginning = from_beginning
         self.stop_at_end = stop_at_end
+        self.on_lag = on_lag  # (topic, partition, messages behind) after every fetch
 
     def list_parts(self) -> list[str]:
         admin = AdminClient({"bootstrap.servers": self.brokers, **self.client_config})
@@ -147,5 +154,5 @@ class KafkaChunkSource(FixedPartitionedSource[RawChunk, int | None]):
         start = OFFSET_BEGINNING if resume_state is None else resume_state
         consumer.assign([TopicPartition(topic, int(partition), start)])
         return KafkaPartition(
-            for_part, consumer, tp, self.batch_size, self.stop_at_end, resume_state
+            for_part, consumer, tp, self.batch_size, self.stop_at_end, resume_state, self.on_lag
         )

@@ -11,6 +11,7 @@ class Keys:
     def __init__(self, prefix: str = "sf") -> None:
         self.prefix = prefix
         self.heartbeat = f"{prefix}:heartbeat"
+        self.stats = f"{prefix}:stats"  # reservation results, for metrics
 
     def _of(self, sku: str, what: str) -> str:
         return f"{self.prefix}:{{{sku}}}:{what}"
@@ -36,7 +37,7 @@ class Keys:
 
     def reserve(self, sku: str) -> list[str]:
         return [self.avail(sku), self.checkouts(sku), self.checkout_expiry(sku), self.busy(sku),
-                self.heartbeat]
+                self.heartbeat, self.stats]
 
     def release(self, sku: str) -> list[str]:
         return [self.checkouts(sku), self.checkout_expiry(sku)]

@@ -24,13 +24,14 @@ _ENCODE = msgspec.json.Encoder().encode
 
 class ReadModelStore:
     def __init__(self, client: redis.Redis, prefix: str = "sf", stale_after_s: float = 5.0,
-                 fence_ms: int = 2000, retry_after_s: float = 1.0):
+                 fence_ms: int = 2000, retry_after_s: float = 1.0, on_error=None):
         self.client = client
         self.keys = Keys(prefix)
         self.stale_after_ms = int(stale_after_s * 1000)
         self.fence_ms = fence_ms  # a fence outlives a crashed engine by this much at most
         self.retry_after_s = retry_after_s
         self.errors = 0  # failed round trips (Redis unreachable or refusing)
+        self.on_error = on_error  # told of every failed round trip (metrics)
         self.outages = 0  # bumped on every failure: ledgers then rewrite their whole read model
         self._down_until = 0.0
 
@@ -96,6 +97,8 @@ class ReadModelStore:
         except (redis.ConnectionError, redis.TimeoutError, redis.ResponseError):
             self.errors += 1
             self.outages += 1
+            if self.on_error is not None:
+                self.on_error()
             self._down_until = time.monotonic() + self.retry_after_s
             return None
 

@@ -10,6 +10,7 @@
 --   <p>:{sku}:busy   string, short TTL: the engine is applying a batch of this SKU
 -- Global:
 --   <p>:heartbeat    ms until which the engine's picture counts as fresh
+--   <p>:stats        hash  result -> calls (granted, short, stale, busy, badarg), for metrics
 
 local function now_ms()
   local t = redis.call('TIME')
@@ -41,20 +42,25 @@ local function pending(ck)
   return total
 end
 
--- reserve: KEYS avail, ck, ckx, busy, heartbeat; ARGV channel, qty, ttl_ms, hold_id
+local function refuse(stats, code, message)
+  redis.call('HINCRBY', stats, string.lower(code), 1)
+  return redis.error_reply('STOCKFLOW_' .. code .. ' ' .. message)
+end
+
+-- reserve: KEYS avail, ck, ckx, busy, heartbeat, stats; ARGV channel, qty, ttl_ms, hold_id
 -- -> {"held", hold_id, expires_ms}; errors STOCKFLOW_STALE / _BUSY / _SHORT / _BADARG.
 local function reserve(keys, args)
   local channel, qty, ttl, hold_id = args[1], tonumber(args[2]), tonumber(args[3]), args[4]
   if not qty or qty <= 0 or qty ~= math.floor(qty) or not ttl or ttl <= 0 or not hold_id
      or hold_id == '' or string.find(channel or '', '\t') then
-    return redis.error_reply('STOCKFLOW_BADARG qty and ttl_ms must be positive integers, hold_id not empty')
+    return refuse(keys[6], 'BADARG', 'qty and ttl_ms must be positive integers, hold_id not empty')
   end
   local now = now_ms()
   if tonumber(redis.call('GET', keys[5]) or '0') < now then
-    return redis.error_reply('STOCKFLOW_STALE the engine heartbeat is stale: not selling against an old picture')
+    return refuse(keys[6], 'STALE', 'the engine heartbeat is stale: not selling against an old picture')
   end
   if redis.call('EXISTS', keys[4]) == 1 then
-    return redis.error_reply('STOCKFLOW_BUSY the engine is applying a batch of this SKU: retry')
+    return refuse(keys[6], 'BUSY', 'the engine is applying a batch of this SKU: retry')
   end
   drop_expired(keys[2], keys[3], now)
   local existing = redis.call('HGET', keys[2], hold_id)
@@ -64,11 +70,12 @@ local function reserve(keys, args)
   end
   local available = tonumber(redis.call('HGET', keys[1], channel) or '0') - pending(keys[2])
   if available < qty then
-    return redis.error_reply('STOCKFLOW_SHORT ' .. math.max(available, 0) .. ' available')
+    return refuse(keys[6], 'SHORT', math.max(available, 0) .. ' available')
   end
   local expires = now + ttl
   redis.call('HSET', keys[2], hold_id, channel .. '\t' .. qty .. '\t' .. expires .. '\t' .. now .. '\t0')
   redis.call('ZADD', keys[3], expires, hold_id)
+  redis.call('HINCRBY', keys[6], 'granted', 1)
   return {'held', hold_id, expires}
 end
 

@@ -27,13 +27,14 @@ class _Every(SimplePollingSource):
 
 def live_flow(engine_config: EngineConfig, brokers: str, topic_prefix: str,
               client_config: dict[str, str], batch_size: int, clock_tick_s: float,
-              store=None, stop_at_end: bool = False) -> Dataflow:
+              store=None, stop_at_end: bool = False, observer=None) -> Dataflow:
     flow = Dataflow("stockflow_live")
     source = KafkaChunkSource(brokers, input_topics(topic_prefix), client_config, batch_size,
-                              stop_at_end=stop_at_end)
+                              stop_at_end=stop_at_end,
+                              on_lag=observer.kafka_lag if observer is not None else None)
     raw = op.input("read", flow, source)
     outputs = engine(raw, engine_config, durable=True, store=store,
-                     clock_tick_s=clock_tick_s or None)
+                     clock_tick_s=clock_tick_s or None, observer=observer)
     op.output("write", outputs, KafkaStreamSink(brokers, topic_prefix, client_config))
     if store is not None and not stop_at_end:  # a drain ends; a heartbeat would not
         beats = op.input("beat", flow, _Every(timedelta(seconds=1)))

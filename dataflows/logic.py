@@ -1,11 +1,13 @@
 """Adapters that run the domain's router and ledger as Bytewax keyed state.
 
-They hold a `state` object and forward batches to it; nothing here decides anything.
+They hold a `state` object and forward batches to it; nothing here decides anything. An
+optional `observer` (ops.metrics) is told what each batch did.
 """
 
 from __future__ import annotations
 
 import pickle
+import time
 from datetime import datetime, timedelta, timezone
 
 from bytewax.operators import StatefulBatchLogic
@@ -23,21 +25,27 @@ DEAD_LETTERS = "dead"  # the router's output key for dead letters; buckets are "
 class RouterLogic(StatefulBatchLogic):
     """One per input partition: routes its decoded chunks to ledger buckets, in order.
 
+    Each bucket gets `(read_at, work)`: the wall time the router took the batch, for latency.
     With `clock_tick_s` (live mode) the clock also follows wall time, so holds expire on time
     while an input is quiet; Bytewax timers are wall-clock, which is what this wants.
     """
 
     def __init__(self, config: EngineConfig, durable: bool, resume: bytes | None,
-                 clock_tick_s: float | None = None):
+                 clock_tick_s: float | None = None, observer=None):
         self.router = pickle.loads(resume) if resume is not None else Router(config)
         self.durable = durable
+        self.observer = observer
         self.tick = timedelta(seconds=clock_tick_s) if clock_tick_s else None
         self.next_tick = datetime.now(timezone.utc) + self.tick if self.tick else None
 
     def on_batch(self, chunks: list[list]):
+        read_at = time.time()
         items = chunks[0] if len(chunks) == 1 else [i for chunk in chunks for i in chunk]
+        duplicates = self.router.duplicates
         work, dead = self.router.route(items)
-        out = [(str(bucket), lst) for bucket, lst in work.items()]
+        if self.observer is not None:
+            self.observer.routed(items, duplicates, self.router.duplicates)
+        out = [(str(bucket), (read_at, lst)) for bucket, lst in work.items()]
         if dead:
             out.append((DEAD_LETTERS, dead))
         return out, StatefulBatchLogic.RETAIN
@@ -49,7 +57,8 @@ class RouterLogic(StatefulBatchLogic):
         now = datetime.now(timezone.utc)
         self.next_tick = now + self.tick
         work = self.router.advance(int(now.timestamp() * 1000))
-        return [(str(bucket), lst) for bucket, lst in work.items()], StatefulBatchLogic.RETAIN
+        read_at = time.time()
+        return [(str(b), (read_at, lst)) for b, lst in work.items()], StatefulBatchLogic.RETAIN
 
     def snapshot(self):
         return pickle.dumps(self.router, protocol=5) if self.durable else None
@@ -66,14 +75,18 @@ class LedgerLogic(StatefulBatchLogic):
 
     CHECK_EVERY = timedelta(seconds=1)
 
-    def __init__(self, config: EngineConfig, durable: bool, resume: bytes | None, store=None):
+    def __init__(self, config: EngineConfig, durable: bool, resume: bytes | None, store=None,
+                 observer=None):
         self.ledger = Ledger.restore(resume, config) if resume is not None else Ledger(config)
         self.durable = durable
         self.store = store
+        self.observer = observer
         self.outages_seen = -1  # the store's outage count when this read model was last whole
 
-    def on_batch(self, batches: list[list]):
-        items = batches[0] if len(batches) == 1 else [w for batch in batches for w in batch]
+    def on_batch(self, batches: list):
+        read_at = min(b[0] for b in batches)
+        items = batches[0][1] if len(batches) == 1 else [w for b in batches for w in b[1]]
+        shortage = self.ledger.shortage_units
         store = self.store
         if store is None:
             outputs = self.ledger.apply_batch(items)
@@ -83,7 +96,11 @@ class LedgerLogic(StatefulBatchLogic):
                 items = with_checkout_holds(items, live)
             outputs = self.ledger.apply_batch(items)
             self._publish(outputs)
-        return list(encode_by_stream(outputs).items()), StatefulBatchLogic.RETAIN
+        by_stream = encode_by_stream(outputs)
+        if self.observer is not None:
+            oldest = items[0][2].ts.timestamp() if items else None
+            self.observer.applied(self.ledger, outputs, by_stream, read_at, oldest, shortage)
+        return list(by_stream.items()), StatefulBatchLogic.RETAIN
 
     def notify_at(self):
         return datetime.now(timezone.utc) + self.CHECK_EVERY if self.store is not None else None
@@ -101,4 +118,9 @@ class LedgerLogic(StatefulBatchLogic):
             self.outages_seen = outages
 
     def snapshot(self):
-        return self.ledger.snapshot() if self.durable else None
+        if self.observer is None:
+            return self.ledger.snapshot() if self.durable else None
+        started = time.perf_counter()
+        state = self.ledger.snapshot() if self.durable else None
+        self.observer.state(self.ledger, time.perf_counter() - started)
+        return state

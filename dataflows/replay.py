@@ -11,9 +11,10 @@ from stockflow.state.config import EngineConfig
 from .engine import engine
 
 
-def replay_flow(events_path: str, out_dir: str, config: EngineConfig, chunk_lines: int = 2048) -> Dataflow:
+def replay_flow(events_path: str, out_dir: str, config: EngineConfig, chunk_lines: int = 2048,
+                observer=None, on_read=None) -> Dataflow:
     flow = Dataflow("stockflow_replay")
-    raw = op.input("read", flow, JsonLinesSource(events_path, chunk_lines))
-    outputs = engine(raw, config)
+    raw = op.input("read", flow, JsonLinesSource(events_path, chunk_lines, on_read))
+    outputs = engine(raw, config, observer=observer)
     op.output("write", outputs, StreamFilesSink(out_dir))
     return flow

@@ -69,17 +69,22 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--processes", "-p", type=_positive, default=1, help="worker processes")
     p.add_argument("--summary", action="store_true", help="print the decision-quality summary")
     p.add_argument("--json", action="store_true", help="print the summary as JSON")
+    p.add_argument("--quiet", "-q", action="store_true", help="no progress, no closing line")
+    p.add_argument("--metrics", metavar="FILE",
+                   help="write the final Prometheus metrics (text format) to FILE")
     p.add_argument("--process-id", type=int, help=argparse.SUPPRESS)
     p.add_argument("--addresses", help=argparse.SUPPRESS)
     _engine_args(p)
 
     p = sub.add_parser("generate", help="write a synthetic omnichannel workload as JSON Lines")
     p.add_argument("--out", default="-", help="output file, or - for stdout")
+    p.add_argument("--quiet", "-q", action="store_true", help="no progress, no closing line")
     _generator_args(p, events=100_000)
 
     p = sub.add_parser("demo", help="generate a scenario, replay it, print what happened")
     p.add_argument("--out", help="directory for the trace and outputs (default: a temp dir)")
     p.add_argument("--json", action="store_true", help="print the summary as JSON")
+    p.add_argument("--quiet", "-q", action="store_true", help="no progress bars")
     _generator_args(p, events=200_000)
     _engine_args(p)
 
@@ -134,25 +139,38 @@ def _replay(args) -> int:
         run_cluster_member(args.events, args.out, config, args.chunk_lines,
                            args.process_id, args.addresses.split(";"))
         return 0
-    seconds = replay(args.events, args.out, config, args.processes, args.chunk_lines)
+    observer = None
+    if args.metrics:
+        from .metrics import Observer
+
+        observer = Observer()
+    seconds = replay(args.events, args.out, config, args.processes, args.chunk_lines, observer,
+                     show_progress=not args.quiet)
+    if args.metrics:
+        from .metrics import write_metrics
+
+        write_metrics(args.metrics)
     if args.summary or args.json:
         if args.events == "-":
             raise UsageError("stockflow replay: --summary needs an events file, not stdin")
         print_summary(summarize(args.events, args.out, seconds), as_json=args.json)
-    else:
+    elif not args.quiet:
         print(f"replayed {args.events} in {seconds:.2f}s; outputs in {args.out}", file=sys.stderr)
     return 0
 
 
 def _generate(args) -> int:
     from .generate import write_jsonl
+    from .progress import progress
 
     scenario = _scenario(args)
     if args.out == "-":
         write_jsonl(scenario, sys.stdout.buffer)
-    else:
-        with open(args.out, "wb") as f:
-            n = write_jsonl(scenario, f)
+        return 0
+    with open(args.out, "wb") as f, progress("generating", scenario.events, "events",
+                                             not args.quiet) as advance:
+        n = write_jsonl(scenario, f, advance)
+    if not args.quiet:
         print(f"wrote {n} events to {args.out}", file=sys.stderr)
     return 0
 
@@ -173,7 +191,8 @@ def _demo(args) -> int:
     from .demo import run_demo
 
     out = args.out or tempfile.mkdtemp(prefix="stockflow-demo-")
-    run_demo(_scenario(args), _engine_config(args), out, args.chunk_lines, as_json=args.json)
+    run_demo(_scenario(args), _engine_config(args), out, args.chunk_lines, as_json=args.json,
+             show_progress=not args.quiet)
     return 0
 
 

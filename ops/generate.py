@@ -730,8 +730,9 @@ def generate(scenario: Scenario) -> Iterator[bytes]:
             yield malformed(t)
 
 
-def write_jsonl(scenario: Scenario, out: BinaryIO) -> int:
-    """Writes the lines with b"\\n" separators; returns the count written."""
+def write_jsonl(scenario: Scenario, out: BinaryIO, on_written=None) -> int:
+    """Writes the lines with b"\\n" separators; returns the count written. `on_written(n)`
+    hears of every block of lines written (progress)."""
     n = 0
     buf: list[bytes] = []
     write = out.write
@@ -740,8 +741,12 @@ def write_jsonl(scenario: Scenario, out: BinaryIO) -> int:
         if len(buf) >= 4096:
             write(b"\n".join(buf) + b"\n")
             n += len(buf)
+            if on_written is not None:
+                on_written(len(buf))
             buf.clear()
     if buf:
         write(b"\n".join(buf) + b"\n")
         n += len(buf)
+        if on_written is not None:
+            on_written(len(buf))
     return n

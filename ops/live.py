@@ -24,6 +24,7 @@ from stockflow.connectors.reservations import install
 from stockflow.dataflows.live import live_flow
 
 from .config import Config
+from .metrics import REGISTRY, Observer, ReservationCollector
 from .replay import _free_ports
 
 RECOVERY_PARTITIONS = 1
@@ -47,6 +48,7 @@ def run(config: Config, processes: int = 1, process_id: int | None = None,
     if processes > 1 and process_id is None:
         _run_cluster(processes, config_path, drain)
         return
+    observer = Observer()
     store = None
     if config.redis.enabled:
         client = redis_client(config)
@@ -54,10 +56,13 @@ def run(config: Config, processes: int = 1, process_id: int | None = None,
             install(client)  # the reservation API matches the engine that writes its keys
         except redis.RedisError as exc:
             raise LiveError(f"cannot reach Redis at {config.redis.url}: {exc}") from None
-        store = ReadModelStore(client, config.redis.prefix, config.redis.heartbeat_stale_s)
+        store = ReadModelStore(client, config.redis.prefix, config.redis.heartbeat_stale_s,
+                               on_error=observer.redis_error)
+        REGISTRY.register(ReservationCollector(client, store.keys.stats))
+    _serve_metrics(config.run.metrics_port, process_id or 0)
     k = config.kafka
     flow = live_flow(config.engine, k.brokers, k.topic_prefix, k.client, k.batch_size,
-                     config.run.clock_tick_s, store, stop_at_end=drain)
+                     config.run.clock_tick_s, store, stop_at_end=drain, observer=observer)
     stopping: list[int] = []
 
     def stop(signum, frame):
@@ -76,6 +81,14 @@ def run(config: Config, processes: int = 1, process_id: int | None = None,
         name = signal.Signals(stopping[0]).name
         print(f"stockflow: stopped by {name}; the next start resumes from the last snapshot "
               f"in {config.recovery.dir}", file=sys.stderr)
+
+
+def _serve_metrics(port: int, process_id: int) -> None:
+    """/metrics from Bytewax's dataflow API server, which serves the default registry with its
+    own metrics; process i of a cluster listens on port + i."""
+    if port:
+        os.environ["BYTEWAX_DATAFLOW_API_ENABLED"] = "true"
+        os.environ["BYTEWAX_DATAFLOW_API_PORT"] = str(port + process_id)
 
 
 def _recovery(config: Config) -> RecoveryConfig:

@@ -15,24 +15,33 @@ from stockflow.dataflows.replay import replay_flow
 from stockflow.state.config import EngineConfig
 from stockflow.state.outputs import STREAMS
 
+from .progress import progress
+
 
 class ReplayError(Exception):
     """A replay that could not run; the message is one readable line."""
 
 
 def replay(events: str, out_dir: str, config: EngineConfig, processes: int = 1,
-           chunk_lines: int = 2048) -> float:
-    """Replays `events` into `out_dir`; returns the wall time in seconds."""
+           chunk_lines: int = 2048, observer=None, show_progress: bool = True) -> float:
+    """Replays `events` into `out_dir`; returns the wall time in seconds. An `observer`
+    (ops.metrics) sees every batch; it needs one process."""
     if events != "-" and not os.path.isfile(events):
         raise ReplayError(f"no such events file: {events}")
     if processes > 1 and events == "-":
         raise ReplayError("reading stdin needs one process; pass a file for --processes > 1")
+    if processes > 1 and observer is not None:
+        raise ReplayError("metrics of a replay need one process (--processes 1)")
     os.makedirs(out_dir, exist_ok=True)
     for stream in STREAMS:  # every stream has its file, and none keeps an older run's lines
         open(os.path.join(out_dir, f"{stream}.jsonl"), "wb").close()
     started = time.perf_counter()
     if processes == 1:
-        run_main(replay_flow(events, out_dir, config, chunk_lines))
+        plain = events != "-" and not events.endswith(".gz")  # a size to measure against
+        total = os.path.getsize(events) if plain else None
+        with progress(f"replaying {os.path.basename(events)}", total, "bytes",
+                      show_progress) as advance:
+            run_main(replay_flow(events, out_dir, config, chunk_lines, observer, advance))
     else:
         _run_cluster(events, out_dir, config, processes, chunk_lines)
     return time.perf_counter() - started

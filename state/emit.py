@@ -23,10 +23,11 @@ from .outputs import (
 class Emitter:
     """Collects outputs for the cause currently being processed."""
 
-    __slots__ = ("out", "cause", "ts", "_ids")
+    __slots__ = ("out", "cause", "ts", "_ids", "oversold")
 
     def __init__(self) -> None:
         self.out: list[OutputEvent] = []
+        self.oversold: dict[str, int] = {}  # channel -> paid lines rejected (for metrics)
         self.cause = ""
         self.ts: datetime | None = None
         self._ids: set[str] = set()  # command ids given under the current cause
@@ -54,6 +55,8 @@ class Emitter:
         self, line: Line, sku: str, status: str, qty: int,
         node: str | None = None, reason: str | None = None,
     ) -> None:
+        if status == "rejected" and line.paid:
+            self.oversold[line.channel] = self.oversold.get(line.channel, 0) + 1
         self.out.append(OrderStatus(
             ts=self.ts, cause=self.cause, order_id=line.order_id, line_id=line.line_id,
             sku=sku, status=status, qty=qty, node=node, reason=reason, paid=line.paid,

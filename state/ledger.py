@@ -59,6 +59,7 @@ class Ledger:
         self._touched: dict[str, tuple[str, datetime, int]] = {}  # sku -> last cause, ts, clock
         self.published_skus: list[str] = []  # the SKUs the last batch touched
         self.clock_ms = 0  # the clock of the last item applied
+        self.shortage_units = 0  # units found committed beyond supply, since start (metrics)
         self._handlers = {
             NodeUpserted: self._node,
             ChannelUpserted: self._channel,
@@ -121,7 +122,7 @@ class Ledger:
         positions = ctx.book.positions
         if supply_fell:
             for node in list(positions):
-                resolve_shortage(ctx, node)
+                self.shortage_units += resolve_shortage(ctx, node)
         if ctx.supply_rose:
             fill_backorders(ctx)
         for node, pos in positions.items():

@@ -208,3 +208,42 @@ def test_demo_prints_a_json_summary_of_its_run(tmp_path, capsys):
     assert summary["events"] == len(lines(out / "events.jsonl"))
     assert summary["orders"] > 0
     assert summary["outputs"]["order-status"] == len(lines(out / "out" / "order-status.jsonl"))
+
+
+# -- progress and quiet -------------------------------------------------------------------
+
+
+def test_quiet_commands_print_nothing_but_their_outputs(tmp_path):
+    trace = tmp_path / "t.jsonl"
+    gen = run_cli("generate", "--events", "3000", "--skus", "100", "--stores", "4",
+                  "--out", str(trace), "--quiet")
+    assert gen.returncode == 0 and gen.stderr == b"" and gen.stdout == b""
+    rep = run_cli("replay", str(trace), "--out", str(tmp_path / "out"), "--quiet")
+    assert rep.returncode == 0 and rep.stderr == b"" and rep.stdout == b""
+
+
+def test_a_terminal_sees_a_progress_bar_and_a_pipe_does_not(tmp_path):
+    import os
+    import pty
+
+    args = [*CLI, "generate", "--events", "20000", "--out", str(tmp_path / "t.jsonl")]
+    piped = subprocess.run(args, capture_output=True, timeout=60)
+    assert piped.stderr.decode().strip() == f"wrote {count_lines(tmp_path / 't.jsonl')} events to {tmp_path / 't.jsonl'}"
+    pid, fd = pty.fork()
+    if pid == 0:  # the child: stderr is a terminal
+        os.execvp(args[0], args)
+    seen = b""
+    while True:
+        try:
+            chunk = os.read(fd, 4096)
+        except OSError:
+            break
+        if not chunk:
+            break
+        seen += chunk
+    os.waitpid(pid, 0)
+    assert b"generating" in seen and b"20000" in seen.replace(b",", b"")
+
+
+def count_lines(path: Path) -> int:
+    return sum(1 for _ in open(path, "rb"))

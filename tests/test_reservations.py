@@ -52,7 +52,7 @@ class LiveEngine:
                 logic = self.buckets.get(bucket)
                 if logic is None:
                     logic = self.buckets[bucket] = LedgerLogic(self.config, False, None, self.store)
-                out.extend(logic.on_batch([items])[0])
+                out.extend(logic.on_batch([(time.time(), items)])[0])
             return out
 
     def tick(self) -> None:

@@ -1,0 +1,163 @@
+"""Prometheus metrics: what dashboards scrape, and what the alert rules watch.
+
+Names follow Prometheus conventions (`stockflow_` prefix, `_total` counters, base units);
+labels have bounded values (event type, stream, channel, reason, topic), never a SKU or an
+order id. The dataflow's adapters report through `Observer`; in live mode Bytewax's dataflow
+API serves the default registry on /metrics, in replay `--metrics FILE` writes it at the end.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import Counter as Tally
+
+import redis
+from prometheus_client import (
+    REGISTRY,
+    Counter,
+    Gauge,
+    Histogram,
+    disable_created_metrics,
+    generate_latest,
+)
+from prometheus_client.core import CounterMetricFamily
+
+from stockflow.state.events import Malformed
+from stockflow.state.outputs import OrderStatus
+
+disable_created_metrics()  # no `_created` series: they double every counter for nothing
+
+_LATENCY_BUCKETS = (.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30)
+_LAG_BUCKETS = (.01, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60, 300, 900, 3600)
+
+EVENTS = Counter("stockflow_events", "Input events routed, by type (duplicates excluded).",
+                 ["type"])
+DUPLICATES = Counter("stockflow_duplicate_events", "Input events dropped as duplicates.")
+OUTPUTS = Counter("stockflow_outputs", "Outputs emitted, by stream.", ["stream"])
+DEAD_LETTERS = Counter("stockflow_dead_letters", "Malformed messages, by reason.", ["reason"])
+LATENCY = Histogram("stockflow_processing_latency_seconds",
+                    "Input read -> its outputs emitted, per batch.", buckets=_LATENCY_BUCKETS)
+EVENT_LAG = Histogram("stockflow_event_lag_seconds",
+                      "Oldest event time of a batch -> its outputs emitted (wall clock).",
+                      buckets=_LAG_BUCKETS)
+OVERSOLD = Counter("stockflow_oversold_lines",
+                   "Paid order lines that could not be allocated (rejected), by channel.",
+                   ["channel"])
+SHORTAGE_UNITS = Counter("stockflow_shortage_units",
+                         "Units found committed beyond supply when supply dropped.")
+HOLDS_EXPIRED = Counter("stockflow_holds_expired", "Unpaid holds that expired.")
+BACKORDERS_OPEN = Gauge("stockflow_backorders_open", "Order lines waiting for supply.")
+HELD_UNITS = Gauge("stockflow_held_units", "Units under a live hold.")
+KAFKA_LAG = Gauge("stockflow_kafka_consumer_lag_messages",
+                  "Messages behind the end of an input partition.", ["topic", "partition"])
+REDIS_ERRORS = Counter("stockflow_redis_errors", "Failed Redis round trips.")
+STATE_SKUS = Gauge("stockflow_state_skus", "SKUs in keyed state.")
+STATE_POSITIONS = Gauge("stockflow_state_positions", "SKU x node entries in keyed state.")
+SNAPSHOT_SECONDS = Histogram("stockflow_snapshot_duration_seconds",
+                             "Time to snapshot one bucket's state.",
+                             buckets=(.001, .005, .01, .05, .1, .5, 1, 5, 10))
+
+
+def dead_letter_reason(error: str) -> str:
+    """A bounded label for a decode error message."""
+    if "malformed" in error or "truncated" in error:
+        return "not_json"
+    if "`$.type`" in error:
+        return "unknown_type"
+    if "missing required field" in error:
+        return "missing_field"
+    if error.startswith("Expected `") and "got" in error:
+        return "wrong_type"
+    if error.startswith("Expected") or "duplicate line_id" in error or "needs" in error:
+        return "broken_rule"
+    return "other"
+
+
+class Observer:
+    """Turns what the router and the ledger buckets did into metric updates."""
+
+    def __init__(self) -> None:
+        self._state: dict[int, tuple[int, int, int, int]] = {}  # per ledger: its sizes
+
+    def routed(self, items: list, duplicates_before: int, duplicates_after: int) -> None:
+        kinds = Tally(type(item) for item in items)
+        for kind, n in kinds.items():
+            if kind is Malformed:
+                continue
+            EVENTS.labels(kind.__struct_config__.tag).inc(n)
+        for item in items:
+            if type(item) is Malformed:
+                DEAD_LETTERS.labels(dead_letter_reason(item.error)).inc()
+        if duplicates_after > duplicates_before:
+            DUPLICATES.inc(duplicates_after - duplicates_before)
+
+    def applied(self, ledger, outputs: list, by_stream: dict[str, list], read_at: float | None,
+                oldest_ts_s: float | None, shortage_before: int) -> None:
+        now = time.time()
+        for stream, encoded in by_stream.items():
+            OUTPUTS.labels(stream).inc(len(encoded))
+        if read_at is not None:
+            LATENCY.observe(max(0.0, now - read_at))
+        if oldest_ts_s is not None:
+            EVENT_LAG.observe(max(0.0, now - oldest_ts_s))
+        if ledger.shortage_units > shortage_before:
+            SHORTAGE_UNITS.inc(ledger.shortage_units - shortage_before)
+        oversold = ledger.emit.oversold
+        if oversold:
+            for channel, n in oversold.items():
+                OVERSOLD.labels(channel).inc(n)
+            oversold.clear()
+        expired = sum(1 for out in outputs if type(out) is OrderStatus and out.status == "expired")
+        if expired:
+            HOLDS_EXPIRED.inc(expired)
+
+    def state(self, ledger, seconds: float) -> None:
+        """A bucket's sizes, when it is snapshotted (every epoch); gauges are per process."""
+        SNAPSHOT_SECONDS.observe(seconds)
+        positions = held = backorders = 0
+        for book in ledger.books.values():
+            positions += len(book.positions)
+            for pos in book.positions.values():
+                held += pos.held
+            for queue in book.backorders.values():
+                backorders += len(queue)
+        self._state[id(ledger)] = (len(ledger.books), positions, held, backorders)
+        skus, positions, held, backorders = (sum(v) for v in zip(*self._state.values()))
+        STATE_SKUS.set(skus)
+        STATE_POSITIONS.set(positions)
+        HELD_UNITS.set(held)
+        BACKORDERS_OPEN.set(backorders)
+
+    def kafka_lag(self, topic: str, partition: int, lag: int) -> None:
+        KAFKA_LAG.labels(topic, str(partition)).set(lag)
+
+    def redis_error(self) -> None:
+        REDIS_ERRORS.inc()
+
+
+class ReservationCollector:
+    """The reservation API's results, counted by the Redis functions, read at scrape time."""
+
+    RESULTS = ("granted", "short", "stale", "busy", "badarg")
+
+    def __init__(self, client: redis.Redis, stats_key: str):
+        self.client = client
+        self.stats_key = stats_key
+
+    def collect(self):
+        try:
+            stats = {k.decode(): int(v) for k, v in self.client.hgetall(self.stats_key).items()}
+        except redis.RedisError:
+            REDIS_ERRORS.inc()
+            return
+        family = CounterMetricFamily(
+            "stockflow_reservations", "Reservation API calls, by result.", labels=["result"])
+        for result in self.RESULTS:
+            family.add_metric([result], stats.get(result, 0))
+        yield family
+
+
+def write_metrics(path: str) -> None:
+    """The registry's current values in the text exposition format (replay's --metrics)."""
+    with open(path, "wb") as f:
+        f.write(generate_latest(REGISTRY))
