@@ -31,20 +31,23 @@ class Keys:
     def busy(self, sku: str) -> str:
         return self._of(sku, "busy")
 
+    def pending(self, sku: str) -> str:
+        return self._of(sku, "pend")
+
     def hold(self, sku: str, order_line: str) -> str:
         """The mirror of one engine hold (`order/line`): node -> units, expiring with it."""
         return self._of(sku, f"hold:{order_line}")
 
     def reserve(self, sku: str) -> list[str]:
         return [self.avail(sku), self.checkouts(sku), self.checkout_expiry(sku), self.busy(sku),
-                self.heartbeat, self.stats]
+                self.pending(sku), self.heartbeat, self.stats]
 
     def release(self, sku: str) -> list[str]:
-        return [self.checkouts(sku), self.checkout_expiry(sku)]
+        return [self.checkouts(sku), self.checkout_expiry(sku), self.pending(sku)]
 
     def begin(self, sku: str) -> list[str]:
-        return [self.checkouts(sku), self.checkout_expiry(sku), self.busy(sku)]
+        return [self.checkouts(sku), self.checkout_expiry(sku), self.busy(sku), self.pending(sku)]
 
     def publish(self, sku: str) -> list[str]:
         return [self.avail(sku), self.atp(sku), self.checkouts(sku), self.checkout_expiry(sku),
-                self.busy(sku)]
+                self.busy(sku), self.pending(sku)]

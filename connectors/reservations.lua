@@ -8,6 +8,8 @@
 --   <p>:{sku}:ck     hash  hold_id -> "channel \t qty \t expires_ms \t granted_ms \t absorbed"
 --   <p>:{sku}:ckx    zset  hold_id scored by expires_ms (to drop the expired)
 --   <p>:{sku}:busy   string, short TTL: the engine is applying a batch of this SKU
+--   <p>:{sku}:pend   units held by checkouts and not yet absorbed by the engine (a running
+--                    sum, so a reservation costs the same however many holds are live)
 -- Global:
 --   <p>:heartbeat    ms until which the engine's picture counts as fresh
 --   <p>:stats        hash  result -> calls (granted, short, stale, busy, badarg), for metrics
@@ -23,23 +25,21 @@ local function parse(v)
   return channel, tonumber(qty), tonumber(expires), tonumber(granted), absorbed == '1'
 end
 
-local function drop_expired(ck, ckx, now)
-  local gone = redis.call('ZRANGEBYSCORE', ckx, '-inf', now)
-  for i = 1, #gone, 500 do
-    local chunk = {unpack(gone, i, math.min(i + 499, #gone))}
-    redis.call('ZREM', ckx, unpack(chunk))
-    redis.call('HDEL', ck, unpack(chunk))
-  end
+-- Forget one hold; if the engine had not absorbed it, its units leave the pending sum.
+local function forget(ck, ckx, pend, hold_id)
+  local v = redis.call('HGET', ck, hold_id)
+  if not v then return 0 end
+  local _, qty, _, _, absorbed = parse(v)
+  if not absorbed then redis.call('DECRBY', pend, qty) end
+  redis.call('HDEL', ck, hold_id)
+  redis.call('ZREM', ckx, hold_id)
+  return 1
 end
 
--- Units granted to checkouts that the engine has not absorbed yet: not in `avail` yet.
-local function pending(ck)
-  local total = 0
-  for _, v in ipairs(redis.call('HVALS', ck)) do
-    local _, qty, _, _, absorbed = parse(v)
-    if not absorbed then total = total + qty end
+local function drop_expired(ck, ckx, pend, now)
+  for _, hold_id in ipairs(redis.call('ZRANGEBYSCORE', ckx, '-inf', now)) do
+    forget(ck, ckx, pend, hold_id)
   end
-  return total
 end
 
 local function refuse(stats, code, message)
@@ -47,50 +47,51 @@ local function refuse(stats, code, message)
   return redis.error_reply('STOCKFLOW_' .. code .. ' ' .. message)
 end
 
--- reserve: KEYS avail, ck, ckx, busy, heartbeat, stats; ARGV channel, qty, ttl_ms, hold_id
+-- reserve: KEYS avail, ck, ckx, busy, pend, heartbeat, stats; ARGV channel, qty, ttl_ms, hold_id
 -- -> {"held", hold_id, expires_ms}; errors STOCKFLOW_STALE / _BUSY / _SHORT / _BADARG.
 local function reserve(keys, args)
   local channel, qty, ttl, hold_id = args[1], tonumber(args[2]), tonumber(args[3]), args[4]
   if not qty or qty <= 0 or qty ~= math.floor(qty) or not ttl or ttl <= 0 or not hold_id
      or hold_id == '' or string.find(channel or '', '\t') then
-    return refuse(keys[6], 'BADARG', 'qty and ttl_ms must be positive integers, hold_id not empty')
+    return refuse(keys[7], 'BADARG', 'qty and ttl_ms must be positive integers, hold_id not empty')
   end
   local now = now_ms()
-  if tonumber(redis.call('GET', keys[5]) or '0') < now then
-    return refuse(keys[6], 'STALE', 'the engine heartbeat is stale: not selling against an old picture')
+  if tonumber(redis.call('GET', keys[6]) or '0') < now then
+    return refuse(keys[7], 'STALE', 'the engine heartbeat is stale: not selling against an old picture')
   end
   if redis.call('EXISTS', keys[4]) == 1 then
-    return refuse(keys[6], 'BUSY', 'the engine is applying a batch of this SKU: retry')
+    return refuse(keys[7], 'BUSY', 'the engine is applying a batch of this SKU: retry')
   end
-  drop_expired(keys[2], keys[3], now)
+  drop_expired(keys[2], keys[3], keys[5], now)
   local existing = redis.call('HGET', keys[2], hold_id)
   if existing then  -- a retried call: the same hold
     local _, _, expires = parse(existing)
     return {'held', hold_id, expires}
   end
-  local available = tonumber(redis.call('HGET', keys[1], channel) or '0') - pending(keys[2])
+  local available = tonumber(redis.call('HGET', keys[1], channel) or '0')
+    - tonumber(redis.call('GET', keys[5]) or '0')
   if available < qty then
-    return refuse(keys[6], 'SHORT', math.max(available, 0) .. ' available')
+    return refuse(keys[7], 'SHORT', math.max(available, 0) .. ' available')
   end
   local expires = now + ttl
   redis.call('HSET', keys[2], hold_id, channel .. '\t' .. qty .. '\t' .. expires .. '\t' .. now .. '\t0')
   redis.call('ZADD', keys[3], expires, hold_id)
-  redis.call('HINCRBY', keys[6], 'granted', 1)
+  redis.call('INCRBY', keys[5], qty)
+  redis.call('HINCRBY', keys[7], 'granted', 1)
   return {'held', hold_id, expires}
 end
 
--- release: KEYS ck, ckx; ARGV hold_id -> 1 if it was live, else 0.
+-- release: KEYS ck, ckx, pend; ARGV hold_id -> 1 if it was live, else 0.
 local function release(keys, args)
-  redis.call('ZREM', keys[2], args[1])
-  return redis.call('HDEL', keys[1], args[1])
+  return forget(keys[1], keys[2], keys[3], args[1])
 end
 
--- begin (engine): KEYS ck, ckx, busy; ARGV busy_ttl_ms
+-- begin (engine): KEYS ck, ckx, busy, pend; ARGV busy_ttl_ms
 -- Fences the SKU (reserve answers BUSY) and returns its live holds, oldest grant first:
 -- {hold_id, channel, qty, expires_ms, ...}.
 local function begin(keys, args)
   redis.call('SET', keys[3], '1', 'PX', tonumber(args[1]))
-  drop_expired(keys[1], keys[2], now_ms())
+  drop_expired(keys[1], keys[2], keys[4], now_ms())
   local flat = redis.call('HGETALL', keys[1])
   local holds = {}
   for i = 1, #flat, 2 do
@@ -108,7 +109,7 @@ local function begin(keys, args)
   return out
 end
 
--- publish (engine): KEYS avail, atp, ck, ckx, busy; ARGV json {c: {channel: n}, n: {node: n},
+-- publish (engine): KEYS avail, atp, ck, ckx, busy, pend; ARGV json {c: {channel: n}, n: {node: n},
 -- k: {hold_id: "absorbed"|"gone"}}. New availability and the holds it accounts for change in
 -- one step, so no unit is counted twice (in avail and pending) or not at all. Lifts the fence.
 local function publish(keys, args)
@@ -116,13 +117,14 @@ local function publish(keys, args)
   for channel, n in pairs(view.c) do redis.call('HSET', keys[1], channel, n) end
   for node, n in pairs(view.n) do redis.call('HSET', keys[2], node, n) end
   for hold_id, what in pairs(view.k) do
-    local v = redis.call('HGET', keys[3], hold_id)
-    if v then
-      if what == 'gone' then
-        redis.call('HDEL', keys[3], hold_id)
-        redis.call('ZREM', keys[4], hold_id)
-      else
+    if what == 'gone' then
+      forget(keys[3], keys[4], keys[6], hold_id)
+    else
+      local v = redis.call('HGET', keys[3], hold_id)
+      if v and string.sub(v, -1) == '0' then  -- now counted in `avail`, no longer pending
+        local _, qty = parse(v)
         redis.call('HSET', keys[3], hold_id, string.sub(v, 1, -2) .. '1')
+        redis.call('DECRBY', keys[6], qty)
       end
     end
   end
