@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import bisect
+import sys
 
 import msgspec
 
@@ -10,7 +11,7 @@ from .lines import ALLOCATED, HELD, Line
 from .position import Position
 
 
-class SkuBook(msgspec.Struct, array_like=True):
+class SkuBook(msgspec.Struct, array_like=True, gc=False):  # no cycles: see position.py
     positions: dict[str, Position] = {}
     lines: dict[str, dict[str, Line]] = {}  # order_id -> line_id -> line
     # Backorder queues, one per line shape (channel, fulfillment, pickup node), each FIFO by
@@ -23,7 +24,7 @@ class SkuBook(msgspec.Struct, array_like=True):
     def position(self, node: str) -> Position:
         pos = self.positions.get(node)
         if pos is None:
-            pos = self.positions[node] = Position(inbound={})
+            pos = self.positions[sys.intern(node)] = Position()  # one copy of each node id
         return pos
 
     def line(self, order_id: str, line_id: str) -> Line | None:

@@ -20,7 +20,7 @@ REVIVABLE = frozenset({REJECTED, EXPIRED})
 CANCELLABLE = frozenset({HELD, ALLOCATED, BACKORDERED, REJECTED, EXPIRED})
 
 
-class Line(msgspec.Struct, array_like=True):
+class Line(msgspec.Struct, array_like=True, gc=False):  # no cycles: see position.py
     order_id: str
     line_id: str
     qty: int
