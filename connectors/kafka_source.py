@@ -12,7 +12,7 @@ from confluent_kafka.admin import AdminClient
 RawChunk = tuple[str, int, list[bytes]]
 
 # How long an idle partition sleeps before polling again, so the worker does not spin.
-IDLE_WAIT = timedelta(milliseconds=50)
+IDLE_WAIT = timedelta(milliseconds=10)  # an idle partition is polled again this much later
 
 # A tombstone has no value; it reaches the decoder as JSON `null` so it becomes a dead
 # letter with a reason instead of vanishing.
@@ -143,6 +143,9 @@ class KafkaChunkSource(FixedPartitionedSource[RawChunk, int | None]):
             "enable.partition.eof": "true" if self.stop_at_end else "false",
             # A resume offset the broker no longer has is an error, not a silent skip.
             "auto.offset.reset": "error",
+            # Brokers may hold a fetch this long even when data is there (tansu does): it is
+            # a floor under event -> command latency. Kafka's default is 500 ms.
+            "fetch.wait.max.ms": "20",
             **self.client_config,
         }
         tp = TopicPartition(topic, int(partition))

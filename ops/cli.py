@@ -104,6 +104,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("action", choices=["install"])
     p.add_argument("--config", help="TOML settings (STOCKFLOW_* environment variables override)")
 
+    p = sub.add_parser("bench", help="benchmarks, side by side in one run (see README)")
+    p.add_argument("--out", default="bench-results", help="directory for results.json, bench.png")
+    p.add_argument("--events", type=_positive, default=200_000, help="size of the workload")
+    p.add_argument("--redis-url", default="redis://127.0.0.1:6379/0")
+    p.add_argument("--postgres", default="postgresql://postgres@127.0.0.1:5432/test",
+                   help="PostgreSQL for the row-lock allocator")
+    p.add_argument("--baseline-lines", type=_positive, default=50_000,
+                   help="order lines each alternative allocator runs")
+    p.add_argument("--state-entries", type=_positive, default=1_000_000)
+    p.add_argument("--quick", action="store_true", help="fewer client counts, shorter loads")
+    p.add_argument("--json", action="store_true", help="print results.json instead of a table")
+    p.add_argument("--quiet", "-q", action="store_true", help="no progress bars")
+
     p = sub.add_parser("schema", help="print the JSON Schema of the contract's events")
     p.add_argument("which", nargs="?", choices=["inputs", "outputs", "all"], default="all")
     return parser
@@ -242,7 +255,27 @@ def _redis(args) -> int:
     return 0
 
 
-_COMMANDS = {"replay": _replay, "generate": _generate, "demo": _demo, "schema": _schema,
+def _bench(args) -> int:
+    from pathlib import Path
+
+    from .bench.report import markdown, plot, print_table
+    from .bench.run import run_bench
+
+    results = run_bench(args.out, args.events, args.redis_url, args.postgres,
+                        args.baseline_lines, args.state_entries, args.quick,
+                        show_progress=not args.quiet)
+    plot(results, Path(args.out) / "bench.png")
+    (Path(args.out) / "results.md").write_text(markdown(results) + "\n")
+    if args.json:
+        print(json.dumps(results, indent=2))
+    else:
+        print_table(results)
+        print(f"results: {args.out}/results.json, {args.out}/results.md, {args.out}/bench.png",
+              file=sys.stderr)
+    return 0
+
+
+_COMMANDS = {"bench": _bench, "replay": _replay, "generate": _generate, "demo": _demo, "schema": _schema,
              "run": _run, "topics": _topics, "redis": _redis}
 
 

@@ -153,8 +153,8 @@ def test_sigterm_stops_the_engine_cleanly(kafka_brokers, redis_url, tmp_path):
     run.create_topics({})
     proc = run.start()
     time.sleep(3)  # running and tailing the empty topics
-    assert proc.poll() is None, proc.communicate()[1].decode()
+    assert proc.poll() is None, run.log()
     proc.send_signal(signal.SIGTERM)
-    _, err = proc.communicate(timeout=30)
-    assert proc.returncode == 0, err.decode()
-    assert "stopped by SIGTERM; the next start resumes from the last snapshot" in err.decode()
+    proc.wait(timeout=30)
+    assert proc.returncode == 0, run.log()
+    assert "stopped by SIGTERM; the next start resumes from the last snapshot" in run.log()

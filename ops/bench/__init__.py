@@ -1,0 +1,1 @@
+"""Baselines for benchmarks: the allocators users would pick instead of stockflow."""

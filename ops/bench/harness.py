@@ -1,0 +1,147 @@
+"""Driving a live engine over Kafka from outside: topics, producing a trace (optionally at a
+fixed rate), `stockflow run` as a subprocess, reading the output topics back.
+
+The live-mode tests and the benchmarks share it. Kafka message timestamps (set when each
+message is produced) give event -> command latency: an output's timestamp minus the timestamp
+of the input its `cause` names.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import msgspec
+from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, Producer, TopicPartition
+
+from stockflow.connectors.kafka_admin import create_topics, input_topics, output_topics
+
+
+class _Id(msgspec.Struct):
+    event_id: str | None = None
+
+
+_DECODE_ID = msgspec.json.Decoder(_Id).decode
+
+
+class LiveRun:
+    """One live engine's world: its topic prefix, Redis prefix and recovery directory."""
+
+    def __init__(self, brokers: str, redis_url: str, prefix: str, workdir: Path,
+                 redis: bool = True):
+        self.brokers = brokers
+        self.prefix = prefix
+        self.workdir = workdir
+        self.env = {
+            **os.environ,
+            "STOCKFLOW_KAFKA_BROKERS": brokers,
+            "STOCKFLOW_KAFKA_TOPIC_PREFIX": prefix,
+            "STOCKFLOW_KAFKA_BATCH_SIZE": "500",
+            "STOCKFLOW_REDIS_ENABLED": "true" if redis else "false",
+            "STOCKFLOW_REDIS_URL": redis_url,
+            "STOCKFLOW_REDIS_PREFIX": prefix.rstrip("."),
+            "STOCKFLOW_RECOVERY_DIR": str(workdir / "recovery"),
+            "STOCKFLOW_RECOVERY_SNAPSHOT_INTERVAL_S": "0.2",
+            "STOCKFLOW_RUN_CLOCK_TICK_S": "0",  # event time only, as replay: outputs comparable
+            "STOCKFLOW_RUN_METRICS_PORT": "0",
+        }
+
+    def create_topics(self, partitions: dict[str, int], extra: list[str] = ()) -> None:
+        """Input topics with the given partitions (default 1), output topics with one."""
+        topics = {name: partitions.get(name.removeprefix(self.prefix), 1)
+                  for name in input_topics(self.prefix)}
+        topics.update(dict.fromkeys(output_topics(self.prefix) + list(extra), 1))
+        create_topics(self.brokers, topics)
+
+    def produce(self, lines: list[bytes], topic_of=None, rate: float | None = None) -> float:
+        """Every line to `<prefix>orders` partition 0, or where `topic_of(line)` says
+        (`(topic, key)`); at `rate` messages/s if given. Returns the seconds it took."""
+        producer = Producer({"bootstrap.servers": self.brokers, "linger.ms": 5})
+        started = time.monotonic()
+        step = max(1, int(rate / 200)) if rate else len(lines) or 1  # paced in 5 ms slices
+        for i, line in enumerate(lines):
+            if rate and i % step == 0:
+                ahead = started + i / rate - time.monotonic()
+                if ahead > 0:
+                    time.sleep(ahead)
+            topic, key = topic_of(line) if topic_of else ("orders", None)
+            kwargs = {"partition": 0} if topic_of is None else {"key": key}
+            while True:
+                try:
+                    producer.produce(self.prefix + topic, line.rstrip(b"\n"), **kwargs)
+                    break
+                except BufferError:  # the local queue is full: let deliveries drain
+                    producer.poll(0.1)
+            producer.poll(0)
+        if producer.flush(60) != 0:
+            raise RuntimeError("not every input message was delivered")
+        return time.monotonic() - started
+
+    def start(self, *args: str) -> subprocess.Popen:
+        """`stockflow run`; its output goes to a file (`log()`): a pipe nobody reads would
+        fill up and stop the engine."""
+        self._log = open(self.workdir / f"run-{time.monotonic_ns()}.log", "w+b")
+        return subprocess.Popen([sys.executable, "-m", "stockflow.ops.cli", "run", *args],
+                                env=self.env, stdout=self._log, stderr=subprocess.STDOUT)
+
+    def log(self) -> str:
+        self._log.flush()
+        self._log.seek(0)
+        return self._log.read().decode("utf-8", "replace")
+
+    def drain(self, *args: str, timeout: float = 180) -> None:
+        """Run until the input topics are consumed to their end."""
+        proc = self.start("--drain", *args)
+        proc.wait(timeout=timeout)
+        if proc.returncode != 0:
+            raise RuntimeError(f"stockflow run failed ({proc.returncode}):\n{self.log()[-4000:]}")
+
+    def outputs(self, timestamps: bool = False, topics: list[str] | None = None) -> list:
+        """(stream, message) of every output topic, each partition read to its end; with
+        `timestamps`, (stream, message, timestamp ms)."""
+        return read_topics(self.brokers, topics or output_topics(self.prefix), self.prefix,
+                           timestamps)
+
+    def input_times(self) -> dict[str, int]:
+        """event_id -> produce timestamp (ms) of every input message."""
+        times = {}
+        for _, value, ts in read_topics(self.brokers, input_topics(self.prefix), self.prefix,
+                                        True):
+            try:
+                event_id = _DECODE_ID(value).event_id
+            except (msgspec.DecodeError, msgspec.ValidationError):
+                continue
+            if event_id is not None:
+                times.setdefault(event_id, ts)
+        return times
+
+
+def read_topics(brokers: str, topics: list[str], prefix: str, timestamps: bool) -> list:
+    consumer = Consumer({
+        "bootstrap.servers": brokers, "group.id": f"{prefix}reader",
+        "enable.partition.eof": True, "enable.auto.commit": False,
+    })
+    meta = consumer.list_topics(timeout=10)
+    parts = [TopicPartition(t, p, OFFSET_BEGINNING) for t in topics
+             for p in meta.topics[t].partitions]
+    consumer.assign(parts)  # no group coordination: read everything, every time
+    pending = {(tp.topic, tp.partition) for tp in parts}
+    got: list = []
+    deadline = time.monotonic() + 60
+    while pending and time.monotonic() < deadline:
+        for m in consumer.consume(5000, timeout=0.5):
+            if m.error():
+                if m.error().code() != KafkaError._PARTITION_EOF:
+                    raise RuntimeError(m.error().str())
+                pending.discard((m.topic(), m.partition()))
+                continue
+            stream = m.topic().removeprefix(prefix)
+            got.append((stream, m.value(), m.timestamp()[1]) if timestamps
+                       else (stream, m.value()))
+    consumer.close()
+    if pending:
+        raise RuntimeError(f"partitions not read to their end: {sorted(pending)}")
+    return got

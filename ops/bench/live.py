@@ -1,0 +1,184 @@
+"""Live-mode benchmarks over a real Kafka-protocol broker and Redis.
+
+- throughput: the trace preloaded into the input topics, `stockflow run --drain`; order lines
+  per second between the first and the last output message (startup excluded), with 1 and 2
+  worker processes, and the bare passthrough on the same input;
+- latency under load: the engine tailing, a producer at a fixed share of the measured
+  maximum; event -> command latency from Kafka timestamps (p50, p99).
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import msgspec
+
+from stockflow.dataflows.passthrough import STREAM
+from stockflow.ops.bench.harness import LiveRun
+
+
+_COUNT_PREFIX = b'"line_id"'
+
+
+class _Routing(msgspec.Struct):
+    type: str = ""
+    order_id: str | None = None
+    sku: str | None = None
+
+
+_DECODE_ROUTING = msgspec.json.Decoder(_Routing).decode
+
+
+def order_lines(lines: list[bytes]) -> int:
+    return sum(line.count(_COUNT_PREFIX) for line in lines if b'"order.created"' in line)
+
+
+def topic_of(line: bytes):
+    """Where a producer would send an event: orders by order id, stock by SKU, master data."""
+    try:
+        r = _DECODE_ROUTING(line)
+    except (msgspec.DecodeError, msgspec.ValidationError):
+        return "orders", None
+    if r.type.startswith(("node.", "channel.")):
+        return "master", None
+    if r.type.startswith("order."):
+        return "orders", (r.order_id or "").encode()
+    return "stock", (r.sku or "").encode()
+
+
+def _world(brokers: str, redis_url: str, redis: bool, partitions: int) -> LiveRun:
+    prefix = f"b{time.time_ns() % 10**9}."
+    run = LiveRun(brokers, redis_url, prefix, Path(tempfile.mkdtemp(prefix="stockflow-bench-")),
+                  redis=redis)
+    run.env["STOCKFLOW_KAFKA_BATCH_SIZE"] = "2000"
+    run.env["STOCKFLOW_RECOVERY_SNAPSHOT_INTERVAL_S"] = "5"
+    run.create_topics({"orders": partitions, "stock": partitions}, [prefix + STREAM])
+    return run
+
+
+def throughput(brokers: str, redis_url: str, lines: list[bytes], processes: int = 1,
+               redis: bool = True) -> dict:
+    run = _world(brokers, redis_url, redis, partitions=max(1, processes))
+    run.produce(lines, topic_of)
+    started = time.monotonic()
+    run.drain("--processes", str(processes), timeout=3600)
+    wall = time.monotonic() - started
+    stamps = [ts for _, _, ts in run.outputs(timestamps=True)]
+    busy = (max(stamps) - min(stamps)) / 1000 if stamps else wall
+    n_lines = order_lines(lines)
+    return {
+        "system": "stockflow", "processes": processes, "redis": redis,
+        "events": len(lines), "order_lines": n_lines, "outputs": len(stamps),
+        "seconds": round(busy, 2), "wall_seconds": round(wall, 2),
+        "events_per_s": round(len(lines) / busy), "order_lines_per_s": round(n_lines / busy),
+    }
+
+
+def passthrough(brokers: str, lines: list[bytes]) -> dict:
+    run = _world(brokers, "redis://unused", False, partitions=1)
+    run.produce(lines, topic_of)
+    started = time.monotonic()
+    code = ("from bytewax.testing import run_main; "
+            "from stockflow.dataflows.passthrough import passthrough_flow; "
+            f"run_main(passthrough_flow({brokers!r}, {run.prefix!r}, 2000))")
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=3600)
+    wall = time.monotonic() - started
+    stamps = [ts for _, _, ts in run.outputs(True, [run.prefix + STREAM])]
+    busy = (max(stamps) - min(stamps)) / 1000 if stamps else wall
+    n_lines = order_lines(lines)
+    return {
+        "system": "passthrough", "events": len(lines), "order_lines": n_lines,
+        "outputs": len(stamps), "seconds": round(busy, 2), "wall_seconds": round(wall, 2),
+        "events_per_s": round(len(lines) / busy), "order_lines_per_s": round(n_lines / busy),
+    }
+
+
+def split_setup(lines: list[bytes], orders: int = 100) -> tuple[list[bytes], list[bytes]]:
+    """(master data and opening stock, the rest): a generated trace opens with its stock
+    counts, a few orders trickling in; the setup ends where the `orders`-th order is."""
+    seen = 0
+    for i, line in enumerate(lines):
+        if b'"order.created"' in line:
+            seen += 1
+            if seen == orders:
+                return lines[:i], lines[i:]
+    return lines, []
+
+
+def latency_under_load(brokers: str, redis_url: str, setup: list[bytes], paced: list[bytes],
+                       rate: float, redis: bool = True) -> dict:
+    """The engine tailing; `setup` produced at once and applied, then `paced` at `rate`
+    events/s; latency of every order status and command the paced events caused."""
+    run = _world(brokers, redis_url, redis, partitions=1)
+    engine = run.start()
+    watched = [run.prefix + "dispatch", run.prefix + "order-status"]
+    try:
+        run.produce(setup, topic_of)
+        _wait_until_quiet(run, [run.prefix + "availability"])
+        produce_s = run.produce(paced, topic_of, rate=rate)
+        _wait_until_quiet(run, watched)
+    finally:
+        engine.terminate()
+        engine.wait()
+    paced_ids = {_event_id(line) for line in paced}
+    sent = {k: v for k, v in run.input_times().items() if k in paced_ids}
+    latencies = sorted(
+        ts - sent[cause] for _, value, ts in run.outputs(True, watched)
+        if (cause := _cause(value)) in sent
+    )
+    return {
+        "system": "stockflow", "rate": round(rate), "events": len(paced),
+        "achieved_rate": round(len(paced) / produce_s), "outputs_timed": len(latencies),
+        "p50_ms": _pct(latencies, 0.50), "p99_ms": _pct(latencies, 0.99),
+        "max_ms": latencies[-1] if latencies else None,
+    }
+
+
+def _wait_until_quiet(run: LiveRun, topics: list[str], quiet_s: int = 3,
+                      timeout: float = 600) -> None:
+    """Until the topics stop growing for `quiet_s` seconds: the engine has caught up."""
+    last, stable = None, 0
+    deadline = time.monotonic() + timeout
+    while stable < quiet_s:
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"no outputs on {topics} after {timeout:.0f} s:\n"
+                               f"{run.log()[-3000:]}")
+        time.sleep(1)
+        count = len(run.outputs(topics=topics))
+        stable = stable + 1 if count == last and count > 0 else 0
+        last = count
+
+
+def _event_id(line: bytes) -> str | None:
+    try:
+        return _DECODE_ID(line).event_id
+    except (msgspec.DecodeError, msgspec.ValidationError):
+        return None
+
+
+class _Id(msgspec.Struct):
+    event_id: str | None = None
+
+
+_DECODE_ID = msgspec.json.Decoder(_Id).decode
+
+
+class _Cause(msgspec.Struct):
+    cause: str = ""
+
+
+_DECODE_CAUSE = msgspec.json.Decoder(_Cause).decode
+
+
+def _cause(value: bytes) -> str:
+    return _DECODE_CAUSE(value).cause
+
+
+def _pct(values: list, q: float):
+    if not values:
+        return None
+    return values[min(len(values) - 1, int(q * len(values)))]

@@ -1,0 +1,92 @@
+"""The benchmark results as a table (terminal and Markdown) and a plot (PNG)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+def rows(r: dict) -> list[tuple[str, str, str, str]]:
+    """(what, throughput, latency, versus) rows, in the order a reader wants them."""
+    live = r["live"]
+    ratio = r["ratios"]
+    out = [
+        ("stockflow live, 1 process (Kafka + Redis)",
+         f"{live['one_process']['order_lines_per_s']:,} lines/s", "",
+         f"{ratio['stockflow_vs_passthrough']}x passthrough"),
+        ("stockflow live, 2 processes",
+         f"{live['two_processes']['order_lines_per_s']:,} lines/s", "",
+         f"{ratio['two_vs_one_process']}x 1 process"),
+        ("bare passthrough (decode + encode)",
+         f"{live['passthrough']['order_lines_per_s']:,} lines/s", "", ""),
+        ("stockflow replay (file in, files out)",
+         f"{r['replay']['events_per_s']:,} events/s", "", ""),
+    ]
+    for level in live["latency_under_load"]:
+        out.append((f"stockflow at {int(level['load'] * 100)}% of max ({level['rate']:,} events/s)",
+                    "", f"p50 {level['p50_ms']} ms, p99 {level['p99_ms']} ms", ""))
+    for name, key, ratio_key in (("PostgreSQL row locks", "postgres_rowlock",
+                                  "stockflow_vs_postgres_rowlock"),
+                                 ("naive Redis (Lua per line)", "naive_redis",
+                                  "stockflow_vs_naive_redis")):
+        best = max(r["alternatives"][key], key=lambda x: x["lines_per_s"])
+        out.append((f"{name}, best of {len(r['alternatives'][key])} client counts "
+                    f"({best['clients']} clients)", f"{round(best['lines_per_s']):,} lines/s",
+                    f"p50 {best['p50_ms']} ms, p99 {best['p99_ms']} ms",
+                    f"stockflow = {ratio[ratio_key]}x"))
+    for res in r["reservations"]:
+        out.append((f"reservation API, {res['clients']} clients",
+                    f"{res['holds_per_s']:,} holds/s", f"p50 {res['p50_ms']} ms, p99 {res['p99_ms']} ms", ""))
+    s = r["state"]
+    out.append((f"state at {s['entries']:,} SKU x node",
+                f"{s['memory_bytes_per_entry']} B/entry in memory, {s['snapshot_bytes_per_entry']} B in snapshots",
+                f"snapshot {s['snapshot_s']} s, restore {s['restore_s']} s", ""))
+    return out
+
+
+def markdown(r: dict) -> str:
+    lines = ["| what | throughput | latency | versus |", "|---|---|---|---|"]
+    lines += [f"| {a} | {b} | {c} | {d} |" for a, b, c, d in rows(r)]
+    return "\n".join(lines)
+
+
+def print_table(r: dict) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=f"stockflow bench ({r['workload']['events']:,} events, "
+                        f"{r['workload']['order_lines']:,} order lines)")
+    for col in ("what", "throughput", "latency", "versus"):
+        table.add_column(col)
+    for row in rows(r):
+        table.add_row(*row)
+    Console().print(table)
+
+
+def plot(r: dict, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, (left, right) = plt.subplots(1, 2, figsize=(12, 4.5))
+    live = r["live"]
+    systems = {
+        "stockflow\n1 process": live["one_process"]["order_lines_per_s"],
+        "stockflow\n2 processes": live["two_processes"]["order_lines_per_s"],
+        "passthrough": live["passthrough"]["order_lines_per_s"],
+        "PostgreSQL\nrow locks": max(x["lines_per_s"] for x in r["alternatives"]["postgres_rowlock"]),
+        "naive Redis\nLua per line": max(x["lines_per_s"] for x in r["alternatives"]["naive_redis"]),
+    }
+    left.bar(list(systems), list(systems.values()), color="#4477aa")
+    left.set_ylabel("order lines / s")
+    left.set_title("Throughput (same workload, same run)")
+    loads = live["latency_under_load"]
+    right.plot([x["load"] * 100 for x in loads], [x["p99_ms"] for x in loads], "o-", label="p99")
+    right.plot([x["load"] * 100 for x in loads], [x["p50_ms"] for x in loads], "s--", label="p50")
+    right.set_xlabel("load (% of measured max rate)")
+    right.set_ylabel("event -> command latency (ms)")
+    right.set_title("stockflow latency under load")
+    right.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)

@@ -1,0 +1,110 @@
+"""`stockflow bench`: every benchmark on one generated workload, side by side in one run.
+
+The machine is shared and noisy, so each comparison is a ratio of two figures measured in
+this same run (stockflow / passthrough, stockflow / each alternative, 2 processes / 1).
+Results go to `<out>/results.json` and `<out>/bench.png`; the table is printed.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import time
+from pathlib import Path
+
+from stockflow.state.config import EngineConfig
+
+from ..generate import Scenario, write_jsonl
+from ..progress import progress
+from ..replay import replay
+from . import live
+from .broker import start_tansu
+from .naive_redis import run_naive_redis
+from .reservations import run_reservations
+from .rowlock import run_rowlock
+from .state_cost import run_state_cost
+from .workload import load_workload
+
+LOAD_LEVELS = (0.25, 0.50, 0.90)
+CLIENTS = (1, 4, 16, 64)
+
+
+def run_bench(out_dir: str, events: int, redis_url: str, postgres_dsn: str,
+              baseline_lines: int, state_entries: int, quick: bool = False,
+              show_progress: bool = True) -> dict:
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    trace = out / "trace.jsonl"
+    scenario = Scenario(events=events, seed=7)
+    with open(trace, "wb") as f, progress("generating", events, "events", show_progress) as adv:
+        write_jsonl(scenario, f, adv)
+    lines = [line for line in trace.read_bytes().splitlines() if line.strip()]
+    results: dict = {
+        "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
+        "workload": {"events": len(lines), "order_lines": live.order_lines(lines), "seed": 7},
+    }
+    steps = [
+        ("replay", lambda: _replay(trace, out)),
+        ("live", lambda: _live(lines, redis_url, quick)),
+        ("alternatives", lambda: _alternatives(trace, redis_url, postgres_dsn, baseline_lines,
+                                               quick)),
+        ("reservations", lambda: [run_reservations(redis_url, c, 20_000 if quick else 100_000)
+                                  for c in (1, 16, 64)]),
+        ("state", lambda: run_state_cost(state_entries)),
+    ]
+    with progress("benchmarks", len(steps), "steps", show_progress) as advance:
+        for name, step in steps:
+            results[name] = step()
+            advance(1)
+    results["ratios"] = ratios(results)
+    (out / "results.json").write_text(json.dumps(results, indent=2))
+    return results
+
+
+def _replay(trace: Path, out: Path) -> dict:
+    seconds = replay(str(trace), str(out / "replay"), EngineConfig(), show_progress=False)
+    n = sum(1 for line in trace.read_bytes().splitlines() if line.strip())
+    return {"system": "stockflow-replay", "events": n, "seconds": round(seconds, 2),
+            "events_per_s": round(n / seconds)}
+
+
+def _live(lines: list[bytes], redis_url: str, quick: bool) -> dict:
+    tansu = start_tansu()
+    try:
+        bare = live.passthrough(tansu.brokers, lines)
+        one = live.throughput(tansu.brokers, redis_url, lines, processes=1)
+        two = live.throughput(tansu.brokers, redis_url, lines, processes=2)
+        setup, orders = live.split_setup(lines)
+        loads = []
+        for share in LOAD_LEVELS:
+            rate = share * one["events_per_s"]
+            paced = orders[: int(rate * (5 if quick else 15))]
+            result = live.latency_under_load(tansu.brokers, redis_url, setup, paced, rate)
+            loads.append({"load": share, **result})
+        return {"passthrough": bare, "one_process": one, "two_processes": two,
+                "latency_under_load": loads}
+    finally:
+        tansu.stop()
+
+
+def _alternatives(trace: Path, redis_url: str, dsn: str, limit: int, quick: bool) -> dict:
+    workload = load_workload(str(trace))
+    clients = (1, 16) if quick else CLIENTS
+    rowlock = [run_rowlock(workload, c, dsn, limit) for c in clients]
+    naive = [run_naive_redis(workload, c, redis_url, limit) for c in clients]
+    return {"postgres_rowlock": rowlock, "naive_redis": naive}
+
+
+def ratios(r: dict) -> dict:
+    one = r["live"]["one_process"]["order_lines_per_s"]
+    best_pg = max(x["lines_per_s"] for x in r["alternatives"]["postgres_rowlock"])
+    best_redis = max(x["lines_per_s"] for x in r["alternatives"]["naive_redis"])
+    return {
+        "stockflow_vs_passthrough": round(one / r["live"]["passthrough"]["order_lines_per_s"], 3),
+        "two_vs_one_process": round(r["live"]["two_processes"]["order_lines_per_s"] / one, 3),
+        "stockflow_vs_postgres_rowlock": round(one / best_pg, 2),
+        "stockflow_vs_naive_redis": round(one / best_redis, 2),
+        "replay_vs_live": round(r["replay"]["events_per_s"] / r["live"]["one_process"]["events_per_s"], 2),
+    }
