@@ -57,7 +57,8 @@ class KafkaPartition(StatefulSourcePartition[RawChunk, int | None]):
             if not values:
                 first = offset
             value = msg.value()
-            values.append(value or TOMBSTONE)  # an empty message is not a blank line: dead-letter it
+            # An empty message is not a blank line to skip: it goes to dead-letter too.
+            values.append(value or TOMBSTONE)
             self._next = offset + 1
         if values:
             chunks.append((self._name, first, values))

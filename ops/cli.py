@@ -275,8 +275,8 @@ def _bench(args) -> int:
     return 0
 
 
-_COMMANDS = {"bench": _bench, "replay": _replay, "generate": _generate, "demo": _demo, "schema": _schema,
-             "run": _run, "topics": _topics, "redis": _redis}
+_COMMANDS = {"replay": _replay, "generate": _generate, "demo": _demo, "schema": _schema,
+             "run": _run, "topics": _topics, "redis": _redis, "bench": _bench}
 
 
 def _readable_errors() -> tuple[type[BaseException], ...]:

@@ -9,7 +9,7 @@ import secrets
 
 import pytest
 
-from stockflow.ops.bench.broker import BrokerError, Tansu, free_port
+from stockflow.ops.bench.broker import BrokerError, Tansu, free_port  # noqa: F401 (for tests)
 from stockflow.ops.bench.broker import start_tansu as _start_tansu
 
 REDIS_START = 'redis-server --daemonize yes --bind 127.0.0.1 --port 6379 --save "" --appendonly no'

@@ -8,10 +8,8 @@ of every output, and the contract's own example run.
 from __future__ import annotations
 
 from collections import Counter
-from pathlib import Path
 
 import msgspec
-import pytest
 
 from stockflow.state.events import InputEvent
 from stockflow.state.outputs import (

@@ -6,7 +6,6 @@ read back from the output topics and checked as the replay's are.
 
 from __future__ import annotations
 
-import io
 import signal
 import time
 from collections import Counter
@@ -15,6 +14,7 @@ import msgspec
 import pytest
 import redis
 
+from stockflow.ops.bench.live import topic_of
 from stockflow.ops.generate import Scenario, write_jsonl
 from stockflow.ops.replay import replay
 from stockflow.state.config import EngineConfig
@@ -45,12 +45,18 @@ def lines_of(trace) -> list[bytes]:
     return [line for line in trace.read_bytes().splitlines(keepends=True) if line.strip()]
 
 
-def test_live_mode_gives_the_replays_decisions(kafka_brokers, redis_url, trace, replayed,
-                                               tmp_path):
+def drained(kafka_brokers, redis_url, trace, tmp_path) -> LiveRun:
+    """The trace through one input partition, consumed to its end by `stockflow run`."""
     run = LiveRun(kafka_brokers, redis_url, unique_prefix(), tmp_path)
     run.create_topics({})
     run.produce(lines_of(trace))
     run.drain()
+    return run
+
+
+def test_live_mode_gives_the_replays_decisions(kafka_brokers, redis_url, trace, replayed,
+                                               tmp_path):
+    run = drained(kafka_brokers, redis_url, trace, tmp_path)
     live = run.decoded()
     events, malformed = read_events(trace)
     audit(events, live)  # the promise after every event, statuses, unique command ids
@@ -76,10 +82,7 @@ def without_dead(outputs: list) -> list:
 
 def test_live_mode_publishes_the_read_model_to_redis(kafka_brokers, redis_url, trace, replayed,
                                                      tmp_path):
-    run = LiveRun(kafka_brokers, redis_url, unique_prefix(), tmp_path)
-    run.create_topics({})
-    run.produce(lines_of(trace))
-    run.drain()
+    run = drained(kafka_brokers, redis_url, trace, tmp_path)
     client = redis.Redis.from_url(redis_url)
     prefix = run.prefix.rstrip(".")
     for (sku, channel), available in final_availability(replayed).items():
@@ -117,20 +120,7 @@ def test_several_input_partitions_keep_the_promise(kafka_brokers, redis_url, tra
     interleave), the promise may not."""
     run = LiveRun(kafka_brokers, redis_url, unique_prefix(), tmp_path)
     run.create_topics({"orders": 3, "stock": 2})
-    keys = msgspec.json.Decoder(_Keys)
-
-    def topic_of(line: bytes):
-        try:
-            k = keys.decode(line)
-        except msgspec.DecodeError:
-            return "orders", None
-        if k.type.startswith(("node.", "channel.")):
-            return "master", None
-        if k.type.startswith("order."):
-            return "orders", (k.order_id or "").encode()
-        return "stock", (k.sku or "").encode()
-
-    run.produce(lines_of(trace), topic_of)
+    run.produce(lines_of(trace), topic_of)  # orders by order id, stock by SKU
     run.drain("--processes", processes)
     live = run.decoded()
     events, malformed = read_events(trace)
@@ -140,12 +130,6 @@ def test_several_input_partitions_keep_the_promise(kafka_brokers, redis_url, tra
     ids.pop(None, None)
     assert ids and max(ids.values()) == 1
     assert sum(type(o) is DeadLetter for o in live) == len(malformed)
-
-
-class _Keys(msgspec.Struct):
-    type: str = ""
-    order_id: str | None = None
-    sku: str | None = None
 
 
 def test_sigterm_stops_the_engine_cleanly(kafka_brokers, redis_url, tmp_path):

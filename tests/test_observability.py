@@ -18,7 +18,6 @@ import yaml
 
 from stockflow.ops import metrics
 from stockflow.ops.cli import main
-from stockflow.state.events import InputEvent
 
 from .live import LiveRun
 from .scenario import Script
