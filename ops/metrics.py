@@ -46,6 +46,8 @@ OVERSOLD = Counter("stockflow_oversold_lines",
 SHORTAGE_UNITS = Counter("stockflow_shortage_units",
                          "Units found committed beyond supply when supply dropped.")
 HOLDS_EXPIRED = Counter("stockflow_holds_expired", "Unpaid holds that expired.")
+HOLDS_SETTLED = Counter("stockflow_holds_settled",
+                        "Checkout holds taken over by the order that carried their hold_id.")
 BACKORDERS_OPEN = Gauge("stockflow_backorders_open", "Order lines waiting for supply.")
 HELD_UNITS = Gauge("stockflow_held_units", "Units under a live hold.")
 KAFKA_LAG = Gauge("stockflow_kafka_consumer_lag_messages",
@@ -107,6 +109,9 @@ class Observer:
             for channel, n in oversold.items():
                 OVERSOLD.labels(channel).inc(n)
             oversold.clear()
+        if ledger.emit.settled:
+            HOLDS_SETTLED.inc(ledger.emit.settled)
+            ledger.emit.settled = 0
         expired = sum(1 for out in outputs if type(out) is OrderStatus and out.status == "expired")
         if expired:
             HOLDS_EXPIRED.inc(expired)

@@ -75,6 +75,7 @@ def settle(ctx: Ctx, hold_id: str) -> None:
     if line is not None and line.status == HELD:
         release_all(ctx, line, "settled")
         line.status = CANCELLED
+        ctx.emit.settled += 1
 
 
 def outcomes(book: SkuBook) -> dict[str, str]:

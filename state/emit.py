@@ -23,11 +23,12 @@ from .outputs import (
 class Emitter:
     """Collects outputs for the cause currently being processed."""
 
-    __slots__ = ("out", "cause", "ts", "_ids", "oversold")
+    __slots__ = ("out", "cause", "ts", "_ids", "oversold", "settled")
 
     def __init__(self) -> None:
         self.out: list[OutputEvent] = []
         self.oversold: dict[str, int] = {}  # channel -> paid lines rejected (for metrics)
+        self.settled = 0  # checkout holds taken over by their orders (for metrics)
         self.cause = ""
         self.ts: datetime | None = None
         self._ids: set[str] = set()  # command ids given under the current cause

@@ -259,3 +259,16 @@ def test_redis_with_a_password(tmp_path):
     finally:
         server.terminate()
         server.wait()
+
+
+def test_a_settled_checkout_hold_is_counted_for_metrics(client):
+    from stockflow.ops.metrics import HOLDS_SETTLED, Observer
+
+    engine, api = setup_engine(client, 10, "SET")
+    observer = Observer()
+    for logic in engine.buckets.values():
+        logic.observer = observer
+    api.reserve("SET", "web", 2, 60_000, "cart-9")
+    before = HOLDS_SETTLED._value.get()
+    engine.feed(engine.ev.order("O9", [("SET", 2)], paid=True, hold_id="cart-9"))
+    assert HOLDS_SETTLED._value.get() - before == 1

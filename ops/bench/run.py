@@ -10,6 +10,8 @@ from __future__ import annotations
 import json
 import os
 import platform
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -23,7 +25,6 @@ from .broker import start_tansu
 from .naive_redis import run_naive_redis
 from .reservations import run_reservations
 from .rowlock import run_rowlock
-from .state_cost import run_state_cost
 from .workload import load_workload
 
 LOAD_LEVELS = (0.25, 0.50, 0.90)
@@ -52,7 +53,7 @@ def run_bench(out_dir: str, events: int, redis_url: str, postgres_dsn: str,
                                                quick)),
         ("reservations", lambda: [run_reservations(redis_url, c, 20_000 if quick else 100_000)
                                   for c in (1, 16, 64)]),
-        ("state", lambda: run_state_cost(state_entries)),
+        ("state", lambda: _state_cost(state_entries)),
     ]
     with progress("benchmarks", len(steps), "steps", show_progress) as advance:
         for name, step in steps:
@@ -77,16 +78,26 @@ def _live(lines: list[bytes], redis_url: str, quick: bool) -> dict:
         one = live.throughput(tansu.brokers, redis_url, lines, processes=1)
         two = live.throughput(tansu.brokers, redis_url, lines, processes=2)
         setup, orders = live.split_setup(lines)
+        paced = orders[: 8_000 if quick else 30_000]  # the same events at every load level
         loads = []
         for share in LOAD_LEVELS:
             rate = share * one["events_per_s"]
-            paced = orders[: int(rate * (5 if quick else 15))]
             result = live.latency_under_load(tansu.brokers, redis_url, setup, paced, rate)
             loads.append({"load": share, **result})
         return {"passthrough": bare, "one_process": one, "two_processes": two,
                 "latency_under_load": loads}
     finally:
         tansu.stop()
+
+
+def _state_cost(entries: int) -> dict:
+    """In a fresh process, so that memory freed by the other benchmarks does not hide the
+    state's own."""
+    code = ("import json; from stockflow.ops.bench.state_cost import run_state_cost; "
+            f"print(json.dumps(run_state_cost({entries})))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True).stdout
+    return json.loads(out)
 
 
 def _alternatives(trace: Path, redis_url: str, dsn: str, limit: int, quick: bool) -> dict:
