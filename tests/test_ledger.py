@@ -849,7 +849,6 @@ def test_availability_changes_when_inbound_enters_the_horizon():
     assert availability(out).get((K, "web")) == 60
 
 
-
 def test_backorders_fill_when_inbound_enters_the_horizon():
     sim = one_node(0, backorder=True)
     e = sim.ev
