@@ -49,3 +49,16 @@ def create_topics(
     if failed:
         raise RuntimeError(f"cannot create kafka topics on {brokers}: " + "; ".join(failed))
     return created
+
+
+def missing_topics(brokers: str, topics: list[str], client_config: dict[str, str] | None = None,
+                   timeout: float = 10.0) -> list[str]:
+    """The topics that do not exist; raises RuntimeError if the brokers cannot be reached."""
+    # log_level 0: the error below says it once, instead of librdkafka on every retry.
+    admin = AdminClient({"bootstrap.servers": brokers, "log_level": 0, **(client_config or {})})
+    try:
+        # Listing all topics, not by name: naming a topic can auto-create it.
+        meta = admin.list_topics(timeout=timeout)
+    except KafkaException as exc:
+        raise RuntimeError(f"cannot reach Kafka at {brokers}: {exc.args[0].str()}") from None
+    return [t for t in topics if t not in meta.topics]

@@ -19,6 +19,7 @@ import redis
 from bytewax.recovery import RecoveryConfig, init_db_dir
 from bytewax.run import cli_main
 
+from stockflow.connectors.kafka_admin import input_topics, missing_topics
 from stockflow.connectors.redis_store import ReadModelStore
 from stockflow.connectors.reservations import install
 from stockflow.dataflows.live import live_flow
@@ -61,6 +62,10 @@ def run(config: Config, processes: int = 1, process_id: int | None = None,
         REGISTRY.register(ReservationCollector(client, store.keys.stats))
     _serve_metrics(config.run.metrics_port, process_id or 0)
     k = config.kafka
+    missing = missing_topics(k.brokers, input_topics(k.topic_prefix), k.client)
+    if missing:
+        raise LiveError(f"input topics missing on {k.brokers}: {', '.join(missing)} "
+                        "(create them with `stockflow topics create`)")
     flow = live_flow(config.engine, k.brokers, k.topic_prefix, k.client, k.batch_size,
                      config.run.clock_tick_s, store, stop_at_end=drain, observer=observer)
     stopping: list[int] = []

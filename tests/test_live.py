@@ -142,3 +142,16 @@ def test_sigterm_stops_the_engine_cleanly(kafka_brokers, redis_url, tmp_path):
     proc.wait(timeout=30)
     assert proc.returncode == 0, run.log()
     assert "stopped by SIGTERM; the next start resumes from the last snapshot" in run.log()
+
+
+def test_missing_topics_or_broker_are_one_readable_line(kafka_brokers, redis_url, tmp_path):
+    run = LiveRun(kafka_brokers, redis_url, unique_prefix(), tmp_path)  # no topics created
+    proc = run.start()
+    assert proc.wait(timeout=60) == 1
+    assert run.log().strip().splitlines()[-1] == (
+        f"stockflow: error: input topics missing on {kafka_brokers}: {run.prefix}orders, "
+        f"{run.prefix}stock, {run.prefix}master (create them with `stockflow topics create`)")
+    run.env["STOCKFLOW_KAFKA_BROKERS"] = "127.0.0.1:1"
+    proc = run.start()
+    assert proc.wait(timeout=60) == 1
+    assert run.log().strip().startswith("stockflow: error: cannot reach Kafka at 127.0.0.1:1")
