@@ -45,9 +45,17 @@ def run(config: Config, processes: int = 1, process_id: int | None = None,
         addresses: list[str] | None = None, config_path: str | None = None,
         drain: bool = False) -> None:
     """Run until stopped (SIGTERM or Ctrl-C); `drain`: stop at the end of the input topics."""
+    stopping: list[int] = []
+
+    def stop(signum, frame):
+        stopping.append(signum)
+        raise KeyboardInterrupt  # Bytewax checks for signals in its loop and stops the flow
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
     recovery = _recovery(config)
     if processes > 1 and process_id is None:
-        _run_cluster(processes, config_path, drain)
+        _run_cluster(processes, config_path, drain)  # passes a stop on to its members
         return
     observer = Observer()
     store = None
@@ -68,14 +76,6 @@ def run(config: Config, processes: int = 1, process_id: int | None = None,
                         "(create them with `stockflow topics create`)")
     flow = live_flow(config.engine, k.brokers, k.topic_prefix, k.client, k.batch_size,
                      config.run.clock_tick_s, store, stop_at_end=drain, observer=observer)
-    stopping: list[int] = []
-
-    def stop(signum, frame):
-        stopping.append(signum)
-        raise KeyboardInterrupt  # Bytewax checks for signals in its loop and stops the flow
-
-    signal.signal(signal.SIGTERM, stop)
-    signal.signal(signal.SIGINT, stop)
     try:
         cli_main(flow, process_id=process_id, addresses=addresses,
                  epoch_interval=timedelta(seconds=config.recovery.snapshot_interval_s),

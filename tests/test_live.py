@@ -132,10 +132,11 @@ def test_several_input_partitions_keep_the_promise(kafka_brokers, redis_url, tra
     assert sum(type(o) is DeadLetter for o in live) == len(malformed)
 
 
-def test_sigterm_stops_the_engine_cleanly(kafka_brokers, redis_url, tmp_path):
+@pytest.mark.parametrize("processes", ["1", "2"])
+def test_sigterm_stops_the_engine_cleanly(kafka_brokers, redis_url, tmp_path, processes):
     run = LiveRun(kafka_brokers, redis_url, unique_prefix(), tmp_path)
     run.create_topics({})
-    proc = run.start()
+    proc = run.start("--processes", processes)
     time.sleep(3)  # running and tailing the empty topics
     assert proc.poll() is None, run.log()
     proc.send_signal(signal.SIGTERM)
