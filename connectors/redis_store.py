@@ -30,9 +30,8 @@ class ReadModelStore:
         self.stale_after_ms = int(stale_after_s * 1000)
         self.fence_ms = fence_ms  # a fence outlives a crashed engine by this much at most
         self.retry_after_s = retry_after_s
-        self.errors = 0  # failed round trips (Redis unreachable or refusing)
         self.on_error = on_error  # told of every failed round trip (metrics)
-        self.outages = 0  # bumped on every failure: ledgers then rewrite their whole read model
+        self.outages = 0  # failed round trips: after one, ledgers rewrite their whole read model
         self._down_until = 0.0
 
     # -- before a batch ----------------------------------------------------------------
@@ -95,7 +94,6 @@ class ReadModelStore:
         try:
             return pipe.execute()
         except (redis.ConnectionError, redis.TimeoutError, redis.ResponseError):
-            self.errors += 1
             self.outages += 1
             if self.on_error is not None:
                 self.on_error()

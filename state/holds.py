@@ -68,11 +68,6 @@ class HoldDeadlines:
                 due.append(order_id)
         return due
 
-    def next_deadline(self) -> int | None:
-        while self._heap and self._live.get(self._heap[0][1]) != self._heap[0][0]:
-            heapq.heappop(self._heap)
-        return self._heap[0][0] if self._heap else None
-
     def __len__(self) -> int:
         return len(self._live)
 

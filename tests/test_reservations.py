@@ -164,7 +164,7 @@ def test_redis_down_keeps_the_engine_going_and_it_republishes_after(client, redi
     engine.store.client = redis.Redis(host="127.0.0.1", port=1, socket_connect_timeout=0.2)
     out = engine.feed(e.order("O1", [("DOWN", 2)], paid=True))
     assert any(b"allocate/O1" in line for _, lines in out for line in lines)
-    assert engine.store.errors >= 1
+    assert engine.store.outages >= 1
     assert api.available("DOWN", "web") == 5  # Redis still shows the old picture
     engine.store.client = good
     engine.store._down_until = 0.0
