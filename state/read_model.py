@@ -13,6 +13,7 @@ from .checkout import outcomes
 from .ledger import Ledger
 from .lines import HELD
 from .outputs import OrderStatus
+from .position import Position
 
 
 class SkuView(msgspec.Struct, array_like=True):
@@ -37,7 +38,6 @@ def views(ledger: Ledger, outputs: list, whole: bool = False) -> list[SkuView]:
                 line.key for lines in book.lines.values() for line in lines.values()
                 if line.status == HELD
             )
-    until = ledger.clock_ms + ledger.horizon_ms
     result = []
     for sku in list(ledger.books) if whole else ledger.published_skus:
         book = ledger.books.get(sku)
@@ -57,9 +57,15 @@ def views(ledger: Ledger, outputs: list, whole: bool = False) -> list[SkuView]:
         result.append(SkuView(
             sku=sku,
             channels={ch: book.published.get(ch, 0) for ch in ledger.catalog.channels},
-            nodes={node: max(0, pos.atp(until)) for node, pos in book.positions.items()},
+            nodes={node: max(0, _atp_as_applied(pos)) for node, pos in book.positions.items()},
             checkouts=outcomes(book),
             holds=holds,
             released=released,
         ))
     return result
+
+
+def _atp_as_applied(pos: Position) -> int:
+    """ATP at the horizon the ledger last applied: asking at a later one would move the
+    horizon here, and the ledger would then miss the supply becoming due (backorders)."""
+    return pos.atp(pos.inbound.until if pos.inbound is not None else 0)
