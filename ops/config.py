@@ -54,8 +54,8 @@ class RunSettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fiel
 
 # Live mode defaults to 8 ledger buckets, not the replay's 64: every bucket in a batch costs
 # two Redis round trips (fence, publish), so fewer, fuller buckets cut latency (p50 ~100 ms
-# instead of ~280 ms at half load here) and add throughput. Buckets cap how many worker
-# processes can share the state, and are fixed for the life of a recovery store.
+# instead of ~280 ms at half load here). Buckets cap how many worker processes can share the
+# state, and are fixed for the life of a recovery store.
 LIVE_BUCKETS = 8
 
 
