@@ -26,7 +26,7 @@ from stockflow.dataflows.live import live_flow
 
 from .config import Config
 from .metrics import REGISTRY, Observer, ReservationCollector
-from .replay import _free_ports
+from .replay import free_ports
 
 RECOVERY_PARTITIONS = 1
 
@@ -106,7 +106,7 @@ def _recovery(config: Config) -> RecoveryConfig:
 
 
 def _run_cluster(processes: int, config_path: str | None, drain: bool) -> None:
-    addresses = ";".join(f"127.0.0.1:{port}" for port in _free_ports(processes))
+    addresses = ";".join(f"127.0.0.1:{port}" for port in free_ports(processes))
     base = [sys.executable, "-m", "stockflow.ops.cli", "run", "--addresses", addresses]
     if config_path:
         base += ["--config", config_path]

@@ -55,7 +55,7 @@ def run_cluster_member(events: str, out_dir: str, config: EngineConfig, chunk_li
 
 
 def _run_cluster(events, out_dir, config: EngineConfig, processes: int, chunk_lines: int) -> None:
-    addresses = ";".join(f"127.0.0.1:{port}" for port in _free_ports(processes))
+    addresses = ";".join(f"127.0.0.1:{port}" for port in free_ports(processes))
     base = [sys.executable, "-m", "stockflow.ops.cli", "replay", events, "--out", out_dir,
             "--buckets", str(config.buckets), "--chunk-lines", str(chunk_lines),
             "--inbound-horizon", str(config.inbound_horizon_s), "--addresses", addresses]
@@ -65,7 +65,7 @@ def _run_cluster(events, out_dir, config: EngineConfig, processes: int, chunk_li
         raise ReplayError(f"a replay worker process failed (exit codes {codes})")
 
 
-def _free_ports(n: int) -> list[int]:
+def free_ports(n: int) -> list[int]:
     socks = [socket.socket() for _ in range(n)]
     try:
         for s in socks:

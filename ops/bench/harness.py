@@ -27,6 +27,14 @@ class _Id(msgspec.Struct):
 _DECODE_ID = msgspec.json.Decoder(_Id).decode
 
 
+def event_id_of(message: bytes) -> str | None:
+    """The `event_id` of an input message, None if it has none or is not JSON."""
+    try:
+        return _DECODE_ID(message).event_id
+    except (msgspec.DecodeError, msgspec.ValidationError):
+        return None
+
+
 class LiveRun:
     """One live engine's world: its topic prefix, Redis prefix and recovery directory."""
 
@@ -110,10 +118,7 @@ class LiveRun:
         times = {}
         for _, value, ts in read_topics(self.brokers, input_topics(self.prefix), self.prefix,
                                         True):
-            try:
-                event_id = _DECODE_ID(value).event_id
-            except (msgspec.DecodeError, msgspec.ValidationError):
-                continue
+            event_id = event_id_of(value)
             if event_id is not None:
                 times.setdefault(event_id, ts)
         return times

@@ -18,7 +18,7 @@ from pathlib import Path
 import msgspec
 
 from stockflow.dataflows.passthrough import STREAM
-from stockflow.ops.bench.harness import LiveRun
+from stockflow.ops.bench.harness import LiveRun, event_id_of
 
 
 _COUNT_PREFIX = b'"line_id"'
@@ -124,7 +124,7 @@ def latency_under_load(brokers: str, redis_url: str, setup: list[bytes], paced: 
     finally:
         engine.terminate()
         engine.wait()
-    paced_ids = {_event_id(line) for line in paced}
+    paced_ids = {event_id_of(line) for line in paced}
     sent = {k: v for k, v in run.input_times().items() if k in paced_ids}
     latencies = sorted(
         ts - sent[cause] for _, value, ts in run.outputs(True, watched)
@@ -151,20 +151,6 @@ def _wait_until_quiet(run: LiveRun, topics: list[str], quiet_s: int = 3,
         count = len(run.outputs(topics=topics))
         stable = stable + 1 if count == last and count > 0 else 0
         last = count
-
-
-def _event_id(line: bytes) -> str | None:
-    try:
-        return _DECODE_ID(line).event_id
-    except (msgspec.DecodeError, msgspec.ValidationError):
-        return None
-
-
-class _Id(msgspec.Struct):
-    event_id: str | None = None
-
-
-_DECODE_ID = msgspec.json.Decoder(_Id).decode
 
 
 class _Cause(msgspec.Struct):
