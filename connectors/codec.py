@@ -32,8 +32,14 @@ def decode_message(raw: bytes, source: str):
     return event if broken is None else _malformed(raw, broken, source)
 
 
-def decode_lines(lines: list[bytes], source: str, first_line: int) -> list:
-    """JSON Lines -> events and `Malformed`s, in order; blank lines are not messages."""
+def decode_lines(lines: list[bytes], source: str, first_line: int,
+                 blank_is_message: bool = False) -> list:
+    """Raw messages -> events and `Malformed`s, in order; item i is from `source:first_line+i`.
+
+    `blank_is_message`: whether an empty or whitespace-only item is a message (then a
+    dead letter) or nothing. A JSON Lines file's blank lines are nothing (the default); a
+    Kafka value is always a message, so decoding Kafka values passes True.
+    """
     out = []
     append = out.append
     decode = _DECODE_EVENT
@@ -41,7 +47,7 @@ def decode_lines(lines: list[bytes], source: str, first_line: int) -> list:
         try:
             event = decode(raw)
         except (msgspec.ValidationError, msgspec.DecodeError) as exc:
-            if raw.strip():
+            if blank_is_message or raw.strip():
                 append(_malformed(raw, str(exc), f"{source}:{first_line + i}"))
             continue
         broken = check_rules(event)

@@ -12,8 +12,7 @@ from bytewax.outputs import FixedPartitionedSink, StatefulSinkPartition
 
 from stockflow.state.outputs import STREAMS
 
-# A chunk of raw input: (source name, number of its first line, raw lines).
-RawChunk = tuple[str, int, list[bytes]]
+from .chunks import RawChunk
 
 
 class _LinesPartition(StatefulSourcePartition[RawChunk, int]):
@@ -24,24 +23,26 @@ class _LinesPartition(StatefulSourcePartition[RawChunk, int]):
         self._f = f
         self._chunk = chunk_lines
         self._line = 1
+        self._ended = False
         if resume is not None:  # (byte offset, line number) of the next unread line
             offset, self._line = resume
             f.seek(offset)
 
     def next_batch(self) -> list[RawChunk]:
+        if self._ended:
+            raise StopIteration
         lines = []
         readline = self._f.readline
         for _ in range(self._chunk):
             raw = readline()
             if not raw:
+                self._ended = True
                 break
             lines.append(raw)
-        if not lines:
-            raise StopIteration
         first, self._line = self._line, self._line + len(lines)
-        if self._on_read is not None:
+        if self._on_read is not None and lines:
             self._on_read(sum(map(len, lines)))
-        return [(self._name, first, lines)]
+        return [RawChunk(self._name, first, lines, self._ended)]
 
     def snapshot(self):
         return (self._f.tell(), self._line) if self._f is not sys.stdin.buffer else None

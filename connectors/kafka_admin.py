@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
-from confluent_kafka import KafkaError, KafkaException
+from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
 from stockflow.state.outputs import STREAMS
 
-INPUTS = ("orders", "stock", "master")
+# In merge rank: when events of several inputs carry the same time, master data applies
+# first, then stock, then orders.
+INPUTS = ("master", "stock", "orders")
 
 
 def input_topics(prefix: str = "stockflow.") -> list[str]:
-    """The topics the engine reads: orders, stock and master data."""
+    """The topics the engine reads, in merge rank: master data, stock, orders."""
     return [prefix + name for name in INPUTS]
 
 
@@ -62,3 +64,26 @@ def missing_topics(brokers: str, topics: list[str], client_config: dict[str, str
     except KafkaException as exc:
         raise RuntimeError(f"cannot reach Kafka at {brokers}: {exc.args[0].str()}") from None
     return [t for t in topics if t not in meta.topics]
+
+
+def end_offsets(brokers: str, topics: list[str], client_config: dict[str, str] | None = None,
+                timeout: float = 10.0) -> dict[str, tuple[int, int]]:
+    """`topic:partition` -> (first, end) offsets of every partition of the existing `topics`."""
+    consumer = Consumer({"bootstrap.servers": brokers, "group.id": "stockflow-check",
+                         "log_level": 0, **(client_config or {})})
+    try:
+        meta = consumer.list_topics(timeout=timeout)
+        ends = {}
+        for topic in topics:
+            found = meta.topics.get(topic)
+            if found is None or found.error is not None:
+                continue
+            for p in sorted(found.partitions):
+                low, high = consumer.get_watermark_offsets(TopicPartition(topic, p),
+                                                           timeout=timeout)
+                ends[f"{topic}:{p}"] = (low, high)
+        return ends
+    except KafkaException as exc:
+        raise RuntimeError(f"cannot reach Kafka at {brokers}: {exc.args[0].str()}") from None
+    finally:
+        consumer.close()

@@ -8,8 +8,7 @@ from bytewax.inputs import FixedPartitionedSource, StatefulSourcePartition
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, TopicPartition
 from confluent_kafka.admin import AdminClient
 
-# A chunk of raw input: (partition name, offset of its first message, raw values).
-RawChunk = tuple[str, int, list[bytes]]
+from .chunks import RawChunk
 
 # How long an idle partition sleeps before polling again, so the worker does not spin.
 IDLE_WAIT = timedelta(milliseconds=10)  # an idle partition is polled again this much later
@@ -52,7 +51,7 @@ class KafkaPartition(StatefulSourcePartition[RawChunk, int | None]):
             # Compaction or transaction markers leave gaps; a new chunk keeps
             # `first + i` equal to each message's offset.
             if values and offset != first + len(values):
-                chunks.append((self._name, first, values))
+                chunks.append(RawChunk(self._name, first, values))
                 values = []
             if not values:
                 first = offset
@@ -60,14 +59,13 @@ class KafkaPartition(StatefulSourcePartition[RawChunk, int | None]):
             # An empty message is not a blank line to skip: it goes to dead-letter too.
             values.append(value or TOMBSTONE)
             self._next = offset + 1
-        if values:
-            chunks.append((self._name, first, values))
+        if values or self._ended:
+            # The last chunk of a drain says so: the merge stops waiting for this partition.
+            chunks.append(RawChunk(self._name, first, values, self._ended))
         if self._on_lag is not None:
             lag = self.lag()
             if lag is not None:
                 self._on_lag(self._tp.topic, self._tp.partition, lag)
-        if self._ended and not chunks:
-            raise StopIteration
         idle = not chunks and not self._ended
         self._awake = datetime.now(timezone.utc) + IDLE_WAIT if idle else None
         return chunks

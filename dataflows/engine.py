@@ -1,8 +1,9 @@
-"""The engine as a story: decode, route bad input aside, route by SKU, apply the ledger, emit.
+"""The engine as a story: decode, merge the inputs by event time, route, apply the ledger, emit.
 
-    raw chunks -> decode -> route (per input partition: dedup, clock, orders, holds' deadlines)
-               -> apply_ledger (per SKU bucket) -> (stream, encoded outputs)
-                  dead letters ---------------------^
+    raw chunks (per input partition) -> decode
+        -> align_and_route (one sequencer: merge by event time, dedup, clock, orders, holds)
+        -> apply_ledger (per SKU bucket) -> (stream, encoded outputs)
+           dead letters -------------------^
 """
 
 from __future__ import annotations
@@ -10,23 +11,36 @@ from __future__ import annotations
 import bytewax.operators as op
 from bytewax.dataflow import Stream
 
+from stockflow.connectors.chunks import Decoded, RawChunk
 from stockflow.connectors.codec import decode_lines, encode_by_stream
 from stockflow.state.config import EngineConfig
 
-from .logic import DEAD_LETTERS, LedgerLogic, RouterLogic
+from .logic import DEAD_LETTERS, AlignTiming, LedgerLogic, SequencerLogic
+
+SEQUENCER = "sequencer"  # the one key every input partition's events meet under
 
 
-def engine(raw: Stream, config: EngineConfig, durable: bool = False, store=None,
-           clock_tick_s: float | None = None, observer=None) -> Stream:
-    """Raw chunks `(source, first_line, [bytes])` in; `(stream, [json bytes])` out.
+def engine(raw: Stream, config: EngineConfig, partitions: list[str] = (),
+           timing: AlignTiming = AlignTiming(), durable: bool = False, store=None,
+           ticker=None, observer=None, blank_is_message: bool = False) -> Stream:
+    """Raw chunks in; `(stream, [json bytes])` out.
 
-    Live mode passes a read-model `store` (Redis) and a wall-clock tick for the router;
-    an `observer` (ops.metrics) sees every batch.
+    `partitions`: every input partition, ranked (ties in event time go to the first), so
+    the merge waits for each from the start. Live mode passes a read-model `store` (Redis) and
+    a `ticker` that writes `clock.tick` events; an `observer` (ops.metrics) sees every batch.
+    `blank_is_message`: a blank input is a message to dead-letter (Kafka), not a blank line
+    of a file to skip.
     """
-    decoded = op.map("decode", raw, lambda chunk: (chunk[0], decode_lines(chunk[2], chunk[0], chunk[1])))
+
+    def decode(chunk: RawChunk) -> tuple[str, Decoded]:
+        events = decode_lines(chunk.values, chunk.source, chunk.first, blank_is_message)
+        return SEQUENCER, Decoded(chunk.source, events, chunk.end)
+
+    decoded = op.map("decode", raw, decode)
     routed = op.stateful_batch(
-        "route", decoded,
-        lambda resume: RouterLogic(config, durable, resume, clock_tick_s, observer),
+        "align_and_route", decoded,
+        lambda resume: SequencerLogic(config, list(partitions), timing, durable, resume,
+                                      ticker, observer),
     )
     routed = op.key_rm("routed", routed)
     split = op.branch("dead_letters_aside", routed, lambda kv: kv[0] == DEAD_LETTERS)

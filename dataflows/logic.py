@@ -6,13 +6,17 @@ optional `observer` (ops.metrics) is told what each batch did.
 
 from __future__ import annotations
 
+import logging
 import pickle
 import time
 from datetime import datetime, timedelta, timezone
+from typing import NamedTuple
 
 from bytewax.operators import StatefulBatchLogic
 
+from stockflow.connectors.chunks import Decoded
 from stockflow.connectors.codec import encode_by_stream
+from stockflow.state.alignment import Aligner
 from stockflow.state.config import EngineConfig
 from stockflow.state.ledger import Ledger
 from stockflow.state.read_model import views
@@ -21,26 +25,79 @@ from stockflow.state.work import with_checkout_holds
 
 DEAD_LETTERS = "dead"  # the router's output key for dead letters; buckets are "0".."n-1"
 
+log = logging.getLogger("stockflow.alignment")
 
-class RouterLogic(StatefulBatchLogic):
-    """One per input partition: routes its decoded chunks to ledger buckets, in order.
 
-    Each bucket gets `(read_at, work)`: the wall time the router took the batch, for latency.
-    With `clock_tick_s` (live mode) the clock also follows wall time, so holds expire on time
-    while an input is quiet; Bytewax timers are wall-clock, which is what this wants.
+class AlignTiming(NamedTuple):
+    """Wall-clock knobs of the merge (live mode's `[run]` settings)."""
+
+    idle_wait_s: float = 5.0  # waiting on one empty partition this long passes it over
+    tick_s: float = 0.0  # a partition quiet this long gets a clock.tick (0: no ticks written)
+    waited_ms: int = 25  # a partition holding the merge up this long gets one at once
+
+
+class SequencerLogic(StatefulBatchLogic):
+    """The one place all input meets: merges the input partitions by event time
+    (`state/alignment.py`), routes the merged stream (`state/routing.py`) and hands each
+    ledger bucket its work, in that one order.
+
+    Each bucket gets `(read_at, work)`: the wall time the batch was taken, for latency.
+    With a `ticker` (live mode), quiet partitions and partitions the merge waits on are sent
+    `clock.tick` events (`timing.tick_s`, `timing.waited_ms`); Bytewax timers are wall-clock,
+    which is what deciding *when to write* a tick wants, while what the ticks do is decided
+    by their place in the recorded input.
     """
 
-    def __init__(self, config: EngineConfig, durable: bool, resume: bytes | None,
-                 clock_tick_s: float | None = None, observer=None):
-        self.router = pickle.loads(resume) if resume is not None else Router(config)
+    def __init__(self, config: EngineConfig, partitions: list[str], timing: AlignTiming,
+                 durable: bool, resume: bytes | None, ticker=None, observer=None):
+        now = _now_ms()
+        if resume is not None:
+            self.aligner, self.router = pickle.loads(resume)
+            self.aligner.resumed(now)
+        else:
+            self.aligner = Aligner(partitions, int(timing.idle_wait_s * 1000))
+            self.router = Router(config)
+        self.timing = timing
         self.durable = durable
+        self.ticker = ticker if timing.tick_s else None
         self.observer = observer
-        self.tick = timedelta(seconds=clock_tick_s) if clock_tick_s else None
-        self.next_tick = datetime.now(timezone.utc) + self.tick if self.tick else None
+        self.late_seen = dict(self.aligner.late_by)  # what was already reported
 
-    def on_batch(self, chunks: list[list]):
+    def on_batch(self, chunks: list[Decoded]):
+        now = _now_ms()
+        add = self.aligner.add
+        for chunk in chunks:
+            add(chunk.source, chunk.events, now, chunk.end)
+        return self._route(now), StatefulBatchLogic.RETAIN
+
+    def notify_at(self):
+        if self.ticker is not None:
+            return datetime.now(timezone.utc) + timedelta(milliseconds=self.timing.waited_ms)
+        deadline = self.aligner.next_deadline()
+        if deadline is None:
+            return None
+        return datetime.fromtimestamp(deadline / 1000, timezone.utc)
+
+    def on_notify(self):
+        now = _now_ms()
+        if self.ticker is not None:
+            due = self.aligner.due_ticks(now, int(self.timing.tick_s * 1000),
+                                         self.timing.waited_ms)
+            if due:
+                self.ticker.tick(due, now)
+        return self._route(now), StatefulBatchLogic.RETAIN
+
+    def on_eof(self):
+        self.aligner.end_all()
+        return self._route(_now_ms()), StatefulBatchLogic.RETAIN
+
+    def _route(self, now: int) -> list:
+        items = self.aligner.release(now)
+        if self.aligner.late_by != self.late_seen:
+            self._report_late()
+        if not items:
+            return []
         read_at = time.time()
-        items = chunks[0] if len(chunks) == 1 else [i for chunk in chunks for i in chunk]
         duplicates = self.router.duplicates
         work, dead = self.router.route(items)
         if self.observer is not None:
@@ -48,20 +105,23 @@ class RouterLogic(StatefulBatchLogic):
         out = [(str(bucket), (read_at, lst)) for bucket, lst in work.items()]
         if dead:
             out.append((DEAD_LETTERS, dead))
-        return out, StatefulBatchLogic.RETAIN
+        return out
 
-    def notify_at(self):
-        return self.next_tick
-
-    def on_notify(self):
-        now = datetime.now(timezone.utc)
-        self.next_tick = now + self.tick
-        work = self.router.advance(int(now.timestamp() * 1000))
-        read_at = time.time()
-        return [(str(b), (read_at, lst)) for b, lst in work.items()], StatefulBatchLogic.RETAIN
+    def _report_late(self) -> None:
+        late = self.aligner.late - self.late_seen
+        self.late_seen = dict(self.aligner.late_by)  # what was already reported
+        log.warning("late_events count=%d total=%d by_partition=%s (a partition was passed "
+                    "over after waiting %.1f s; these apply in arrival order)", late,
+                    self.aligner.late, self.aligner.late_by, self.timing.idle_wait_s)
+        if self.observer is not None:
+            self.observer.late(self.aligner.late_by)
 
     def snapshot(self):
-        return pickle.dumps(self.router, protocol=5) if self.durable else None
+        return pickle.dumps((self.aligner, self.router), protocol=5) if self.durable else None
+
+
+def _now_ms() -> int:
+    return int(time.time() * 1000)
 
 
 class LedgerLogic(StatefulBatchLogic):

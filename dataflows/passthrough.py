@@ -21,7 +21,7 @@ _ENCODE = msgspec.json.Encoder().encode
 
 
 def _relay(chunk) -> tuple[str, list[bytes]]:
-    events = decode_lines(chunk[2], chunk[0], chunk[1])
+    events = decode_lines(chunk.values, chunk.source, chunk.first, blank_is_message=True)
     return STREAM, [_ENCODE(e) for e in events if type(e) is not Malformed]
 
 

@@ -93,6 +93,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--processes", "-p", type=_positive, default=1, help="worker processes")
     p.add_argument("--drain", action="store_true",
                    help="stop at the end of the input topics instead of waiting for more")
+    p.add_argument("--from-scratch", action="store_true",
+                   help="start a new recovery store although the output topics hold commands "
+                        "(every input is processed again; consumers drop repeats by id)")
     p.add_argument("--process-id", type=int, help=argparse.SUPPRESS)
     p.add_argument("--addresses", help=argparse.SUPPRESS)
 
@@ -221,7 +224,8 @@ def _run(args) -> int:
 
     config = load(args.config)
     addresses = args.addresses.split(";") if args.addresses else None
-    run(config, args.processes, args.process_id, addresses, args.config, args.drain)
+    run(config, args.processes, args.process_id, addresses, args.config, args.drain,
+        args.from_scratch)
     return 0
 
 

@@ -46,9 +46,13 @@ class RecoverySettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown
 
 
 class RunSettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
-    # Live mode moves the clock to wall time this often while inputs are quiet (0: never),
-    # so holds expire on time without new events.
+    # An input partition quiet this long gets a `clock.tick` (0: none are written), so the
+    # clock moves and holds expire on time without new events.
     clock_tick_s: Annotated[float, Meta(ge=0)] = 1.0
+    # A partition the event-time merge waits on gets a tick after this many ms...
+    tick_waited_ms: Annotated[int, Meta(ge=1)] = 25
+    # ...and after this long without one it is passed over: what it brings later is late.
+    idle_wait_s: Annotated[float, Meta(gt=0)] = 5.0
     metrics_port: Annotated[int, Meta(ge=0, le=65535)] = 9464  # 0: no /metrics
 
 

@@ -19,16 +19,24 @@ import redis
 from bytewax.recovery import RecoveryConfig, init_db_dir
 from bytewax.run import cli_main
 
-from stockflow.connectors.kafka_admin import input_topics, missing_topics
+from stockflow.connectors import recovery_store
+from stockflow.connectors.kafka_admin import (
+    end_offsets,
+    input_topics,
+    missing_topics,
+    output_topics,
+)
 from stockflow.connectors.redis_store import ReadModelStore
 from stockflow.connectors.reservations import install
 from stockflow.dataflows.live import live_flow
+from stockflow.dataflows.logic import AlignTiming
 
 from .config import Config
 from .metrics import REGISTRY, Observer, ReservationCollector
 from .replay import free_ports
 
-RECOVERY_PARTITIONS = 1
+SOURCE_STEP = "stockflow_live.read"  # the step whose snapshots hold the input offsets
+STARTED = "stockflow-started"  # written into a recovery store on its first start
 
 
 class LiveError(Exception):
@@ -43,8 +51,9 @@ def redis_client(config: Config) -> redis.Redis:
 
 def run(config: Config, processes: int = 1, process_id: int | None = None,
         addresses: list[str] | None = None, config_path: str | None = None,
-        drain: bool = False) -> None:
-    """Run until stopped (SIGTERM or Ctrl-C); `drain`: stop at the end of the input topics."""
+        drain: bool = False, from_scratch: bool = False) -> None:
+    """Run until stopped (SIGTERM or Ctrl-C); `drain`: stop at the end of the input topics;
+    `from_scratch`: a new recovery store may start although the output topics hold commands."""
     stopping: list[int] = []
 
     def stop(signum, frame):
@@ -53,7 +62,14 @@ def run(config: Config, processes: int = 1, process_id: int | None = None,
 
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
-    recovery = _recovery(config)
+    k = config.kafka
+    missing = missing_topics(k.brokers, input_topics(k.topic_prefix), k.client)
+    if missing:
+        raise LiveError(f"input topics missing on {k.brokers}: {', '.join(missing)} "
+                        "(create them with `stockflow topics create`)")
+    if process_id in (None, 0):  # one member checks for the cluster
+        _check_recovery_against_broker(config, from_scratch)
+    recovery = _recovery(config, len(addresses) if addresses else processes)
     if processes > 1 and process_id is None:
         _run_cluster(processes, config_path, drain)  # passes a stop on to its members
         return
@@ -69,13 +85,11 @@ def run(config: Config, processes: int = 1, process_id: int | None = None,
                                on_error=observer.redis_error)
         REGISTRY.register(ReservationCollector(client, store.keys.stats))
     _serve_metrics(config.run.metrics_port, process_id or 0)
-    k = config.kafka
-    missing = missing_topics(k.brokers, input_topics(k.topic_prefix), k.client)
-    if missing:
-        raise LiveError(f"input topics missing on {k.brokers}: {', '.join(missing)} "
-                        "(create them with `stockflow topics create`)")
+    r = config.run
+    timing = AlignTiming(idle_wait_s=r.idle_wait_s, tick_s=r.clock_tick_s,
+                         waited_ms=r.tick_waited_ms)
     flow = live_flow(config.engine, k.brokers, k.topic_prefix, k.client, k.batch_size,
-                     config.run.clock_tick_s, store, stop_at_end=drain, observer=observer)
+                     timing, store, stop_at_end=drain, observer=observer)
     try:
         cli_main(flow, process_id=process_id, addresses=addresses,
                  epoch_interval=timedelta(seconds=config.recovery.snapshot_interval_s),
@@ -96,13 +110,46 @@ def _serve_metrics(port: int, process_id: int) -> None:
         os.environ["BYTEWAX_DATAFLOW_API_PORT"] = str(port + process_id)
 
 
-def _recovery(config: Config) -> RecoveryConfig:
+def _recovery(config: Config, workers: int) -> RecoveryConfig:
+    """The recovery store, made on first start with a partition per worker (each worker
+    writes its snapshots into its own SQLite file)."""
     path = Path(config.recovery.dir)
     if not path.exists() or not any(path.iterdir()):
         path.mkdir(parents=True, exist_ok=True)
-        init_db_dir(path, RECOVERY_PARTITIONS)
+        init_db_dir(path, max(1, workers))
+        (path / STARTED).write_text("")
     backup = config.recovery.backup_interval_s
     return RecoveryConfig(str(path), timedelta(seconds=backup) if backup else None)
+
+
+def _check_recovery_against_broker(config: Config, from_scratch: bool) -> None:
+    """Refuse, in one line, to start where the recovery store and the broker disagree: a
+    new store while the output topics already hold commands (the store was lost or another
+    engine wrote them), or stored offsets past the end of the input (the broker lost data,
+    and resuming there would skip whatever is written next)."""
+    path, k = Path(config.recovery.dir), config.kafka
+    new = not (path / STARTED).exists()
+    if new and not from_scratch:
+        written = {t: high - low for t, (low, high) in
+                   end_offsets(k.brokers, output_topics(k.topic_prefix), k.client).items()
+                   if high > low}
+        if written:
+            where = ", ".join(f"{t} ({n})" for t, n in sorted(written.items())[:3])
+            raise LiveError(
+                f"refusing to start: the recovery store {path} is new but the output topics "
+                f"already hold commands: {where}; restore the recovery store, or pass "
+                "--from-scratch to process every input again (consumers drop repeats by "
+                "command id)")
+    if not path.exists():
+        return
+    ends = end_offsets(k.brokers, input_topics(k.topic_prefix), k.client)
+    for part, offset in sorted(recovery_store.stored_offsets(path, SOURCE_STEP).items()):
+        end = ends.get(part, (0, 0))[1]
+        if offset > end:
+            raise LiveError(
+                f"refusing to start: the recovery store {path} has read {part} up to offset "
+                f"{offset} but the broker's partition ends at {end}: the broker lost data; "
+                "restore it, or move the recovery store aside and start over")
 
 
 def _run_cluster(processes: int, config_path: str | None, drain: bool) -> None:

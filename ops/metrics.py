@@ -53,6 +53,10 @@ HELD_UNITS = Gauge("stockflow_held_units", "Units under a live hold.")
 KAFKA_LAG = Gauge("stockflow_kafka_consumer_lag_messages",
                   "Messages behind the end of an input partition.", ["topic", "partition"])
 REDIS_ERRORS = Counter("stockflow_redis_errors", "Failed Redis round trips.")
+LATE_EVENTS = Counter("stockflow_late_events",
+                      "Events applied behind the event-time merge's frontier (their partition "
+                      "had been passed over after the idle wait), by input partition.",
+                      ["partition"])
 STATE_SKUS = Gauge("stockflow_state_skus", "SKUs in keyed state.")
 STATE_POSITIONS = Gauge("stockflow_state_positions", "SKU x node entries in keyed state.")
 SNAPSHOT_SECONDS = Histogram("stockflow_snapshot_duration_seconds",
@@ -92,6 +96,10 @@ class Observer:
                 DEAD_LETTERS.labels(dead_letter_reason(item.error)).inc()
         if duplicates_after > duplicates_before:
             DUPLICATES.inc(duplicates_after - duplicates_before)
+
+    def late(self, new_by_partition: dict[str, int]) -> None:
+        for part, n in new_by_partition.items():
+            LATE_EVENTS.labels(part).inc(n)
 
     def applied(self, ledger, outputs: list, by_stream: dict[str, list], read_at: float | None,
                 oldest_ts_s: float | None, shortage_before: int) -> None:

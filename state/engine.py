@@ -1,11 +1,12 @@
-"""The whole engine in one process, without Bytewax: a router feeding ledger buckets.
+"""The whole engine in one process, without Bytewax: aligner and router feeding ledger buckets.
 
-The dataflow runs the same two pieces as keyed steps; this drives them directly, for tests,
-for checking the promise after every event, and for embedding.
+The dataflow runs the same pieces as keyed steps; this drives them directly, for tests, for
+checking the promise after every event, and for embedding.
 """
 
 from __future__ import annotations
 
+from .alignment import Aligner
 from .config import EngineConfig
 from .ledger import Ledger
 from .outputs import OutputEvent
@@ -13,8 +14,9 @@ from .routing import Router
 
 
 class Engine:
-    def __init__(self, config: EngineConfig | None = None) -> None:
+    def __init__(self, config: EngineConfig | None = None, partitions: list[str] = ()) -> None:
         self.config = config or EngineConfig()
+        self.aligner = Aligner(partitions)
         self.router = Router(self.config)
         self.ledgers: dict[int, Ledger] = {}
 
@@ -31,6 +33,12 @@ class Engine:
         for bucket in sorted(work):
             out.extend(self.ledger(bucket).apply_batch(work[bucket]))
         return out
+
+    def arrive(self, part: str, events: list, end: bool = False) -> list[OutputEvent]:
+        """Events of one input partition as they arrive; applies whatever the merge of all
+        partitions by event time lets go (see `alignment.py`)."""
+        self.aligner.add(part, events, 0, end)
+        return self.process(self.aligner.release(0))
 
     def books(self):
         """(sku, book) for every SKU the engine knows."""

@@ -1,4 +1,4 @@
-"""Input events of contract v1, declared once as msgspec Structs.
+"""Input events of contract v1.1, declared once as msgspec Structs.
 
 A tagged union on `type`: `msgspec.json.Decoder(InputEvent)` validates a message and
 returns the right Struct, or raises with a readable path (`at $.lines[0].qty`).
@@ -160,6 +160,15 @@ class OrderReturned(_Event, frozen=True, tag="order.returned"):
     restock: bool
 
 
+# -- time ----------------------------------------------------------------------
+
+
+class ClockTick(_Event, frozen=True, tag="clock.tick"):
+    """Moves the engine's clock to `ts` if that is later; nothing else. Live mode writes
+    these into quiet input partitions, so holds expire on time and the merge of partitions
+    by event time never waits long for one that has nothing to say."""
+
+
 InputEvent = Union[
     NodeUpserted,
     ChannelUpserted,
@@ -173,6 +182,7 @@ InputEvent = Union[
     OrderPaid,
     OrderCancelled,
     OrderReturned,
+    ClockTick,
 ]
 
 MASTER_EVENTS = (NodeUpserted, ChannelUpserted)

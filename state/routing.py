@@ -1,7 +1,8 @@
-"""The router: one per input partition, it sees every event of that partition in order.
+"""The router: it sees every event, in the merged order the aligner gives (`alignment.py`).
 
-It keeps what needs the whole partition's view, and hands each ledger bucket its share:
-- the engine's clock (highest event time seen) and each event's input position;
+It keeps what needs the whole input's view, and hands each ledger bucket its share:
+- the engine's clock (highest event time seen, `clock.tick` included) and each event's
+  position in the merged input;
 - duplicates (same `event_id`, or an `order.created` for a known order) stop here;
 - which SKUs an order touches, so `order.paid` / `order.cancelled` reach the right buckets;
 - hold deadlines: when the clock passes one, the order's buckets get an `Expire`;
@@ -11,7 +12,9 @@ It keeps what needs the whole partition's view, and hands each ledger bucket its
 - malformed messages become dead letters.
 
 Because one router feeds every bucket through one ordered channel per worker, each bucket sees
-its events in input order however many workers run: the outputs do not depend on them.
+its events in merged input order however many workers run: the outputs do not depend on them,
+and the clock is one clock, moved only by recorded events, so holds expire at the same place
+in the input live, in replay and after a restart.
 """
 
 from __future__ import annotations
@@ -19,12 +22,12 @@ from __future__ import annotations
 import heapq
 from collections import deque
 from datetime import datetime, timezone
-from typing import NamedTuple
 
 from .config import EngineConfig
 from .dedup import RecentIds
 from .events import (
     ChannelUpserted,
+    ClockTick,
     Malformed,
     NodeUpserted,
     OrderCancelled,
@@ -38,13 +41,6 @@ from .outputs import DeadLetter
 from .work import Expire, Forget, InboundDue, Work, bucket_of
 
 EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
-
-
-class ClockTick(NamedTuple):
-    """The cause of what the clock alone brings about (no event moved it)."""
-
-    event_id: str
-    ts: datetime
 
 
 class Router:
@@ -87,6 +83,11 @@ class Router:
                 ))
                 continue
             ts_ms = epoch_ms(item.ts)
+            if type(item) is ClockTick:  # ids unique by making; remembering them buys nothing
+                if ts_ms > self.clock_ms:
+                    self.clock_ms, self.clock_ts = ts_ms, item.ts
+                    self._on_clock(item, work)
+                continue
             if self.recent.seen(item.event_id, max(ts_ms, self.clock_ms)):
                 self.duplicates += 1
                 continue
@@ -96,16 +97,6 @@ class Router:
                 self._on_clock(item, work)
             self._route_event(item, work)
         return work, dead
-
-    def advance(self, now_ms: int) -> dict[int, list[Work]]:
-        """Move the clock to wall time `now_ms` when no event did (live mode, an idle input):
-        holds still expire on time. Outputs name the clock as their cause."""
-        work: dict[int, list[Work]] = {}
-        if now_ms > self.clock_ms:
-            self.clock_ms = now_ms
-            self.clock_ts = datetime.fromtimestamp(now_ms / 1000, timezone.utc)
-            self._on_clock(ClockTick(f"clock/{now_ms}", self.clock_ts), work)
-        return work
 
     # -- internals ----------------------------------------------------------------------
 

@@ -44,7 +44,7 @@ def test_schema_prints_json_with_every_input_and_output_type(capsys):
     assert set(schema) == {"inputs", "outputs"}
     assert set(schema["inputs"]["discriminator"]["mapping"]) == tags(InputEvent)
     assert set(schema["outputs"]["discriminator"]["mapping"]) == tags(OutputEvent)
-    assert len(tags(InputEvent)) == 12
+    assert len(tags(InputEvent)) == 13  # contract v1.1: clock.tick
 
 
 def test_schema_can_print_only_the_inputs(capsys):
@@ -97,7 +97,7 @@ def test_replay_summary_json_parses(tmp_path, capsys):
     rc = main(["replay", str(EXAMPLES), "--out", str(tmp_path / "out"), "--summary", "--json"])
     assert rc == 0
     summary = json.loads(capsys.readouterr().out)
-    assert (summary["events"], summary["orders"], summary["lines"]) == (20, 3, 3)
+    assert (summary["events"], summary["orders"], summary["lines"]) == (21, 3, 3)
     assert summary["dead_letters"] == 0
     assert summary["outputs"]["dispatch"] == 4
     assert summary["outputs"]["order-status"] == 7

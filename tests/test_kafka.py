@@ -79,7 +79,7 @@ def read_topics(brokers: str, topics: list[str]) -> dict[str, list[tuple]]:
 def test_create_topics_makes_inputs_and_outputs_and_tolerates_existing_ones(kafka_brokers):
     prefix = unique_prefix()
     names = input_topics(prefix) + output_topics(prefix)
-    assert names[:3] == [prefix + "orders", prefix + "stock", prefix + "master"]
+    assert names[:3] == [prefix + "master", prefix + "stock", prefix + "orders"]  # merge rank
     assert names[3:] == [prefix + s for s in STREAMS]
 
     assert sorted(create_topics(kafka_brokers, names, partitions=2)) == sorted(names)
@@ -101,11 +101,20 @@ def test_create_topics_fails_loudly_without_a_broker():
 
 
 def run_source(source: KafkaChunkSource) -> list[tuple[str, int, list[bytes]]]:
+    """(partition, first offset, values) of every chunk with messages; a drain's last chunk
+    of each partition says it ended (checked here, then left out)."""
     chunks: list = []
     flow = Dataflow("kafka_source_test")
     op.output("out", op.input("in", flow, source), TestingSink(chunks))
     run_main(flow)
-    return chunks
+    ended = [c.source for c in chunks if c.end]
+    assert sorted(ended) == sorted(set(c.source for c in chunks)), "every partition ends once"
+    assert all(not c.end for c in chunks if c is not _last_of(chunks, c.source))
+    return [(c.source, c.first, c.values) for c in chunks if c.values]
+
+
+def _last_of(chunks: list, source: str):
+    return [c for c in chunks if c.source == source][-1]
 
 
 def test_source_reads_every_message_once_in_offset_order(kafka_brokers):
@@ -159,12 +168,12 @@ def test_source_resumes_at_the_snapshot_offset_and_reports_lag(kafka_brokers):
 
     part = source.build_part("in", f"{topic}:0", 6)
     assert part.snapshot() == 6
-    [(name, first, values)] = poll_next_batch(part)
-    assert (name, first, values) == (f"{topic}:0", 6, [b"6", b"7", b"8"])
+    [(name, first, values, end)] = poll_next_batch(part)
+    assert (name, first, values, end) == (f"{topic}:0", 6, [b"6", b"7", b"8"], False)
     assert part.snapshot() == 9
     assert part.lag() == 1
 
-    [(_, first, values)] = poll_next_batch(part)
+    [(_, first, values, _)] = poll_next_batch(part)
     assert (first, values) == (9, [b"9"])
     assert part.snapshot() == 10 and part.lag() == 0
     # Tailing: nothing new is an empty batch and a short sleep, not the end.
@@ -185,7 +194,7 @@ def test_source_from_the_end_skips_history_and_snapshots_where_it_starts(kafka_b
     part = source.build_part("in", f"{topic}:0", None)
     assert part.snapshot() == 3
     produce(kafka_brokers, topic, [(None, b"new")])
-    assert poll_next_batch(part) == [(f"{topic}:0", 3, [b"new"])]
+    assert poll_next_batch(part) == [(f"{topic}:0", 3, [b"new"], False)]
     part.close()
 
 

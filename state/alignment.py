@@ -1,0 +1,211 @@
+"""Event-time alignment: one ordered stream out of many input partitions.
+
+Kafka orders messages within a partition only, and platform teams spread events over
+several partitions of several topics (orders by order id, stock by SKU, master data on its
+own topic). Applied in arrival order, the same events would give different decisions every
+run. So every input meets here and leaves in one order that depends only on what the
+partitions recorded:
+
+- each partition is taken in offset order;
+- an event's merge key is its partition's *watermark* at that event: the highest `ts` the
+  partition has shown up to and including it (an event stamped earlier than one before it
+  keeps its place behind that one);
+- events leave by (key, partition rank, offset): ties go to the partition ranked first
+  (master data, then stock, then orders);
+- an event leaves once every other partition has either a buffered event after it, a
+  watermark past it, or has ended. An empty partition that has shown nothing past it is
+  waited for: live mode writes `clock.tick` events into quiet partitions, so the wait is
+  short. After `idle_wait_ms` of waiting on one partition the merge goes on without it; what
+  that partition delivers later behind the merged frontier is *late*: applied at once in
+  arrival order, and counted (`late`), never silently.
+
+`merged()` is the same order computed over complete partitions: what a replay of the
+recorded topics applies, and what live mode applies whenever nothing was late.
+Wall time (for the idle wait and for deciding which partitions need a tick) comes in as an
+argument: nothing here reads a clock.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from typing import Any, Iterable
+
+from .events import epoch_ms
+
+NEVER = -(2**62)  # the watermark of a partition that has shown nothing yet
+
+
+class Aligner:
+    """Buffers each partition's events and releases them in merged event-time order."""
+
+    def __init__(self, partitions: Iterable[str] = (), idle_wait_ms: int = 5000) -> None:
+        self.idle_wait_ms = idle_wait_ms
+        self.rank: dict[str, int] = {}
+        self.buffers: dict[str, deque[tuple[int, Any]]] = {}
+        self.watermark: dict[str, int] = {}
+        self.ended: set[str] = set()
+        self.idle: set[str] = set()  # passed over after the idle wait, until they deliver
+        self.frontier = (NEVER, -1)  # (key, rank) of the last event released
+        self.late = 0  # events that arrived behind the frontier, since start
+        self.late_by: dict[str, int] = {}
+        # Wall-clock bookkeeping (ms), reset on restore: when each partition last delivered,
+        # since when it holds the merge up, when it was last sent a tick.
+        self.arrived: dict[str, int] = {}
+        self.waiting_since: dict[str, int] = {}
+        self.ticked: dict[str, int] = {}
+        for part in partitions:
+            self._know(part, 0)
+
+    def _know(self, part: str, now_ms: int) -> None:
+        if part not in self.rank:
+            self.rank[part] = len(self.rank)
+            self.buffers[part] = deque()
+            self.watermark[part] = NEVER
+            self.arrived[part] = now_ms
+
+    # -- input --------------------------------------------------------------------------
+
+    def add(self, part: str, events: list, now_ms: int, end: bool = False) -> None:
+        """A partition's next events, in offset order; `end`: it has no more (a drain)."""
+        self._know(part, now_ms)
+        buf, wm, rank = self.buffers[part], self.watermark[part], self.rank[part]
+        frontier = self.frontier
+        for ev in events:
+            ts = getattr(ev, "ts", None)  # a malformed message has none: it keeps its place
+            if ts is not None:
+                t = epoch_ms(ts)
+                if t > wm:
+                    wm = t
+            if (wm, rank) < frontier:
+                self.late += 1
+                self.late_by[part] = self.late_by.get(part, 0) + 1
+            buf.append((wm, ev))
+        self.watermark[part] = wm
+        if events:
+            self.arrived[part] = now_ms
+            self.idle.discard(part)
+        if end:
+            self.ended.add(part)
+
+    def end_all(self) -> None:
+        """Every input ended (end of a drain): nothing more is waited for."""
+        self.ended.update(self.rank)
+
+    # -- output -------------------------------------------------------------------------
+
+    def release(self, now_ms: int) -> list:
+        """Every event that may leave now, in merged order."""
+        self._pass_over_idle(now_ms)
+        out: list = []
+        buffers, rank = self.buffers, self.rank
+        while True:
+            best, best_key = None, None
+            for part, buf in buffers.items():
+                if buf:
+                    key = (buf[0][0], rank[part])
+                    if best_key is None or key < best_key:
+                        best, best_key = part, key
+            if best is None:
+                break
+            bound = self._bound(best)
+            buf, r = buffers[best], rank[best]
+            released = 0
+            while buf and (bound is None or (buf[0][0], r) < bound):
+                key, ev = buf.popleft()
+                out.append(ev)
+                released += 1
+                if (key, r) > self.frontier:
+                    self.frontier = (key, r)
+            if not released:
+                break
+        self._note_waiting(now_ms)
+        return out
+
+    def _bound(self, part: str) -> tuple[int, int] | None:
+        """The earliest (key, rank) that another partition may still bring before `part`."""
+        bound = None
+        for q, buf in self.buffers.items():
+            if q == part:
+                continue
+            if buf:
+                b = (buf[0][0], self.rank[q])
+            elif q in self.ended or q in self.idle:
+                continue
+            else:
+                b = (self.watermark[q], self.rank[q])
+            if bound is None or b < bound:
+                bound = b
+        return bound
+
+    def _note_waiting(self, now_ms: int) -> None:
+        """Which empty partitions hold the merge up now, and since when."""
+        head = None
+        for part, buf in self.buffers.items():
+            if buf:
+                key = (buf[0][0], self.rank[part])
+                if head is None or key < head:
+                    head = key
+        waiting = {}
+        if head is not None:
+            for q, buf in self.buffers.items():
+                if not buf and q not in self.ended and q not in self.idle \
+                        and (self.watermark[q], self.rank[q]) < head:
+                    waiting[q] = self.waiting_since.get(q, now_ms)
+        self.waiting_since = waiting
+
+    def _pass_over_idle(self, now_ms: int) -> None:
+        for q, since in list(self.waiting_since.items()):
+            if now_ms - since >= self.idle_wait_ms:
+                self.idle.add(q)
+                del self.waiting_since[q]
+
+    # -- wall-clock help for the caller -------------------------------------------------
+
+    def next_deadline(self) -> int | None:
+        """Wall ms at which waiting on a partition turns into passing it over."""
+        if not self.waiting_since:
+            return None
+        return min(self.waiting_since.values()) + self.idle_wait_ms
+
+    def due_ticks(self, now_ms: int, quiet_ms: int, waited_ms: int) -> list[str]:
+        """Partitions that should get a `clock.tick` now: quiet for `quiet_ms` (so the clock
+        moves and holds expire), or holding the merge up for `waited_ms`; at most one tick
+        per partition per `waited_ms`."""
+        due = []
+        for part in self.rank:
+            if part in self.ended or now_ms - self.ticked.get(part, NEVER) < waited_ms:
+                continue
+            quiet = now_ms - max(self.arrived[part], self.ticked.get(part, NEVER)) >= quiet_ms
+            since = self.waiting_since.get(part)
+            if quiet or (since is not None and now_ms - since >= waited_ms):
+                due.append(part)
+                self.ticked[part] = now_ms
+        return due
+
+    def resumed(self, now_ms: int) -> None:
+        """Restored from a snapshot: wall times from before the stop mean nothing now, and a
+        partition that ended in a drain may have grown since (a drain says its end again)."""
+        self.ended.clear()
+        self.arrived = dict.fromkeys(self.rank, now_ms)
+        self.waiting_since = {}
+        self.ticked = {}
+        self.idle.clear()
+
+    @property
+    def buffered(self) -> int:
+        return sum(len(b) for b in self.buffers.values())
+
+
+def merged(partitions: list[list]) -> list:
+    """Complete partitions (in rank order) merged as the aligner merges them: by (the
+    partition's watermark at the event, rank, offset)."""
+    keyed = []
+    for rank, events in enumerate(partitions):
+        wm = NEVER
+        for offset, ev in enumerate(events):
+            ts = getattr(ev, "ts", None)
+            if ts is not None:
+                wm = max(wm, epoch_ms(ts))
+            keyed.append((wm, rank, offset, ev))
+    keyed.sort(key=lambda k: k[:3])
+    return [k[3] for k in keyed]
