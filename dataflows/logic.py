@@ -108,13 +108,15 @@ class SequencerLogic(StatefulBatchLogic):
         return out
 
     def _report_late(self) -> None:
-        late = self.aligner.late - self.late_seen
-        self.late_seen = dict(self.aligner.late_by)  # what was already reported
-        log.warning("late_events count=%d total=%d by_partition=%s (a partition was passed "
-                    "over after waiting %.1f s; these apply in arrival order)", late,
-                    self.aligner.late, self.aligner.late_by, self.timing.idle_wait_s)
+        seen = self.late_seen
+        new = {p: n - seen.get(p, 0) for p, n in self.aligner.late_by.items()
+               if n != seen.get(p, 0)}
+        self.late_seen = dict(self.aligner.late_by)
+        log.warning("late events %s (total %d): their partition was passed over after "
+                    "waiting %.1f s; they apply in arrival order", new, self.aligner.late,
+                    self.timing.idle_wait_s)
         if self.observer is not None:
-            self.observer.late(self.aligner.late_by)
+            self.observer.late(new)
 
     def snapshot(self):
         return pickle.dumps((self.aligner, self.router), protocol=5) if self.durable else None

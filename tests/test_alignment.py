@@ -201,3 +201,22 @@ def test_any_arrival_across_partitions_decides_as_the_merged_replay(events, data
             engine = restored
     assert engine.aligner.buffered == 0 and engine.aligner.late == 0
     assert decisions(out) == decisions(replayed)
+
+
+def test_late_events_are_logged_and_counted_once(caplog):
+    from stockflow.connectors.chunks import Decoded
+    from stockflow.dataflows.logic import AlignTiming, SequencerLogic
+    from stockflow.ops.metrics import LATE_EVENTS, Observer
+
+    logic = SequencerLogic(EngineConfig(), ["a", "b"], AlignTiming(idle_wait_s=0.001), False,
+                           None, observer=Observer())
+    logic.on_batch([Decoded("a", [ClockTick(event_id="x", ts=T0 + timedelta(seconds=5))])])
+    logic.aligner.waiting_since = {"b": 0}  # waited since the epoch: long past the idle wait
+    logic.on_notify()
+    before = LATE_EVENTS.labels("b")._value.get()
+    logic.on_batch([Decoded("b", [ClockTick(event_id="y", ts=T0)])])
+    logic.on_batch([Decoded("b", [])])
+    assert LATE_EVENTS.labels("b")._value.get() == before + 1
+    assert [r.getMessage() for r in caplog.records if "late events" in r.getMessage()] == [
+        "late events {'b': 1} (total 1): their partition was passed over after waiting 0.0 s;"
+        " they apply in arrival order"]

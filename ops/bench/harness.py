@@ -17,7 +17,9 @@ from pathlib import Path
 import msgspec
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, Producer, TopicPartition
 
+from stockflow.connectors.codec import decode_message
 from stockflow.connectors.kafka_admin import create_topics, input_topics, output_topics
+from stockflow.state.alignment import merged
 
 
 class _Id(msgspec.Struct):
@@ -122,6 +124,52 @@ class LiveRun:
             if event_id is not None:
                 times.setdefault(event_id, ts)
         return times
+
+
+def read_partitions(brokers: str, topics: list[str]) -> dict[str, list[bytes]]:
+    """`topic:partition` -> its messages in offset order; topics in the order given, each
+    topic's partitions in number order (the engine's merge rank for input topics)."""
+    consumer = Consumer({"bootstrap.servers": brokers, "group.id": "stockflow-reader",
+                         "enable.partition.eof": True, "enable.auto.commit": False})
+    meta = consumer.list_topics(timeout=10)
+    parts = [TopicPartition(t, p, OFFSET_BEGINNING) for t in topics
+             for p in sorted(meta.topics[t].partitions)]
+    found: dict[str, list[bytes]] = {f"{tp.topic}:{tp.partition}": [] for tp in parts}
+    consumer.assign(parts)
+    pending = set(found)
+    deadline = time.monotonic() + 60
+    while pending and time.monotonic() < deadline:
+        for m in consumer.consume(5000, timeout=0.5):
+            name = f"{m.topic()}:{m.partition()}"
+            if m.error():
+                if m.error().code() != KafkaError._PARTITION_EOF:
+                    raise RuntimeError(m.error().str())
+                pending.discard(name)
+                continue
+            found[name].append(m.value() or b"null")  # as the engine's source reads it
+    consumer.close()
+    if pending:
+        raise RuntimeError(f"partitions not read to their end: {sorted(pending)}")
+    return found
+
+
+def merged_input(partitions: dict[str, list[bytes]]) -> list[bytes]:
+    """Recorded input partitions (in merge rank) as one stream, in the order the engine
+    applies them: what `stockflow replay` must be given to decide as live mode did."""
+    decoded = []
+    for name, values in partitions.items():
+        decoded.append([_Keep(decode_message(v, name), v) for v in values])
+    return [kept.raw for kept in merged(decoded)]
+
+
+class _Keep:
+    """A message with the event it decodes to: merged by the event's time, kept as bytes."""
+
+    __slots__ = ("ts", "raw")
+
+    def __init__(self, event, raw: bytes):
+        self.ts = getattr(event, "ts", None)
+        self.raw = raw
 
 
 def read_topics(brokers: str, topics: list[str], prefix: str, timestamps: bool) -> list:
