@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
@@ -85,5 +87,28 @@ def end_offsets(brokers: str, topics: list[str], client_config: dict[str, str] |
         return ends
     except KafkaException as exc:
         raise RuntimeError(f"cannot reach Kafka at {brokers}: {exc.args[0].str()}") from None
+    finally:
+        consumer.close()
+
+
+def holds_offset(brokers: str, part: str, offset: int,
+                 client_config: dict[str, str] | None = None, timeout: float = 5.0) -> bool:
+    """Whether `topic:partition` still has the message at `offset`, asked by fetching it
+    (some Kafka-protocol brokers answer end-offset queries loosely; a fetch does not lie)."""
+    topic, partition = part.rsplit(":", 1)
+    consumer = Consumer({"bootstrap.servers": brokers, "group.id": "stockflow-check",
+                         "enable.auto.commit": False, "auto.offset.reset": "error",
+                         "log_level": 0, **(client_config or {})})
+    try:
+        consumer.assign([TopicPartition(topic, int(partition), offset)])
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            msg = consumer.poll(0.2)
+            if msg is None:
+                continue
+            if msg.error() is not None:
+                return False  # out of range: the broker no longer has it
+            return msg.offset() == offset
+        return False
     finally:
         consumer.close()

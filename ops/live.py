@@ -22,6 +22,7 @@ from bytewax.run import cli_main
 from stockflow.connectors import recovery_store
 from stockflow.connectors.kafka_admin import (
     end_offsets,
+    holds_offset,
     input_topics,
     missing_topics,
     output_topics,
@@ -145,7 +146,7 @@ def _check_recovery_against_broker(config: Config, from_scratch: bool) -> None:
     ends = end_offsets(k.brokers, input_topics(k.topic_prefix), k.client)
     for part, offset in sorted(recovery_store.stored_offsets(path, SOURCE_STEP).items()):
         end = ends.get(part, (0, 0))[1]
-        if offset > end:
+        if offset > end and not holds_offset(k.brokers, part, offset - 1, k.client):
             raise LiveError(
                 f"refusing to start: the recovery store {path} has read {part} up to offset "
                 f"{offset} but the broker's partition ends at {end}: the broker lost data; "

@@ -84,6 +84,7 @@ class Aligner:
         if events:
             self.arrived[part] = now_ms
             self.idle.discard(part)
+            self.waiting_since.pop(part, None)  # it is moving: any wait starts afresh
         if end:
             self.ended.add(part)
 

@@ -220,3 +220,13 @@ def test_late_events_are_logged_and_counted_once(caplog):
     assert [r.getMessage() for r in caplog.records if "late events" in r.getMessage()] == [
         "late events {'b': 1} (total 1): their partition was passed over after waiting 0.0 s;"
         " they apply in arrival order"]
+
+
+def test_a_partition_that_keeps_delivering_is_never_passed_over():
+    """Always the slowest, never silent: each delivery starts its wait afresh."""
+    a = Aligner(["slow", "fast"], idle_wait_ms=1000)
+    a.add("fast", [ev(i, i, "f") for i in range(100)], now_ms=0)
+    for t in range(0, 3000, 100):
+        a.add("slow", [ev(t, t / 100, "s")], now_ms=t)
+        a.release(t)
+        assert not a.idle and a.late == 0

@@ -18,7 +18,12 @@ import msgspec
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, Producer, TopicPartition
 
 from stockflow.connectors.codec import decode_message
-from stockflow.connectors.kafka_admin import create_topics, input_topics, output_topics
+from stockflow.connectors.kafka_admin import (
+    create_topics,
+    end_offsets,
+    input_topics,
+    output_topics,
+)
 from stockflow.state.alignment import merged
 
 
@@ -114,6 +119,12 @@ class LiveRun:
         `timestamps`, (stream, message, timestamp ms)."""
         return read_topics(self.brokers, topics or output_topics(self.prefix), self.prefix,
                            timestamps)
+
+    def written(self) -> int:
+        """About how many messages the output topics hold: cheap, for watching progress
+        (brokers may answer end offsets loosely; read `outputs()` for exact figures)."""
+        ends = end_offsets(self.brokers, output_topics(self.prefix))
+        return sum(high - low for low, high in ends.values())
 
     def input_times(self) -> dict[str, int]:
         """event_id -> produce timestamp (ms) of every input message."""
