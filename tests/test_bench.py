@@ -29,6 +29,7 @@ def test_live_benchmarks_measure_real_runs(kafka_brokers, redis_url, lines, tmp_
     one = live.throughput(kafka_brokers, redis_url, lines, processes=1)
     assert one["order_lines"] == live.order_lines(lines) > 1000
     assert one["outputs"] > one["order_lines"] and one["order_lines_per_s"] > 0
+    assert one["decisions_equal_replay"]  # checked against the recorded topics' replay
     setup, orders = live.split_setup(lines, orders=20)
     assert b'"order.created"' in b"".join(orders[:200])
     load = live.latency_under_load(kafka_brokers, redis_url, setup, orders[:600], rate=400)
@@ -60,3 +61,18 @@ def test_state_cost_counts_every_entry():
     cost = run_state_cost(entries=10_000, nodes=4)
     assert cost["entries"] == 10_000
     assert 0 < cost["snapshot_bytes_per_entry"] < 100
+
+
+def test_throughput_is_not_reported_when_live_decides_unlike_replay(kafka_brokers, redis_url,
+                                                                   lines, monkeypatch):
+    """The check that guards every throughput figure fails when one command goes missing."""
+    real = live.LiveRun.outputs
+
+    def one_dispatch_lost(self, *args, **kwargs):
+        got = real(self, *args, **kwargs)
+        first = next(i for i, o in enumerate(got) if o[0] == "dispatch")
+        return got[:first] + got[first + 1:]
+
+    monkeypatch.setattr(live.LiveRun, "outputs", one_dispatch_lost)
+    with pytest.raises(live.DecisionsDiffer, match="dispatch differs .* 1 missing"):
+        live.throughput(kafka_brokers, redis_url, lines[:3000], processes=1)

@@ -9,9 +9,11 @@ of the input its `cause` names.
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 import time
+from datetime import datetime, timezone
 from pathlib import Path
 
 import msgspec
@@ -25,6 +27,13 @@ from stockflow.connectors.kafka_admin import (
     output_topics,
 )
 from stockflow.state.alignment import merged
+
+
+_TS = re.compile(rb'"ts":"[^"]*"')
+
+
+def _now_rfc3339() -> bytes:
+    return datetime.now(timezone.utc).isoformat(timespec="milliseconds").encode()
 
 
 class _Id(msgspec.Struct):
@@ -71,9 +80,11 @@ class LiveRun:
         topics.update(dict.fromkeys(output_topics(self.prefix) + list(extra), 1))
         create_topics(self.brokers, topics)
 
-    def produce(self, lines: list[bytes], topic_of=None, rate: float | None = None) -> float:
+    def produce(self, lines: list[bytes], topic_of=None, rate: float | None = None,
+                stamp_now: bool = False) -> float:
         """Every line to `<prefix>orders` partition 0, or where `topic_of(line)` says
-        (`(topic, key)`); at `rate` messages/s if given. Returns the seconds it took."""
+        (`(topic, key)`); at `rate` messages/s if given; with `stamp_now`, each event's `ts`
+        is the time it is sent, as a live producer stamps it. Returns the seconds it took."""
         producer = Producer({"bootstrap.servers": self.brokers, "linger.ms": 5})
         started = time.monotonic()
         step = max(1, int(rate / 200)) if rate else len(lines) or 1  # paced in 5 ms slices
@@ -84,6 +95,8 @@ class LiveRun:
                     time.sleep(ahead)
             topic, key = topic_of(line) if topic_of else ("orders", None)
             kwargs = {"partition": 0} if topic_of is None else {"key": key}
+            if stamp_now:
+                line = _TS.sub(b'"ts":"' + _now_rfc3339() + b'"', line, count=1)
             while True:
                 try:
                     producer.produce(self.prefix + topic, line.rstrip(b"\n"), **kwargs)

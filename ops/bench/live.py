@@ -13,12 +13,22 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections import Counter
 from pathlib import Path
 
 import msgspec
 
+from stockflow.connectors.kafka_admin import input_topics
 from stockflow.dataflows.passthrough import STREAM
-from stockflow.ops.bench.harness import LiveRun, event_id_of
+from stockflow.ops.bench.harness import LiveRun, event_id_of, merged_input, read_partitions
+from stockflow.state.config import EngineConfig
+
+# As platform teams produce: master data on one partition, stock keyed by SKU and orders
+# keyed by order id over three partitions each.
+LAYOUT = {"master": 1, "stock": 3, "orders": 3}
+# The streams whose every message is a decision (availability is a state, coalesced per
+# batch: compared by its last value; dead letters name where they came from).
+DECISIONS = ("dispatch", "order-status", "replenishment", "alerts")
 
 
 _COUNT_PREFIX = b'"line_id"'
@@ -50,24 +60,28 @@ def topic_of(line: bytes):
     return "stock", (r.sku or "").encode()
 
 
-def _world(brokers: str, redis_url: str, redis: bool, partitions: int) -> LiveRun:
+def _world(brokers: str, redis_url: str, redis: bool) -> LiveRun:
     prefix = f"b{time.time_ns() % 10**9}."
     run = LiveRun(brokers, redis_url, prefix, Path(tempfile.mkdtemp(prefix="stockflow-bench-")),
                   redis=redis)
     run.env["STOCKFLOW_KAFKA_BATCH_SIZE"] = "2000"
     run.env["STOCKFLOW_RECOVERY_SNAPSHOT_INTERVAL_S"] = "5"
-    run.create_topics({"orders": partitions, "stock": partitions}, [prefix + STREAM])
+    run.create_topics(LAYOUT, [prefix + STREAM])
     return run
 
 
 def throughput(brokers: str, redis_url: str, lines: list[bytes], processes: int = 1,
                redis: bool = True) -> dict:
-    run = _world(brokers, redis_url, redis, partitions=max(1, processes))
+    """The trace preloaded in the producers' layout, drained; reported only once its
+    decisions are checked equal to a replay of the recorded topics."""
+    run = _world(brokers, redis_url, redis)
     run.produce(lines, topic_of)
     started = time.monotonic()
     run.drain("--processes", str(processes), timeout=3600)
     wall = time.monotonic() - started
-    stamps = [ts for _, _, ts in run.outputs(timestamps=True)]
+    outputs = run.outputs(timestamps=True)
+    check_against_replay(run, [(stream, value) for stream, value, _ in outputs])
+    stamps = [ts for _, _, ts in outputs]
     busy = (max(stamps) - min(stamps)) / 1000 if stamps else wall
     n_lines = order_lines(lines)
     return {
@@ -75,11 +89,58 @@ def throughput(brokers: str, redis_url: str, lines: list[bytes], processes: int 
         "events": len(lines), "order_lines": n_lines, "outputs": len(stamps),
         "seconds": round(busy, 2), "wall_seconds": round(wall, 2),
         "events_per_s": round(len(lines) / busy), "order_lines_per_s": round(n_lines / busy),
+        "decisions_equal_replay": True,
     }
 
 
+class DecisionsDiffer(AssertionError):
+    pass
+
+
+def check_against_replay(run: LiveRun, outputs: list[tuple[str, bytes]]) -> None:
+    """Raises unless the live outputs decide as `stockflow replay` of the recorded input
+    topics, merged by event time: every command, status and alert, byte for byte, and each
+    (sku, channel)'s last availability."""
+    from stockflow.ops.replay import replay  # here: the bench's other parts do not need it
+
+    merged = merged_input(read_partitions(run.brokers, input_topics(run.prefix)))
+    trace, out = run.workdir / "recorded.jsonl", run.workdir / "recorded-replay"
+    trace.write_bytes(b"\n".join(merged) + b"\n")
+    replay(str(trace), str(out), EngineConfig(buckets=8), show_progress=False)
+    replayed = [(stream, line) for stream in (*DECISIONS, "availability")
+                for line in (out / f"{stream}.jsonl").read_bytes().splitlines() if line]
+    for stream in DECISIONS:
+        live_n = Counter(v for s, v in outputs if s == stream)
+        replay_n = Counter(v for s, v in replayed if s == stream)
+        if live_n != replay_n:
+            raise DecisionsDiffer(
+                f"live {stream} differs from the replay of the recorded topics: "
+                f"{sum((live_n - replay_n).values())} extra, "
+                f"{sum((replay_n - live_n).values())} missing")
+    if _last_availability(outputs) != _last_availability(replayed):
+        raise DecisionsDiffer("live availability ends unlike the replay's")
+
+
+class _Availability(msgspec.Struct):
+    sku: str
+    channel: str
+    available: int
+
+
+_DECODE_AVAILABILITY = msgspec.json.Decoder(_Availability).decode
+
+
+def _last_availability(outputs: list[tuple[str, bytes]]) -> dict:
+    last = {}
+    for stream, value in outputs:
+        if stream == "availability":
+            a = _DECODE_AVAILABILITY(value)
+            last[(a.sku, a.channel)] = a.available
+    return {k: v for k, v in last.items() if v}
+
+
 def passthrough(brokers: str, lines: list[bytes]) -> dict:
-    run = _world(brokers, "redis://unused", False, partitions=1)
+    run = _world(brokers, "redis://unused", False)
     run.produce(lines, topic_of)
     started = time.monotonic()
     code = ("from bytewax.testing import run_main; "
@@ -111,15 +172,17 @@ def split_setup(lines: list[bytes], orders: int = 100) -> tuple[list[bytes], lis
 
 def latency_under_load(brokers: str, redis_url: str, setup: list[bytes], paced: list[bytes],
                        rate: float, redis: bool = True) -> dict:
-    """The engine tailing; `setup` produced at once and applied, then `paced` at `rate`
-    events/s; latency of every order status and command the paced events caused."""
-    run = _world(brokers, redis_url, redis, partitions=1)
+    """The engine tailing and writing clock ticks, as in production; `setup` produced at once
+    and applied, then `paced` at `rate` events/s, every event stamped when sent; latency of
+    every order status and command the paced events caused."""
+    run = _world(brokers, redis_url, redis)
+    run.env["STOCKFLOW_RUN_CLOCK_TICK_S"] = "1"
     engine = run.start()
     watched = [run.prefix + "dispatch", run.prefix + "order-status"]
     try:
-        run.produce(setup, topic_of)
+        run.produce(setup, topic_of, stamp_now=True)
         _wait_until_quiet(run, [run.prefix + "availability"])
-        produce_s = run.produce(paced, topic_of, rate=rate)
+        produce_s = run.produce(paced, topic_of, rate=rate, stamp_now=True)
         _wait_until_quiet(run, watched)
     finally:
         engine.terminate()
