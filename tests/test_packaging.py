@@ -1,5 +1,6 @@
 """The files users run without us: docker-compose.yml and the Dockerfile."""
 
+import base64
 from pathlib import Path
 
 import yaml
@@ -18,6 +19,17 @@ def test_compose_defines_the_stack_with_kafka_in_kraft_mode():
     assert "KAFKA_ZOOKEEPER_CONNECT" not in kafka
     assert services["redis"]["image"].startswith("redis:7")
     assert services["stockflow"]["build"] == "."
+
+
+def test_compose_keeps_kafka_data_on_a_volume():
+    """A broker that comes back empty under a recovery store that has read further would
+    make stockflow refuse to start: its log dir lives on a named volume."""
+    compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+    kafka = compose["services"]["kafka"]
+    log_dir = kafka["environment"]["KAFKA_LOG_DIRS"]
+    assert f"kafka-data:{log_dir}" in kafka["volumes"] and "kafka-data" in compose["volumes"]
+    cluster_id = kafka["environment"]["CLUSTER_ID"]
+    assert len(base64.urlsafe_b64decode(cluster_id + "==")) == 16  # a KRaft cluster id
 
 
 def test_dockerfile_installs_every_package_folder():
