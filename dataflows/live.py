@@ -30,7 +30,8 @@ class _Every(SimplePollingSource):
 
 def live_flow(engine_config: EngineConfig, brokers: str, topic_prefix: str,
               client_config: dict[str, str], batch_size: int, timing: AlignTiming,
-              store=None, stop_at_end: bool = False, observer=None) -> Dataflow:
+              store=None, stop_at_end: bool = False, observer=None,
+              delivery_timeout_s: float = 30.0) -> Dataflow:
     flow = Dataflow("stockflow_live")
     source = KafkaChunkSource(brokers, input_topics(topic_prefix), client_config, batch_size,
                               stop_at_end=stop_at_end,
@@ -41,7 +42,8 @@ def live_flow(engine_config: EngineConfig, brokers: str, topic_prefix: str,
     ticker = ClockTicker(brokers, client_config) if timing.tick_s else None
     outputs = engine(raw, engine_config, source.list_parts(), timing, durable=True, store=store,
                      ticker=ticker, observer=observer, blank_is_message=True)
-    op.output("write", outputs, KafkaStreamSink(brokers, topic_prefix, client_config))
+    op.output("write", outputs, KafkaStreamSink(brokers, topic_prefix, client_config,
+                                                delivery_timeout_s=delivery_timeout_s))
     if store is not None and not stop_at_end:  # a drain ends; a heartbeat would not
         beats = op.input("beat", flow, _Every(timedelta(seconds=1)))
         op.inspect("heartbeat", beats, lambda _step, _item: store.beat())

@@ -28,6 +28,9 @@ class KafkaSettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fi
     partitions: Annotated[int, Meta(ge=1)] = 3  # for `stockflow topics create`
     replication: Annotated[int, Meta(ge=1)] = 1
     batch_size: Annotated[int, Meta(ge=1)] = 2000  # messages read per partition per poll
+    # The sink gives up on a broker that acknowledges nothing this long, and the flow stops
+    # (the next start resumes from the last snapshot and writes the outputs again).
+    delivery_timeout_s: Annotated[float, Meta(gt=0)] = 30.0
     client: dict[str, str] = {}  # librdkafka properties: SASL, TLS, acks, compression...
 
 

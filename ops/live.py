@@ -90,7 +90,8 @@ def run(config: Config, processes: int = 1, process_id: int | None = None,
     timing = AlignTiming(idle_wait_s=r.idle_wait_s, tick_s=r.clock_tick_s,
                          waited_ms=r.tick_waited_ms)
     flow = live_flow(config.engine, k.brokers, k.topic_prefix, k.client, k.batch_size,
-                     timing, store, stop_at_end=drain, observer=observer)
+                     timing, store, stop_at_end=drain, observer=observer,
+                     delivery_timeout_s=k.delivery_timeout_s)
     try:
         cli_main(flow, process_id=process_id, addresses=addresses,
                  epoch_interval=timedelta(seconds=config.recovery.snapshot_interval_s),
