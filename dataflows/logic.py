@@ -1,4 +1,4 @@
-"""Adapters that run the domain's router and ledger as Bytewax keyed state.
+"""Adapters that run the domain's aligner, router and ledger as Bytewax keyed state.
 
 They hold a `state` object and forward batches to it; nothing here decides anything. An
 optional `observer` (ops.metrics) is told what each batch did.
@@ -54,6 +54,7 @@ class SequencerLogic(StatefulBatchLogic):
         if resume is not None:
             self.aligner, self.router = pickle.loads(resume)
             self.aligner.resumed(now)
+            self.aligner.idle_wait_ms = int(timing.idle_wait_s * 1000)  # settings may change
         else:
             self.aligner = Aligner(partitions, int(timing.idle_wait_s * 1000))
             self.router = Router(config)
