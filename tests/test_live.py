@@ -12,23 +12,20 @@ import time
 import pytest
 import redis
 
-from stockflow.ops.generate import Scenario, write_jsonl
 from stockflow.ops.replay import replay
 from stockflow.state.config import EngineConfig
 from stockflow.state.outputs import DeadLetter
 
 from .invariants import audit
-from .live import LiveRun
+from .live import LiveRun, generated_trace
 from .servers import unique_prefix
 from .test_dataflow import all_outputs, decisions, final_availability, read_events
 
 
 @pytest.fixture(scope="module")
 def trace(tmp_path_factory):
-    path = tmp_path_factory.mktemp("live") / "events.jsonl"
-    with open(path, "wb") as f:
-        write_jsonl(Scenario(events=6_000, seed=11, skus=150, stores=6, malformed_rate=0.002), f)
-    return path
+    return generated_trace(tmp_path_factory.mktemp("live"), events=6_000, seed=11, skus=150,
+                           stores=6)
 
 
 @pytest.fixture(scope="module")

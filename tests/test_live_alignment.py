@@ -20,7 +20,6 @@ from confluent_kafka import Producer
 from stockflow.connectors.kafka_admin import input_topics
 from stockflow.ops.bench.harness import merged_input, read_partitions
 from stockflow.ops.bench.live import topic_of
-from stockflow.ops.generate import Scenario, write_jsonl
 from stockflow.ops.replay import replay
 from stockflow.state.config import EngineConfig
 from stockflow.state.events import (
@@ -37,7 +36,7 @@ from stockflow.state.events import (
 from stockflow.state.outputs import AvailabilityChanged, DeadLetter, OrderStatus
 
 from .invariants import audit
-from .live import LiveRun
+from .live import LiveRun, generated_trace
 from .servers import unique_prefix
 from .test_dataflow import all_outputs, decisions, final_availability, read_events
 from .test_live import lines_of, nonzero, trace, without_dead  # noqa: F401 (fixture)
@@ -96,10 +95,8 @@ def test_producers_layout_decides_as_the_merged_replay(kafka_brokers, redis_url,
 
 @pytest.fixture(scope="module")
 def long_trace(tmp_path_factory):
-    path = tmp_path_factory.mktemp("long") / "events.jsonl"
-    with open(path, "wb") as f:
-        write_jsonl(Scenario(events=20_000, seed=13, skus=300, stores=8, malformed_rate=0.002), f)
-    return path
+    return generated_trace(tmp_path_factory.mktemp("long"), events=20_000, seed=13, skus=300,
+                           stores=8)
 
 
 def test_killed_again_and_again_it_resumes_with_the_same_commands(kafka_brokers, redis_url,
