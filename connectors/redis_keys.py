@@ -19,6 +19,10 @@ class Keys:
     def avail(self, sku: str) -> str:
         return self._of(sku, "avail")
 
+    def max_line(self, sku: str) -> str:
+        """channel -> the most one order line can be promised (`max_line_qty`)."""
+        return self._of(sku, "line")
+
     def atp(self, sku: str) -> str:
         return self._of(sku, "atp")
 
@@ -39,8 +43,9 @@ class Keys:
         return self._of(sku, f"hold:{order_line}")
 
     def reserve(self, sku: str) -> list[str]:
-        return [self.avail(sku), self.checkouts(sku), self.checkout_expiry(sku), self.busy(sku),
-                self.pending(sku), self.heartbeat, self.stats]
+        return [self.avail(sku), self.max_line(sku), self.checkouts(sku),
+                self.checkout_expiry(sku), self.busy(sku), self.pending(sku), self.heartbeat,
+                self.stats]
 
     def release(self, sku: str) -> list[str]:
         return [self.checkouts(sku), self.checkout_expiry(sku), self.pending(sku)]
@@ -49,5 +54,5 @@ class Keys:
         return [self.checkouts(sku), self.checkout_expiry(sku), self.busy(sku), self.pending(sku)]
 
     def publish(self, sku: str) -> list[str]:
-        return [self.avail(sku), self.atp(sku), self.checkouts(sku), self.checkout_expiry(sku),
-                self.busy(sku), self.pending(sku)]
+        return [self.avail(sku), self.max_line(sku), self.atp(sku), self.checkouts(sku),
+                self.checkout_expiry(sku), self.busy(sku), self.pending(sku)]

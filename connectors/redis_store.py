@@ -1,5 +1,6 @@
 """The engine's side of Redis: fence a batch's SKUs and read their checkout holds, then write
-the read model (availability, node ATP, hold mirrors, checkout outcomes) and the heartbeat.
+the read model (availability and max_line_qty per channel, node ATP, hold mirrors, checkout
+outcomes) and the heartbeat.
 
 One pipeline before a batch and one after, never a round trip per event. Redis being down
 never stops the engine: calls are skipped (with a short back-off) and, once Redis answers
@@ -66,7 +67,8 @@ class ReadModelStore:
         for view in sku_views:
             sku = view.sku
             keys = self.keys.publish(sku)
-            body = _ENCODE({"c": view.channels, "n": view.nodes, "k": view.checkouts})
+            body = _ENCODE({"c": view.channels, "l": view.max_line_qty, "n": view.nodes,
+                            "k": view.checkouts})
             pipe.fcall("stockflow_publish", len(keys), *keys, body)
             for order_line, (parts, ttl_ms) in view.holds.items():
                 pipe.set(self.keys.hold(sku, order_line), _ENCODE(parts), px=ttl_ms)

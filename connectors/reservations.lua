@@ -5,6 +5,8 @@
 --
 -- Per SKU:
 --   <p>:{sku}:avail  hash  channel -> units the engine published as sellable
+--   <p>:{sku}:line   hash  channel -> max_line_qty: the most one order line can be promised
+--                    (the largest ATP at one node where the channel does not split lines)
 --   <p>:{sku}:ck     hash  hold_id -> "channel \t qty \t expires_ms \t granted_ms \t absorbed"
 --   <p>:{sku}:ckx    zset  hold_id scored by expires_ms (to drop the expired)
 --   <p>:{sku}:busy   string, short TTL: the engine is applying a batch of this SKU
@@ -12,7 +14,8 @@
 --                    sum, so a reservation costs the same however many holds are live)
 -- Global:
 --   <p>:heartbeat    ms until which the engine's picture counts as fresh
---   <p>:stats        hash  result -> calls (granted, short, stale, busy, badarg), for metrics
+--   <p>:stats        hash  result -> calls (granted, short, line, stale, busy, badarg), for
+--                    metrics
 
 local function now_ms()
   local t = redis.call('TIME')
@@ -47,37 +50,51 @@ local function refuse(stats, code, message)
   return redis.error_reply('STOCKFLOW_' .. code .. ' ' .. message)
 end
 
--- reserve: KEYS avail, ck, ckx, busy, pend, heartbeat, stats; ARGV channel, qty, ttl_ms, hold_id
--- -> {"held", hold_id, expires_ms}; errors STOCKFLOW_STALE / _BUSY / _SHORT / _BADARG.
+-- reserve: KEYS avail, line, ck, ckx, busy, pend, heartbeat, stats;
+-- ARGV channel, qty, ttl_ms, hold_id
+-- -> {"held", hold_id, expires_ms}; errors STOCKFLOW_STALE / _BUSY / _SHORT / _LINE / _BADARG.
 local function reserve(keys, args)
+  if #keys ~= 8 then  -- a caller of the 7-key v1 signature: its keys would be misread
+    return redis.error_reply('STOCKFLOW_BADARG reserve takes 8 keys: avail line ck ckx busy '
+      .. 'pend heartbeat stats')
+  end
+  local avail, line, ck, ckx, busy, pend, heartbeat, stats =
+    keys[1], keys[2], keys[3], keys[4], keys[5], keys[6], keys[7], keys[8]
   local channel, qty, ttl, hold_id = args[1], tonumber(args[2]), tonumber(args[3]), args[4]
   if not qty or qty <= 0 or qty ~= math.floor(qty) or not ttl or ttl <= 0 or not hold_id
      or hold_id == '' or string.find(channel or '', '\t') then
-    return refuse(keys[7], 'BADARG', 'qty and ttl_ms must be positive integers, hold_id not empty')
+    return refuse(stats, 'BADARG', 'qty and ttl_ms must be positive integers, hold_id not empty')
   end
   local now = now_ms()
-  if tonumber(redis.call('GET', keys[6]) or '0') < now then
-    return refuse(keys[7], 'STALE', 'the engine heartbeat is stale: not selling against an old picture')
+  if tonumber(redis.call('GET', heartbeat) or '0') < now then
+    return refuse(stats, 'STALE', 'the engine heartbeat is stale: not selling against an old picture')
   end
-  if redis.call('EXISTS', keys[4]) == 1 then
-    return refuse(keys[7], 'BUSY', 'the engine is applying a batch of this SKU: retry')
+  if redis.call('EXISTS', busy) == 1 then
+    return refuse(stats, 'BUSY', 'the engine is applying a batch of this SKU: retry')
   end
-  drop_expired(keys[2], keys[3], keys[5], now)
-  local existing = redis.call('HGET', keys[2], hold_id)
+  drop_expired(ck, ckx, pend, now)
+  local existing = redis.call('HGET', ck, hold_id)
   if existing then  -- a retried call: the same hold
     local _, _, expires = parse(existing)
     return {'held', hold_id, expires}
   end
-  local available = tonumber(redis.call('HGET', keys[1], channel) or '0')
-    - tonumber(redis.call('GET', keys[5]) or '0')
+  local pending = tonumber(redis.call('GET', pend) or '0')
+  local available = tonumber(redis.call('HGET', avail, channel) or '0') - pending
   if available < qty then
-    return refuse(keys[7], 'SHORT', math.max(available, 0) .. ' available')
+    return refuse(stats, 'SHORT', math.max(available, 0) .. ' available')
+  end
+  -- Where the channel does not split lines, the hold must fit at one node. The holds not yet
+  -- taken in may all land on the largest one, so they count against it; where lines split,
+  -- max_line_qty is the availability and this never refuses what SHORT let through.
+  local one_line = tonumber(redis.call('HGET', line, channel) or '0') - pending
+  if one_line < qty then
+    return refuse(stats, 'LINE', math.max(one_line, 0) .. ' at most in one order line')
   end
   local expires = now + ttl
-  redis.call('HSET', keys[2], hold_id, channel .. '\t' .. qty .. '\t' .. expires .. '\t' .. now .. '\t0')
-  redis.call('ZADD', keys[3], expires, hold_id)
-  redis.call('INCRBY', keys[5], qty)
-  redis.call('HINCRBY', keys[7], 'granted', 1)
+  redis.call('HSET', ck, hold_id, channel .. '\t' .. qty .. '\t' .. expires .. '\t' .. now .. '\t0')
+  redis.call('ZADD', ckx, expires, hold_id)
+  redis.call('INCRBY', pend, qty)
+  redis.call('HINCRBY', stats, 'granted', 1)
   return {'held', hold_id, expires}
 end
 
@@ -109,26 +126,30 @@ local function begin(keys, args)
   return out
 end
 
--- publish (engine): KEYS avail, atp, ck, ckx, busy, pend; ARGV json {c: {channel: n}, n: {node: n},
--- k: {hold_id: "absorbed"|"gone"}}. New availability and the holds it accounts for change in
--- one step, so no unit is counted twice (in avail and pending) or not at all. Lifts the fence.
+-- publish (engine): KEYS avail, line, atp, ck, ckx, busy, pend; ARGV json {c: {channel: n},
+-- l: {channel: max_line_qty}, n: {node: n}, k: {hold_id: "absorbed"|"gone"}}. New
+-- availability and the holds it accounts for change in one step, so no unit is counted twice
+-- (in avail and pending) or not at all. Lifts the fence.
 local function publish(keys, args)
+  local avail, line, atp, ck, ckx, busy, pend =
+    keys[1], keys[2], keys[3], keys[4], keys[5], keys[6], keys[7]
   local view = cjson.decode(args[1])
-  for channel, n in pairs(view.c) do redis.call('HSET', keys[1], channel, n) end
-  for node, n in pairs(view.n) do redis.call('HSET', keys[2], node, n) end
+  for channel, n in pairs(view.c) do redis.call('HSET', avail, channel, n) end
+  for channel, n in pairs(view.l or {}) do redis.call('HSET', line, channel, n) end
+  for node, n in pairs(view.n) do redis.call('HSET', atp, node, n) end
   for hold_id, what in pairs(view.k) do
     if what == 'gone' then
-      forget(keys[3], keys[4], keys[6], hold_id)
+      forget(ck, ckx, pend, hold_id)
     else
-      local v = redis.call('HGET', keys[3], hold_id)
+      local v = redis.call('HGET', ck, hold_id)
       if v and string.sub(v, -1) == '0' then  -- now counted in `avail`, no longer pending
         local _, qty = parse(v)
-        redis.call('HSET', keys[3], hold_id, string.sub(v, 1, -2) .. '1')
-        redis.call('DECRBY', keys[6], qty)
+        redis.call('HSET', ck, hold_id, string.sub(v, 1, -2) .. '1')
+        redis.call('DECRBY', pend, qty)
       end
     end
   end
-  redis.call('DEL', keys[5])
+  redis.call('DEL', busy)
   return 1
 end
 

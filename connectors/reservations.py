@@ -18,7 +18,8 @@ LIBRARY = files("stockflow.connectors").joinpath("reservations.lua").read_text()
 
 
 class ReservationRefused(Exception):
-    """`code` is STALE (engine heartbeat too old), BUSY, SHORT (not enough) or BADARG."""
+    """`code` is STALE (engine heartbeat too old), BUSY, SHORT (not enough), LINE (more than
+    one order line of a channel that does not split lines can be promised) or BADARG."""
 
     def __init__(self, code: str, message: str):
         super().__init__(f"{code}: {message}")
@@ -67,6 +68,11 @@ class Reservations:
     def available(self, sku: str, channel: str) -> int:
         """What the engine last published for the channel (before live checkout holds)."""
         value = self.client.hget(self.keys.avail(sku), channel)
+        return int(value) if value is not None else 0
+
+    def max_line_qty(self, sku: str, channel: str) -> int:
+        """The most one order line of the channel can be promised, as last published."""
+        value = self.client.hget(self.keys.max_line(sku), channel)
         return int(value) if value is not None else 0
 
 

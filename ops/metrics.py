@@ -151,7 +151,7 @@ class Observer:
 class ReservationCollector:
     """The reservation API's results, counted by the Redis functions, read at scrape time."""
 
-    RESULTS = ("granted", "short", "stale", "busy", "badarg")
+    RESULTS = ("granted", "short", "line", "stale", "busy", "badarg")
 
     def __init__(self, client: redis.Redis, stats_key: str):
         self.client = client

@@ -1,37 +1,56 @@
-"""Channel availability: what each channel may sell of a SKU.
+"""Channel availability: what each channel may sell of a SKU, in all and in one order line.
 
-A channel pools the ATP of the active nodes that serve it (the 'virtual total warehouse').
-Changes are coalesced: computed once per SKU per batch, emitted only when they differ from the
-last value published.
+A channel pools the ATP of the active nodes that serve it (the 'virtual total warehouse');
+a node's debt or shortage counts as nothing there, never as less than nothing, so it does not
+lower what the other nodes can sell. One order line of a channel that does not split lines
+must come from one node, so the most it can be promised is the largest ATP at one node a ship
+line could be sourced from. Availability is a state: computed once per SKU per batch, emitted
+only when it differs from the last value published.
 """
 
 from __future__ import annotations
 
 from datetime import datetime
+from typing import NamedTuple
 
 from .book import SkuBook
 from .emit import Emitter
 from .master import Catalog
 
 
-def channel_availability(book: SkuBook, catalog: Catalog, channel: str, until_ms: int) -> int:
+class Availability(NamedTuple):
+    available: int  # the channel's nodes pooled
+    max_line_qty: int  # the most one order line can be promised
+
+
+def channel_availability(
+    book: SkuBook, catalog: Catalog, channel: str, until_ms: int,
+) -> Availability:
     members = catalog.channel_nodes(channel)
-    total = 0
+    shippers = catalog.channel_ship_nodes(channel)
+    total = largest = 0
     for node, pos in book.positions.items():
         if node in members:
             atp = pos.atp(until_ms)
             if atp > 0:
                 total += atp
-    return total
+                if atp > largest and node in shippers:
+                    largest = atp
+    splits = catalog.channels[channel].allow_split
+    return Availability(total, total if splits else largest)
 
 
 def publish_changes(
     sku: str, book: SkuBook, catalog: Catalog, until_ms: int,
     emit: Emitter, cause: str, ts: datetime,
 ) -> None:
-    """Emit `availability.changed` for every channel whose availability of `sku` moved."""
+    """Emit `availability.changed` for every channel whose availability of `sku` moved, in all
+    or in one line."""
+    published, published_line = book.published, book.published_line
     for channel in catalog.channels:
-        available = channel_availability(book, catalog, channel, until_ms)
-        if book.published.get(channel, 0) != available:
-            book.published[channel] = available
-            emit.availability(sku, channel, available, cause, ts)
+        available, max_line_qty = channel_availability(book, catalog, channel, until_ms)
+        if (published.get(channel, 0) != available
+                or published_line.get(channel, 0) != max_line_qty):
+            published[channel] = available
+            published_line[channel] = max_line_qty
+            emit.availability(sku, channel, available, max_line_qty, cause, ts)

@@ -20,6 +20,8 @@ class SkuBook(msgspec.Struct, array_like=True, gc=False):  # no cycles: see posi
     backorders: dict[str, list[tuple[int, str, str]]] = {}  # shape -> [(seq, order_id, line_id)]
     published: dict[str, int] = {}  # channel -> availability last emitted
     checkouts: dict[str, int] = {}  # hold_id -> expiry (ms): checkout holds placed here
+    # channel -> max_line_qty last emitted; last, so snapshots taken before it still restore
+    published_line: dict[str, int] = {}
 
     def position(self, node: str) -> Position:
         pos = self.positions.get(node)

@@ -2,13 +2,18 @@
 
 Command ids are derived from the cause and what the command says, so processing the same
 input again yields the same ids.
+
+One input event may reach a bucket as several work items (expiries the clock brought, then
+the event itself), and a line's holds may move more than once under it. Its `held` statuses
+are therefore sent once the cause is done, one per node it is still held at: together they
+are the line's whole set of holds from then on, as the contract says.
 """
 
 from __future__ import annotations
 
 from datetime import datetime
 
-from .lines import Line
+from .lines import HELD, Line
 from .outputs import (
     Alert,
     AvailabilityChanged,
@@ -23,7 +28,7 @@ from .outputs import (
 class Emitter:
     """Collects outputs for the cause currently being processed."""
 
-    __slots__ = ("out", "cause", "ts", "_ids", "oversold", "settled")
+    __slots__ = ("out", "cause", "ts", "_ids", "_holds", "oversold", "settled")
 
     def __init__(self) -> None:
         self.out: list[OutputEvent] = []
@@ -32,11 +37,25 @@ class Emitter:
         self.cause = ""
         self.ts: datetime | None = None
         self._ids: set[str] = set()  # command ids given under the current cause
+        self._holds: dict[tuple, tuple[str, Line]] = {}  # lines whose holds moved, this cause
 
     def set_cause(self, event_id: str, ts: datetime) -> None:
-        self.cause = event_id
+        """The next work item's cause; a new cause ends the one before."""
+        if event_id != self.cause:
+            self.end_cause()
+            self.cause = event_id
         self.ts = ts
+
+    def end_cause(self) -> None:
+        """The current cause is done: its lines' hold sets go out, its command ids close."""
+        if self._holds:
+            for sku, line in self._holds.values():
+                if line.status == HELD:
+                    for node, qty in line.parts.items():
+                        self.status(line, sku, HELD, qty, node)
+            self._holds.clear()
         self._ids.clear()
+        self.cause = ""
 
     def _command_id(self, what: str) -> str:
         """`<cause>/<what>`, numbered if one cause issues the same command twice."""
@@ -49,8 +68,13 @@ class Emitter:
         return command_id
 
     def drain(self) -> list[OutputEvent]:
+        self.end_cause()
         out, self.out = self.out, []
         return out
+
+    def holds(self, line: Line, sku: str) -> None:
+        """The line's set of holds changed: its `held` statuses go out when the cause ends."""
+        self._holds[(sku, line.order_id, line.line_id)] = (sku, line)
 
     def status(
         self, line: Line, sku: str, status: str, qty: int,
@@ -91,7 +115,10 @@ class Emitter:
             ts=self.ts, cause=self.cause, kind=kind, sku=sku, node=node, detail=detail,
         ))
 
-    def availability(self, sku: str, channel: str, available: int, cause: str, ts: datetime) -> None:
+    def availability(
+        self, sku: str, channel: str, available: int, max_line_qty: int, cause: str, ts: datetime,
+    ) -> None:
         self.out.append(AvailabilityChanged(
             ts=ts, cause=cause, sku=sku, channel=channel, available=available,
+            max_line_qty=max_line_qty,
         ))

@@ -85,6 +85,7 @@ class Ledger:
         """Apply routed work in order; returns its outputs, then the availability changes."""
         for item in items:
             self.apply(item)
+        self.emit.end_cause()
         self.publish_availability()
         return self.emit.drain()
 
@@ -179,18 +180,22 @@ class Ledger:
         self._settle(ctx, supply_fell=ev.delta < 0)
 
     def _change_on_hand(self, ctx: Ctx, node: str, delta: int) -> None:
-        """On hand moves by `delta` but never below zero: a count below zero is drift."""
+        """On hand moves by `delta`, a signed running sum: below zero it is a debt (the WMS
+        shipped or wrote off more than the engine knew of), said as drift. Nothing is
+        promised against a debt, and later receipts pay it first."""
         pos = ctx.book.position(node)
-        if pos.on_hand + delta < 0:
-            ctx.emit.alert(
-                "drift", ctx.sku,
-                f"on hand {pos.on_hand} {delta:+d} would be negative; set to 0", node,
-            )
-            delta = -pos.on_hand
+        before = pos.on_hand
         pos.on_hand += delta
         pos.reported = True
         if delta > 0:
             ctx.supply_rose = True
+        elif delta < 0 and pos.on_hand < 0:
+            ctx.emit.alert(
+                "drift", ctx.sku,
+                f"on hand {before} {delta:+d} = {pos.on_hand}: a debt of {-pos.on_hand}, "
+                "paid first by the next receipts; nothing is promised against it",
+                node,
+            )
 
     def _inbound(self, ev: SupplyInbound, clock_ms: int, seq: int, skus) -> None:
         ctx = self._ctx(ev.sku, clock_ms)

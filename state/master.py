@@ -8,20 +8,23 @@ from .events import Channel, Node
 class Catalog:
     """Nodes and channels, with the eligible-node sets that sourcing asks for, cached."""
 
-    __slots__ = ("nodes", "channels", "_members")
+    __slots__ = ("nodes", "channels", "_members", "_shippers")
 
     def __init__(self) -> None:
         self.nodes: dict[str, Node] = {}
         self.channels: dict[str, Channel] = {}
         self._members: dict[str, frozenset[str]] = {}
+        self._shippers: dict[str, frozenset[str]] = {}
 
     def upsert_node(self, node: Node) -> None:
         self.nodes[node.id] = node
         self._members.clear()
+        self._shippers.clear()
 
     def upsert_channel(self, channel: Channel) -> None:
         self.channels[channel.id] = channel
         self._members.clear()
+        self._shippers.clear()
 
     def channel_nodes(self, channel_id: str) -> frozenset[str]:
         """Ids of the active nodes a channel sells from (its 'virtual total warehouse')."""
@@ -38,6 +41,15 @@ class Catalog:
                 )
             self._members[channel_id] = members
         return members
+
+    def channel_ship_nodes(self, channel_id: str) -> frozenset[str]:
+        """The channel's nodes a ship line can be sourced from."""
+        shippers = self._shippers.get(channel_id)
+        if shippers is None:
+            shippers = self._shippers[channel_id] = frozenset(
+                n for n in self.channel_nodes(channel_id) if self.nodes[n].can_ship
+            )
+        return shippers
 
     def can_fulfil(self, node_id: str, fulfillment: str, pickup_node: str | None) -> bool:
         """Whether a node has the capability a line needs: ship, or pickup at that store only."""

@@ -1,4 +1,4 @@
-"""Output events of contract v1, and the stream each one is written to.
+"""Output events of contract v1.1, and the stream each one is written to.
 
 Every output names its `cause` (the input `event_id` whose processing produced it) and the
 event time `ts` of that cause. Commands carry a `command_id` derived from the input alone, so
@@ -66,9 +66,14 @@ class ReplenishmentRequested(_Output, frozen=True, tag="replenishment.requested"
 
 
 class AvailabilityChanged(_Output, frozen=True, tag="availability.changed"):
+    """The latest state of a (sku, channel): a newer one replaces it; never published is 0."""
+
     sku: str
     channel: str
-    available: int
+    available: int  # the channel's nodes pooled: what it can sell in all
+    # The most one order line can be promised now: `available` where the channel splits
+    # lines, else the largest ATP at one node a ship line could be sourced from.
+    max_line_qty: int
 
 
 class Alert(_Output, frozen=True, tag="alert"):

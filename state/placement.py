@@ -33,9 +33,9 @@ def add_parts(ctx: Ctx, line: Line, parts: Parts) -> None:
 
 
 def emit_holds(ctx: Ctx, line: Line) -> None:
-    """A `held` status for every hold the line now has: together they are its whole picture."""
-    for node, qty in line.parts.items():
-        ctx.emit.status(line, ctx.sku, HELD, qty, node)
+    """The line's holds changed: once this input event is done, a `held` status goes out for
+    every node it is then held at, and none for a node it left (that hold is released)."""
+    ctx.emit.holds(line, ctx.sku)
 
 
 def place_or_queue(ctx: Ctx, line: Line) -> None:

@@ -11,10 +11,12 @@ class Position(msgspec.Struct, array_like=True, gc=False):  # gc=False: see inbo
     """Counts for one SKU at one node.
 
     supply = on hand + inbound; committed = held + allocated. The engine's promise is
-    committed <= supply at every node, after every event.
+    committed <= supply at every node, after every event, and nothing committed where supply
+    is below zero. On hand is a signed running sum: below zero it is a debt (the WMS shipped
+    more than the engine knew of), which later receipts pay first.
     """
 
-    on_hand: int = 0
+    on_hand: int = 0  # may be negative: a debt
     seq: int | None = None  # last applied snapshot seq; a snapshot not above it is stale
     inbound: InboundSupply | None = None  # None until some supply is announced here
     held: int = 0
@@ -39,12 +41,14 @@ class Position(msgspec.Struct, array_like=True, gc=False):  # gc=False: see inbo
 
     @property
     def over_committed(self) -> int:
-        """Units committed beyond supply (0 when the promise holds)."""
-        return max(0, self.held + self.allocated - self.supply)
+        """Units committed beyond supply (0 when the promise holds). A debt is not supply
+        that can be promised: where supply is below zero, every committed unit is over."""
+        return max(0, self.held + self.allocated - max(0, self.supply))
 
     def atp(self, until_ms: int) -> int:
         """Available to promise: on hand + inbound due by `until_ms` - holds - allocations
-        - safety stock. May be negative; callers selling from it use max(0, atp)."""
+        - safety stock. Negative under a debt or a shortage; callers selling from it use
+        max(0, atp), so one node's debt never lowers what other nodes can sell."""
         due = self.inbound.due_by(until_ms) if self.inbound is not None else 0
         return self.on_hand + due - self.held - self.allocated - self.safety_stock
 

@@ -1,5 +1,6 @@
-"""The read model other services see: per SKU, what each channel may sell, each node's ATP,
-the engine's live holds, and what became of the checkout holds.
+"""The read model other services see: per SKU, what each channel may sell (in all, and in
+one order line), each node's ATP, the engine's live holds, and what became of the checkout
+holds.
 
 Built after a batch for the SKUs it touched; the reservation store writes it in one go.
 """
@@ -19,6 +20,7 @@ from .position import Position
 class SkuView(msgspec.Struct, array_like=True):
     sku: str
     channels: dict[str, int]  # channel -> availability, as published
+    max_line_qty: dict[str, int]  # channel -> the most one order line can be promised
     nodes: dict[str, int]  # node -> ATP (never below 0)
     checkouts: dict[str, str]  # hold_id -> absorbed | gone
     holds: dict[str, tuple[dict[str, int], int]]  # "order/line" -> (node -> units, ttl ms)
@@ -54,9 +56,11 @@ def views(ledger: Ledger, outputs: list, whole: bool = False) -> list[SkuView]:
                 holds[key] = (dict(line.parts), max(1, line.deadline_ms - ledger.clock_ms))
             else:
                 released.append(key)
+        channels = ledger.catalog.channels
         result.append(SkuView(
             sku=sku,
-            channels={ch: book.published.get(ch, 0) for ch in ledger.catalog.channels},
+            channels={ch: book.published.get(ch, 0) for ch in channels},
+            max_line_qty={ch: book.published_line.get(ch, 0) for ch in channels},
             nodes={node: max(0, _atp_as_applied(pos)) for node, pos in book.positions.items()},
             checkouts=outcomes(book),
             holds=holds,

@@ -3,7 +3,12 @@
 `Auditor` rebuilds supply per SKU and node from the inputs, and commitments per order line
 from the outputs (held statuses, dispatch.allocate / dispatch.release, shipments), then checks
 after every input event and the outputs it caused:
-- no node has holds + allocations - shipments above on hand + inbound supply;
+- no node has holds + allocations - shipments above on hand + inbound supply, and none at all
+  where that supply is below zero: on hand is a signed running sum (adjustments, shipments,
+  receipts, restocked returns; a newer snapshot sets it), and a debt is never promised;
+- an adjustment or shipment that leaves on hand below zero is said as an `alert` (drift);
+- the `held` statuses one input event gives a line are its whole set of holds from then on:
+  at most one per node, and no other status of the line after them under that event;
 - no line has more units committed than it asked for, nor a negative allocation;
 and, over a whole run: every order line ended with a status, command ids are unique, every
 output names a cause that was an input. The same checks serve the replay, dataflow and live tests.
@@ -22,7 +27,13 @@ from stockflow.state.events import (
     SupplyInbound,
     SupplyReceived,
 )
-from stockflow.state.outputs import DeadLetter, DispatchAllocate, DispatchRelease, OrderStatus
+from stockflow.state.outputs import (
+    Alert,
+    DeadLetter,
+    DispatchAllocate,
+    DispatchRelease,
+    OrderStatus,
+)
 
 LineKey = tuple[str, str]
 SkuNode = tuple[str, str]
@@ -33,8 +44,11 @@ class PromiseBroken(AssertionError):
 
 
 class Auditor:
-    def __init__(self) -> None:
-        self.on_hand: dict[SkuNode, int] = defaultdict(int)
+    def __init__(self, event_by_event: bool = True) -> None:
+        # Whether outputs are applied right after their cause (then a debt's drift alert is
+        # checked), or after all the inputs (several partitions: only end states compare).
+        self.event_by_event = event_by_event
+        self.on_hand: dict[SkuNode, int] = defaultdict(int)  # signed: below zero is a debt
         self.seq: dict[SkuNode, int] = {}
         self.inbound: dict[SkuNode, dict[str, int]] = defaultdict(dict)
         self.holds: dict[LineKey, dict[str, int]] = defaultdict(dict)
@@ -49,6 +63,8 @@ class Auditor:
         self.committed_at: dict[SkuNode, int] = defaultdict(int)
         self._dirty_nodes: set[SkuNode] = set()
         self._dirty_lines: set[LineKey] = set()
+        self._debts_made: set[SkuNode] = set()  # by the last input: must be said as drift
+        self._drift_said: set[SkuNode] = set()
 
     # -- inputs -------------------------------------------------------------------------
 
@@ -66,8 +82,7 @@ class Auditor:
                 self.seq[key] = ev.seq
                 self.on_hand[key] = ev.on_hand
         elif t is StockAdjusted:
-            key = (ev.sku, ev.node)
-            self.on_hand[key] = max(0, self.on_hand[key] + ev.delta)
+            self._take_from_on_hand((ev.sku, ev.node), -ev.delta)
         elif t is SupplyInbound:
             inbound = self.inbound[(ev.sku, ev.node)]
             if ev.qty:
@@ -81,8 +96,7 @@ class Auditor:
                 inbound[ev.supply_id] -= min(ev.qty, inbound[ev.supply_id])
             self.on_hand[key] += ev.qty
         elif t is ShipmentConfirmed:
-            key = (ev.sku, ev.node)
-            self.on_hand[key] = max(0, self.on_hand[key] - ev.qty)
+            self._take_from_on_hand((ev.sku, ev.node), ev.qty)
             line = (ev.order_id, ev.line_id)
             alloc = self.allocs.get(line) if self.line_sku.get(line) == ev.sku else None
             if alloc is not None and alloc.get(ev.node, 0) > 0:
@@ -96,27 +110,23 @@ class Auditor:
                 self.line_qty[(ev.order_id, line.line_id)] = line.qty
         return True
 
+    def _take_from_on_hand(self, key: SkuNode, qty: int) -> None:
+        """On hand is a signed sum; taking it below zero (or deeper) must be said."""
+        self.on_hand[key] -= qty
+        if qty > 0 and self.on_hand[key] < 0:
+            self._debts_made.add(key)
+
     # -- outputs ------------------------------------------------------------------------
 
     def apply_outputs(self, outputs: list) -> None:
         """Outputs of one cause, in the order each stream carried them."""
-        last_was_held: set[LineKey] = set()
+        held_now: dict[LineKey, dict[str, int]] = {}  # the hold sets this cause gives lines
         for out in outputs:
             t = type(out)
             if t is OrderStatus:
-                key = (out.order_id, out.line_id)
-                self.statuses[key].append(out.status)
-                if out.status == "held":
-                    if key not in last_was_held:  # a run of `held` is the line's whole picture
-                        self._set_holds(key, {})
-                        last_was_held.add(key)
-                    holds = dict(self.holds[key])
-                    holds[out.node] = holds.get(out.node, 0) + out.qty
-                    self._set_holds(key, holds)
-                else:
-                    last_was_held.discard(key)
-                    if out.status not in ("shipped", "returned"):
-                        self._set_holds(key, {})
+                self._status(out, held_now)
+            elif t is Alert and out.kind == "drift":
+                self._drift_said.add((out.sku, out.node))
             elif t is DispatchAllocate or t is DispatchRelease:
                 if out.command_id in self.command_ids:
                     raise PromiseBroken(f"command id repeated: {out.command_id}")
@@ -126,6 +136,23 @@ class Auditor:
                 self._add_alloc(key, out.node, sign * out.qty)
                 if self.allocs[key][out.node] < 0:
                     raise PromiseBroken(f"line {key} released more than allocated at {out.node}")
+
+    def _status(self, out: OrderStatus, held_now: dict[LineKey, dict[str, int]]) -> None:
+        """A line's `held` statuses under one cause replace its holds; one per node, last."""
+        key = (out.order_id, out.line_id)
+        self.statuses[key].append(out.status)
+        if out.status == "held":
+            holds = held_now.setdefault(key, {})
+            if out.node in holds:
+                raise PromiseBroken(
+                    f"under {out.cause}: line {key} held twice at {out.node}")
+            holds[out.node] = out.qty
+            self._set_holds(key, dict(holds))
+        elif key in held_now:
+            raise PromiseBroken(
+                f"under {out.cause}: line {key} is {out.status} after its held statuses")
+        elif out.status not in ("shipped", "returned"):
+            self._set_holds(key, {})
 
     # -- checks -------------------------------------------------------------------------
 
@@ -153,10 +180,16 @@ class Auditor:
         for sku, node in self._dirty_nodes:
             committed = self.committed_at.get((sku, node), 0)
             supply = self.on_hand[(sku, node)] + sum(self.inbound[(sku, node)].values())
-            if committed > supply:
+            if committed > max(0, supply):  # a debt is no supply to promise from
                 raise PromiseBroken(
                     f"after {after}: {sku}@{node} committed {committed} > supply {supply}"
                 )
+        if self.event_by_event and not self._debts_made <= self._drift_said:
+            unsaid = sorted(self._debts_made - self._drift_said)
+            raise PromiseBroken(f"after {after}: on hand below zero without a drift alert: "
+                                f"{unsaid}")
+        self._debts_made.clear()
+        self._drift_said.clear()
         for key in self._dirty_lines:
             held = sum(self.holds.get(key, {}).values())
             allocated = sum(self.allocs[key].values()) if key in self.allocs else 0
@@ -200,7 +233,7 @@ def audit_end_state(events: list, outputs: list) -> Auditor:
     """The promise at the end of a run whose order of processing is not known (several input
     partitions): all supply in, then the outputs in the order their topics carried them (one
     line's outputs always come in order), then every node and line checked once."""
-    auditor = Auditor()
+    auditor = Auditor(event_by_event=False)
     for ev in events:
         auditor.apply_input(ev)
     run: list = []

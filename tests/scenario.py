@@ -232,5 +232,10 @@ def availability(outputs: list) -> dict[tuple[str, str], int]:
     return {(o.sku, o.channel): o.available for o in of(outputs, AvailabilityChanged)}
 
 
+def max_lines(outputs: list) -> dict[tuple[str, str], int]:
+    """(sku, channel) -> max_line_qty, last value per pair."""
+    return {(o.sku, o.channel): o.max_line_qty for o in of(outputs, AvailabilityChanged)}
+
+
 def replenishments(outputs: list) -> list[ReplenishmentRequested]:
     return of(outputs, ReplenishmentRequested)

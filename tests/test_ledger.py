@@ -1,8 +1,9 @@
 """The ledger's rules, driven through the pure engine one event at a time.
 
 Orders (holds, payment, expiry, backorders, cancel, ship, return), supply (snapshots,
-adjustments, inbound), duplicates, shortages, replenishment, channel availability, the cause
-of every output, and the contract's own example run.
+adjustments, inbound), on hand below zero (a debt), duplicates, shortages and the hold sets
+they move, replenishment, channel availability and max_line_qty, the cause of every output,
+and the contract's own example run.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from .scenario import (
     alerts,
     allocations,
     availability,
+    max_lines,
     of,
     releases,
     replenishments,
@@ -67,9 +69,11 @@ def two_nodes(a: int, b: int, **channel) -> Sim:
 
 
 def committed_within_supply(sim: Sim) -> None:
+    """Nothing committed beyond supply, and nothing at all where supply is a debt."""
     for sku, book in sim.engine.books():
         for node, pos in book.positions.items():
-            assert pos.held + pos.allocated <= pos.on_hand + pos.inbound_qty, (sku, node, pos)
+            supply = pos.on_hand + pos.inbound_qty
+            assert pos.held + pos.allocated <= max(0, supply), (sku, node, pos)
             assert pos.held >= 0 and pos.allocated >= 0, (sku, node, pos)
 
 
@@ -549,6 +553,95 @@ def test_receiving_inbound_does_not_change_availability_within_the_horizon():
     assert of(out, AvailabilityChanged) == []
 
 
+# == on hand below zero: a debt ==========================================================
+
+
+def test_shipment_beyond_on_hand_leaves_a_debt_said_as_drift():
+    sim = one_node(3)
+    out = sim.feed(sim.ev.shipped("WMS-1", K, "A", 5))
+    assert sim.pos(K, "A").on_hand == -2
+    (drift,) = alerts(out, "drift")
+    assert (drift.sku, drift.node) == (K, "A")
+    assert "debt of 2" in drift.detail
+    assert alerts(out, "shortage") == []  # nothing was committed there
+    assert availability(out) == {(K, "web"): 0}
+
+
+def test_adjustment_below_zero_is_a_debt_too():
+    sim = one_node(3)
+    out = sim.feed(sim.ev.adjust(K, "A", -7, "damaged"))
+    assert sim.pos(K, "A").on_hand == -4
+    assert len(alerts(out, "drift")) == 1
+
+
+def test_receipts_pay_the_debt_first():
+    sim = one_node(2)
+    e = sim.ev
+    sim.feed(e.shipped("WMS-1", K, "A", 5))  # on hand -3
+    out = sim.feed(e.received("PO-1", K, "A", 2))
+    assert sim.pos(K, "A").on_hand == -1
+    assert alerts(out, "drift") == []  # a receipt pays; it makes no debt
+    assert statuses(sim.feed(e.order("O1", [(K, 1)], paid=True))) == [
+        ("O1", "1", "rejected", None, 1)]
+    out = sim.feed(e.received("PO-2", K, "A", 5))
+    assert sim.pos(K, "A").on_hand == 4  # 3 of the 5 paid what was owed
+    assert availability(out) == {(K, "web"): 4}
+    assert allocations(sim.feed(e.order("O2", [(K, 4)], paid=True))) == [("O2", "1", "A", 4)]
+    assert statuses(sim.feed(e.order("O3", [(K, 1)], paid=True)))[0][2] == "rejected"
+
+
+def test_found_units_and_restocked_returns_pay_the_debt_first():
+    sim = one_node(0)
+    e = sim.ev
+    sim.feed(e.adjust(K, "A", -4, "cycle_count"))
+    sim.feed(e.adjust(K, "A", +3, "found"))
+    sim.feed(e.returned("R1", K, "A", 2, restock=True))
+    assert sim.pos(K, "A").on_hand == 1
+
+
+def test_inbound_counts_only_beyond_the_debt():
+    sim = one_node(0)
+    e = sim.ev
+    sim.feed(e.shipped("WMS-1", K, "A", 3))
+    out = sim.feed(e.inbound("PO-1", K, "A", 5, eta_s=DAY))
+    assert availability(out) == {(K, "web"): 2}
+    assert statuses(sim.feed(e.order("O1", [(K, 3)], paid=True)))[0][2] == "rejected"
+    assert allocations(sim.feed(e.order("O2", [(K, 2)], paid=True))) == [("O2", "1", "A", 2)]
+    committed_within_supply(sim)
+
+
+def test_a_debt_takes_back_everything_committed_at_the_node():
+    sim = two_nodes(4, 0)
+    e = sim.ev
+    sim.feed(e.order("O1", [(K, 2)], paid=True), e.order("O2", [(K, 1)]))
+    out = sim.feed(e.adjust(K, "A", -6, "damaged"))  # on hand -2: nothing can stay promised
+    assert {a.kind for a in alerts(out)} >= {"drift", "shortage"}
+    assert releases(out) == [("O1", "1", "A", 2, "shortage")]
+    assert sorted(st[2] for st in statuses(out)) == ["rejected", "rejected"]
+    assert (sim.pos(K, "A").held, sim.pos(K, "A").allocated) == (0, 0)
+    committed_within_supply(sim)
+
+
+def test_a_debt_at_one_node_does_not_lower_what_other_nodes_sell():
+    sim = two_nodes(3, 4)
+    e = sim.ev
+    out = sim.feed(e.shipped("WMS-1", K, "A", 6))  # A owes 3
+    assert availability(out) == {(K, "web"): 4}
+    assert max_lines(out) == {(K, "web"): 4}
+    assert allocations(sim.feed(e.order("O1", [(K, 4)], paid=True))) == [("O1", "1", "B", 4)]
+
+
+def test_the_next_snapshot_sets_the_count_again():
+    sim = one_node(1)
+    e = sim.ev
+    sim.feed(e.shipped("WMS-1", K, "A", 4))  # on hand -3
+    out = sim.feed(e.snapshot(K, "A", 5, seq=1000))
+    assert sim.pos(K, "A").on_hand == 5
+    (drift,) = alerts(out, "drift")
+    assert "ledger -3" in drift.detail
+    assert availability(out) == {(K, "web"): 5}
+
+
 # == shortage ============================================================================
 
 
@@ -626,6 +719,52 @@ def test_shortage_moves_a_hold_to_another_node():
     assert statuses(out) == [("O1", "1", "held", "B", 3)]
     assert not of(out, DispatchRelease) and not of(out, DispatchAllocate)
     assert (sim.pos(K, "A").held, sim.pos(K, "B").held) == (0, 3)
+
+
+def test_a_hold_moved_twice_under_one_event_is_named_once_at_its_new_node():
+    """One input event expires O1 and O2 (O3's backorder takes A), then empties A (O3 moves
+    to B): O3's held statuses from that event name B only."""
+    sim = two_nodes(2, 2, backorder=True)
+    e = sim.ev
+    sim.feed(e.order("O1", [(K, 2)], region="Shanghai", ship_to=SHANGHAI, ts=10))  # held at A
+    sim.feed(e.order("O2", [(K, 2)], region="Shanghai", ship_to=SHANGHAI, ts=11))  # held at B
+    sim.feed(e.order("O3", [(K, 2)], region="Shanghai", ship_to=SHANGHAI, ts=50))  # queued
+    out = sim.feed(e.adjust(K, "A", -2, ts=100))  # past O1's and O2's deadlines, not O3's
+    assert [st for st in statuses(out) if st[0] == "O3"] == [("O3", "1", "held", "B", 2)]
+    assert sim.line(K, "O3").parts == {"B": 2}
+    assert not of(out, DispatchRelease)  # a hold was never dispatched: nothing to release
+
+
+def test_a_split_hold_moved_away_names_only_its_new_nodes():
+    sim = three_nodes_split(a=3, b=4, c=2)
+    e = sim.ev
+    sim.feed(e.order("O1", [(K, 5)], region="Shanghai", ship_to=SHANGHAI))
+    assert sim.line(K, "O1").parts == {"A": 3, "C": 2}
+    out = sim.feed(e.adjust(K, "A", -3))
+    assert sorted(statuses(out)) == [("O1", "1", "held", "B", 3), ("O1", "1", "held", "C", 2)]
+
+
+def test_a_split_hold_partly_moved_lists_every_node_it_is_held_at():
+    sim = three_nodes_split(a=3, b=4, c=2)
+    e = sim.ev
+    sim.feed(e.order("O1", [(K, 5)], region="Shanghai", ship_to=SHANGHAI))
+    out = sim.feed(e.adjust(K, "A", -2))
+    assert sorted(statuses(out)) == [
+        ("O1", "1", "held", "A", 1), ("O1", "1", "held", "B", 2), ("O1", "1", "held", "C", 2)]
+
+
+def three_nodes_split(a: int, b: int, c: int) -> Sim:
+    """A (Shanghai), B (Guangzhou), C (Beijing, nearer Shanghai than B); lines may split."""
+    sim = Sim()
+    e = sim.ev
+    sim.feed(
+        e.node("A", region="Shanghai", at=SHANGHAI),
+        e.node("B", region="Guangdong", at=GUANGZHOU),
+        e.node("C", region="Beijing", at=BEIJING),
+        e.channel("web", hold_ttl_s=60, allow_split=True),
+        e.snapshot(K, "A", a), e.snapshot(K, "B", b), e.snapshot(K, "C", c),
+    )
+    return sim
 
 
 def test_shortage_that_cannot_be_resourced_backorders_on_a_backorder_channel():
@@ -813,6 +952,50 @@ def test_negative_atp_at_one_node_does_not_reduce_the_pool():
     assert availability(out) == {(K, "web"): 10}
 
 
+def test_max_line_qty_is_the_largest_node_atp_where_lines_do_not_split():
+    sim = Sim()
+    e = sim.ev
+    sim.feed(
+        e.node("A"), e.node("B", at=GUANGZHOU, region="Guangdong"),
+        e.channel("whole", ["*"]), e.channel("split", ["*"], allow_split=True),
+    )
+    out = sim.feed(e.snapshot(K, "A", 10), e.snapshot(K, "B", 4))
+    assert availability(out) == {(K, "whole"): 14, (K, "split"): 14}
+    assert max_lines(out) == {(K, "whole"): 10, (K, "split"): 14}
+
+
+def test_max_line_qty_is_what_one_line_can_be_filled_with():
+    sim = two_nodes(6, 4)
+    e = sim.ev
+    sim.feed(e.order("O1", [(K, 2)]))  # held at A: 4 left there
+    out = sim.feed(e.adjust(K, "B", +1))
+    (changed,) = of(out, AvailabilityChanged)
+    assert (changed.available, changed.max_line_qty) == (9, 5)
+    assert statuses(sim.feed(e.order("O2", [(K, 6)], paid=True)))[0][2] == "rejected"
+    assert allocations(sim.feed(e.order("O3", [(K, 5)], paid=True))) == [("O3", "1", "B", 5)]
+
+
+def test_max_line_qty_counts_only_nodes_a_ship_line_can_come_from():
+    sim = Sim()
+    e = sim.ev
+    sim.feed(
+        e.node("A"), e.node("ST", kind="store", can_ship=False, can_pickup=True),
+        e.channel("web", ["*"]),
+    )
+    out = sim.feed(e.snapshot(K, "A", 3), e.snapshot(K, "ST", 8))
+    assert availability(out) == {(K, "web"): 11}
+    assert max_lines(out) == {(K, "web"): 3}  # the store's 8 go only to pickup lines
+
+
+def test_max_line_qty_moving_alone_is_published():
+    sim = two_nodes(5, 5)
+    e = sim.ev
+    out = sim.feed(e.adjust(K, "A", +2), e.adjust(K, "B", -2))
+    (changed,) = of(out, AvailabilityChanged)
+    assert (changed.available, changed.max_line_qty) == (10, 7)
+    assert b'"max_line_qty":7' in msgspec.json.encode(changed)
+
+
 def test_availability_follows_holds():
     sim = one_node(10)
     out = sim.feed(sim.ev.order("O1", [(K, 3)]))
@@ -925,8 +1108,8 @@ def test_contract_examples_all_decode():
     decode = msgspec.json.Decoder(InputEvent).decode
     lines = [line for line in EXAMPLES.read_bytes().splitlines() if line.strip()]
     events = [decode(line) for line in lines]
-    assert len(events) == len(lines) == 20
-    assert len({type(ev) for ev in events}) == 12  # every input type appears
+    assert len(events) == len(lines) == 21
+    assert len({type(ev) for ev in events}) == 13  # every input type appears (v1.1: clock.tick)
 
 
 def test_contract_examples_produce_the_documented_decisions():

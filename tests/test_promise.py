@@ -1,8 +1,10 @@
-"""The engine's promise under random interleavings, duplicates, supply drops and crashes.
+"""The engine's promise under random interleavings, duplicates, supply drops, debts and crashes.
 
 Hypothesis builds event sequences over a small world (3 nodes, 3 channels, 2 SKUs, a handful
-of orders) so that lines compete for the same units; the engine runs them and the `Auditor`
-checks the contract after every event from the outputs alone, alongside the engine's own books.
+of orders) so that lines compete for the same units, and on hand goes below zero now and then
+before receipts pay it back; the engine runs them and the `Auditor` checks the contract after
+every event from the outputs alone, alongside the engine's own books. The auditor's own refusals
+are tested at the end.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ import pickle
 from datetime import datetime, timedelta, timezone
 
 import msgspec
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -35,9 +38,9 @@ from stockflow.state.events import (
     SupplyReceived,
 )
 from stockflow.state.ledger import Ledger
-from stockflow.state.outputs import AvailabilityChanged
+from stockflow.state.outputs import Alert, AvailabilityChanged, OrderStatus
 
-from .invariants import audit
+from .invariants import Auditor, PromiseBroken, audit
 
 T0 = datetime(2026, 11, 11, tzinfo=timezone.utc)
 NODES = ["N-EAST", "N-SOUTH", "S-EAST"]
@@ -106,16 +109,55 @@ event_body = st.one_of(
 )
 
 
+# Holds coming and going: unpaid orders on channels that queue, supply dropping and coming
+# back, time passing holds' deadlines, so one event often expires holds, fills a backorder
+# and moves holds away from a node whose supply fell.
+hold_churn = st.one_of(
+    order_created(), order_created(), order_created(),
+    _kw(StockAdjusted, sku=sku, node=node, delta=st.integers(-4, 3), reason=st.just("count")),
+    _kw(SupplyReceived, supply_id=st.sampled_from(SUPPLIES), sku=sku, node=node, qty=qty),
+    _kw(OrderPaid, order_id=order_id),
+)
+
+
 @st.composite
-def histories(draw, max_events=60):
+def debt_episode(draw, seq: int):
+    """A count, a shipment beyond it (on hand goes below zero: a debt), a few events that
+    meet the debt, then what pays it: a receipt, a found adjustment or a newer count."""
+    s, n = draw(sku), draw(node)
+    count = draw(st.integers(0, 4))
+    bodies = [
+        dict(type=StockSnapshot, sku=s, node=n, on_hand=count, seq=seq),
+        dict(type=ShipmentConfirmed, order_id=draw(order_id), line_id="1", sku=s, node=n,
+             qty=count + draw(st.integers(1, 4))),
+        *draw(st.lists(event_body, max_size=3)),
+    ]
+    paid_by = draw(st.sampled_from([SupplyReceived, StockAdjusted, StockSnapshot]))
+    units = draw(st.integers(1, 8))
+    if paid_by is SupplyReceived:
+        bodies.append(dict(type=SupplyReceived, supply_id=draw(st.sampled_from(SUPPLIES)),
+                           sku=s, node=n, qty=units))
+    elif paid_by is StockAdjusted:
+        bodies.append(dict(type=StockAdjusted, sku=s, node=n, delta=units, reason="found"))
+    else:
+        bodies.append(dict(type=StockSnapshot, sku=s, node=n, on_hand=units, seq=seq + 1))
+    return bodies
+
+
+@st.composite
+def histories(draw, max_events=60, debts=(0, 2), body=event_body):
     """Master data and opening stock, then random events with jittery clocks and
-    repeated deliveries."""
+    repeated deliveries; `body`: what each event is drawn from; `debts`: how many debt
+    episodes (see `debt_episode`) go in."""
     events = list(MASTER)
     for i, (s, n) in enumerate((s, n) for s in SKUS for n in NODES):
         events.append(StockSnapshot(event_id=f"open-{i}", ts=T0, sku=s, node=n,
                                     on_hand=draw(st.integers(0, 6)), seq=0))
     opening = len(events)
-    bodies = draw(st.lists(event_body, min_size=10, max_size=max_events))
+    bodies = draw(st.lists(body, min_size=10, max_size=max_events))
+    places = draw(st.lists(st.integers(0, len(bodies)), min_size=debts[0], max_size=debts[1]))
+    for k, at in enumerate(sorted(places, reverse=True)):  # later episodes, newer counts
+        bodies[at:at] = draw(debt_episode(seq=1000 - 2 * k))
     t = T0
     for i, body in enumerate(bodies):
         t += timedelta(seconds=draw(st.integers(-3, 15)))  # sometimes out of order
@@ -153,7 +195,7 @@ def check_books(engine: Engine) -> None:
                             for l in ls.values() if l.status == "allocated")
             assert (pos.held, pos.allocated) == (held, allocated), (sku_, node_id)
             assert pos.held >= 0 and pos.allocated >= 0
-            assert pos.committed <= pos.supply, f"{sku_}@{node_id} over-committed"
+            assert pos.committed <= max(0, pos.supply), f"{sku_}@{node_id} over-committed"
 
 
 def encoded(outputs, with_availability=True) -> list[bytes]:
@@ -171,6 +213,56 @@ def test_promise_holds_after_every_event(events):
     outputs = run(events)
     auditor = audit(events, outputs)
     assert auditor.events_checked == len({e.event_id for e in events})
+
+
+@PROPERTY
+@given(histories(debts=(1, 3)))
+def test_signed_on_hand_trace_keeps_the_promise(events):
+    """Shipments beyond on hand leave debts; receipts, adjustments and counts pay them."""
+    outputs = run(events)
+    audit(events, outputs)
+    debts = [o for o in outputs if type(o) is Alert and "debt" in o.detail]
+    assert debts, "the trace made no debt"
+
+
+@PROPERTY
+@given(histories(body=hold_churn, debts=(0, 0)))
+def test_the_held_statuses_of_one_event_are_each_lines_whole_hold_set(events):
+    """The auditor takes a line's held statuses under one cause as its holds from then on:
+    a stale node among them would over-commit that node or the line."""
+    audit(events, run(events))
+
+
+@PROPERTY
+@given(histories(max_events=30))
+def test_max_line_qty_is_exactly_what_one_line_can_get(events):
+    """For the last published (sku, channel): a paid line of `max_line_qty` units is
+    allocated at once, and one of a unit more is not (each asked of a copy of the engine)."""
+    engine = Engine(EngineConfig(buckets=3))
+    last = {}
+    for ev in events:
+        for o in engine.process([ev]):
+            if type(o) is AvailabilityChanged:
+                last[(o.sku, o.channel)] = o.max_line_qty
+    for (sku_, channel), max_line in sorted(last.items()):
+        if max_line:
+            assert _fills(engine, sku_, channel, max_line), (sku_, channel, max_line)
+        assert not _fills(engine, sku_, channel, max_line + 1), (sku_, channel, max_line)
+
+
+def _fills(engine: Engine, sku_: str, channel: str, qty: int) -> bool:
+    """Whether a paid ship line of `qty` would be allocated now; the engine is left as it is."""
+    copy = Engine(engine.config)
+    copy.router = pickle.loads(pickle.dumps(engine.router))
+    copy.ledgers = {b: Ledger.restore(l.snapshot(), engine.config)
+                    for b, l in engine.ledgers.items()}
+    probe = OrderCreated(
+        event_id="probe", ts=T0, order_id="PROBE", channel=channel,  # T0: the clock stays
+        lines=[OrderLine(line_id="1", sku=sku_, qty=qty)],
+        ship_to=ShipTo(region="east", lat=29.0, lon=118.0), fulfillment="ship", paid=True,
+    )
+    return any(type(o) is OrderStatus and o.order_id == "PROBE" and o.status == "allocated"
+               for o in copy.process([probe]))
 
 
 @PROPERTY
@@ -218,3 +310,72 @@ def test_crash_and_restore_from_snapshot_resumes_exactly(events, data):
     for ev in events[cut:]:
         out.extend(restored.process([ev]))
     assert encoded(out) == encoded(uninterrupted)
+
+
+# -- the auditor itself: what it must refuse -------------------------------------------------
+
+
+def _held(cause, node, qty, order="O1"):
+    return OrderStatus(ts=T0, cause=cause, order_id=order, line_id="1", sku="K1",
+                       status="held", qty=qty, node=node)
+
+
+def _audited(*steps):
+    """An auditor fed (input, outputs) pairs: N-EAST and N-SOUTH hold 5 units of K1 each."""
+    auditor = Auditor()
+    opening = [StockSnapshot(event_id=f"s{n}", ts=T0, sku="K1", node=n, on_hand=5, seq=1)
+               for n in ("N-EAST", "N-SOUTH")]
+    order = OrderCreated(event_id="o", ts=T0, order_id="O1", channel="web",
+                         lines=[OrderLine(line_id="1", sku="K1", qty=4)],
+                         ship_to=ShipTo(region="east", lat=29.0, lon=118.0),
+                         fulfillment="ship", paid=False)
+    for ev, outputs in [*((ev, []) for ev in opening), (order, []), *steps]:
+        auditor.apply_input(ev)
+        auditor.apply_outputs(outputs)
+        auditor.check(ev.event_id)
+    return auditor
+
+
+def _tick(event_id):
+    return StockAdjusted(event_id=event_id, ts=T0, sku="K2", node="N-EAST", delta=1,
+                         reason="count")
+
+
+def test_auditor_takes_one_events_held_statuses_as_the_lines_whole_hold_set():
+    auditor = _audited((_tick("e1"), [_held("e1", "N-EAST", 4)]),
+                       (_tick("e2"), [_held("e2", "N-SOUTH", 3), _held("e2", "N-EAST", 1)]))
+    assert auditor.holds[("O1", "1")] == {"N-SOUTH": 3, "N-EAST": 1}
+    assert auditor.committed_at[("K1", "N-EAST")] == 1
+
+
+def test_auditor_refuses_a_line_held_twice_at_one_node_under_one_event():
+    with pytest.raises(PromiseBroken, match="held twice"):
+        _audited((_tick("e1"), [_held("e1", "N-EAST", 2), _held("e1", "N-EAST", 2)]))
+
+
+def test_auditor_refuses_a_held_status_that_is_not_the_lines_last_word():
+    expired = OrderStatus(ts=T0, cause="e1", order_id="O1", line_id="1", sku="K1",
+                          status="expired", qty=4)
+    with pytest.raises(PromiseBroken, match="after its held statuses"):
+        _audited((_tick("e1"), [_held("e1", "N-EAST", 4), expired]))
+
+
+def test_auditor_refuses_a_debt_not_said_as_drift():
+    ship = ShipmentConfirmed(event_id="w1", ts=T0, order_id="X", line_id="1", sku="K1",
+                             node="N-EAST", qty=7)
+    with pytest.raises(PromiseBroken, match="without a drift alert"):
+        _audited((ship, []))
+    drift = Alert(ts=T0, cause="w1", kind="drift", sku="K1", node="N-EAST", detail="debt")
+    assert _audited((ship, [drift])).on_hand[("K1", "N-EAST")] == -2
+
+
+def test_auditor_counts_inbound_only_beyond_a_debt():
+    down = StockAdjusted(event_id="a1", ts=T0, sku="K1", node="N-EAST", delta=-8,
+                         reason="damaged")
+    drift = Alert(ts=T0, cause="a1", kind="drift", sku="K1", node="N-EAST", detail="debt")
+    inbound = SupplyInbound(event_id="i1", ts=T0, supply_id="PO-1", sku="K1", node="N-EAST",
+                            qty=4, eta=T0, kind="in_transit")
+    auditor = _audited((down, [drift]), (inbound, [_held("i1", "N-EAST", 1)]))  # -3 + 4: 1
+    assert auditor.committed_at[("K1", "N-EAST")] == 1
+    with pytest.raises(PromiseBroken, match="committed 2 > supply 1"):
+        _audited((down, [drift]), (inbound, [_held("i1", "N-EAST", 2)]))

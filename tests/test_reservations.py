@@ -1,7 +1,8 @@
 """The reservation API (Redis Functions) and the engine's read model, against a real Redis.
 
 Checkouts reserve through `stockflow_reserve`; the engine fences the SKUs of each batch, takes
-the live checkout holds into its ledger, and publishes availability with what became of them.
+the live checkout holds into its ledger, and publishes availability (in all, and the most one
+order line can get) with what became of them.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from stockflow.state.config import EngineConfig
 from stockflow.state.lines import ALLOCATED, HELD
 from stockflow.state.routing import Router
 
-from .scenario import Script
+from .scenario import BEIJING, GUANGZHOU, Script
 from .servers import free_port
 
 
@@ -272,3 +273,99 @@ def test_a_settled_checkout_hold_is_counted_for_metrics(client):
     before = HOLDS_SETTLED._value.get()
     engine.feed(engine.ev.order("O9", [("SET", 2)], paid=True, hold_id="cart-9"))
     assert HOLDS_SETTLED._value.get() - before == 1
+
+
+# -- one order line: max_line_qty ------------------------------------------------------------
+
+
+def setup_nodes(client, sku: str, stock: dict[str, int]) -> tuple[LiveEngine, Reservations]:
+    """Nodes A (Shanghai), B (Guangzhou), C (Beijing) with `stock`; channel `web` does not split
+    lines, channel `split` does."""
+    prefix = f"t{uuid.uuid4().hex[:8]}"
+    engine = LiveEngine(client, prefix)
+    e = engine.ev
+    engine.feed(e.node("A"), e.node("B", region="Guangdong", at=GUANGZHOU),
+                e.node("C", region="Beijing", at=BEIJING),
+                e.channel("web", hold_ttl_s=60),
+                e.channel("split", hold_ttl_s=60, allow_split=True))
+    engine.feed(*(e.snapshot(sku, node, qty) for node, qty in stock.items()))
+    return engine, Reservations(client, prefix, busy_wait_s=5.0)
+
+
+def refusal(api, sku, channel, qty) -> str | None:
+    try:
+        api.reserve(sku, channel, qty, 60_000, uuid.uuid4().hex)
+        return None
+    except ReservationRefused as exc:
+        return exc.code
+
+
+def test_the_read_model_carries_max_line_qty_per_channel(client):
+    engine, api = setup_nodes(client, "ML", {"A": 5, "B": 3})
+    assert (api.available("ML", "web"), api.max_line_qty("ML", "web")) == (8, 5)
+    assert (api.available("ML", "split"), api.max_line_qty("ML", "split")) == (8, 8)
+    engine.feed(engine.ev.order("O1", [("ML", 2)], channel="web"))  # held at A: 3 left there
+    assert (api.available("ML", "web"), api.max_line_qty("ML", "web")) == (6, 3)
+
+
+def test_a_hold_above_max_line_qty_is_refused_where_lines_do_not_split(client):
+    engine, api = setup_nodes(client, "LN", {"A": 5, "B": 3})
+    before = int(client.hget(api.keys.stats, "line") or 0)
+    assert refusal(api, "LN", "web", 6) == "LINE"  # 8 in all, but no node has 6
+    assert int(client.hget(api.keys.stats, "line")) == before + 1
+    assert refusal(api, "LN", "web", 9) == "SHORT"  # more than there is at all: short first
+    assert refusal(api, "LN", "web", 2) is None
+    assert refusal(api, "LN", "split", 6) is None  # a channel that splits lines takes it
+
+
+def test_holds_not_yet_taken_in_count_against_one_line(client):
+    """They may all land on the largest node; once the engine has placed them, the published
+    max_line_qty says exactly what one line can still get."""
+    engine, api = setup_nodes(client, "PEND", {"A": 5, "B": 4})
+    assert refusal(api, "PEND", "web", 3) is None
+    assert refusal(api, "PEND", "web", 3) == "LINE"  # 6 left in all; 5 - 3 sure at one node
+    engine.feed(engine.ev.adjust("PEND", "A", 0))  # the engine takes the hold in
+    assert refusal(api, "PEND", "web", 3) is None
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_every_hold_granted_is_one_the_engine_can_place(client, seed):
+    """Checkouts of random sizes on a channel that does not split lines, the engine taking
+    them in now and then: no granted hold is dropped for want of one node to fill it."""
+    rnd = random.Random(seed)
+    sku = f"PLACE{seed}"
+    engine, api = setup_nodes(client, sku, {"A": 6, "B": 5, "C": 4})
+    granted = []
+    for i in range(30):
+        hold_id = f"h{i}"
+        try:
+            api.reserve(sku, "web", rnd.randint(1, 5), 60_000, hold_id)
+            granted.append(hold_id)
+        except ReservationRefused as exc:
+            assert exc.code in ("SHORT", "LINE")
+        if rnd.random() < 0.3:
+            engine.feed(engine.ev.adjust(sku, "A", 0))
+    engine.feed(engine.ev.adjust(sku, "A", 0))
+    book = engine.book(sku)
+    assert granted
+    assert all(book.line(f"checkout:{h}", "1").status == HELD for h in granted)
+    assert all(client.hget(api.keys.checkouts(sku), h) is not None for h in granted)
+
+
+def test_reserve_with_the_v1_key_list_is_a_bad_argument(client):
+    engine, api = setup_nodes(client, "OLD", {"A": 5})
+    keys = api.keys.reserve("OLD")
+    keys.remove(api.keys.max_line("OLD"))
+    with pytest.raises(redis.ResponseError, match="STOCKFLOW_BADARG"):
+        client.fcall("stockflow_reserve", len(keys), *keys, "web", 1, 60_000, "h")
+
+
+def test_line_refusals_are_counted_for_metrics(client):
+    from stockflow.ops.metrics import ReservationCollector
+
+    engine, api = setup_nodes(client, "MET", {"A": 2, "B": 2})
+    client.delete(api.keys.stats)
+    assert refusal(api, "MET", "web", 3) == "LINE"
+    (family,) = ReservationCollector(client, api.keys.stats).collect()
+    counts = {s.labels["result"]: s.value for s in family.samples if s.name.endswith("_total")}
+    assert counts["line"] == 1 and counts["short"] == 0
