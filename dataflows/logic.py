@@ -141,6 +141,8 @@ class LedgerLogic(StatefulBatchLogic):
     def __init__(self, config: EngineConfig, durable: bool, resume: bytes | None, store=None,
                  observer=None):
         self.ledger = Ledger.restore(resume, config) if resume is not None else Ledger(config)
+        if durable:  # a bucket new since the snapshot may still follow a run that died
+            self.ledger.republished = set()
         self.durable = durable
         self.store = store
         self.observer = observer

@@ -42,14 +42,14 @@ def channel_availability(
 
 def publish_changes(
     sku: str, book: SkuBook, catalog: Catalog, until_ms: int,
-    emit: Emitter, cause: str, ts: datetime,
+    emit: Emitter, cause: str, ts: datetime, whole: bool = False,
 ) -> None:
     """Emit `availability.changed` for every channel whose availability of `sku` moved, in all
-    or in one line."""
+    or in one line; `whole`: for every channel."""
     published, published_line = book.published, book.published_line
     for channel in catalog.channels:
         available, max_line_qty = channel_availability(book, catalog, channel, until_ms)
-        if (published.get(channel, 0) != available
+        if (whole or published.get(channel, 0) != available
                 or published_line.get(channel, 0) != max_line_qty):
             published[channel] = available
             published_line[channel] = max_line_qty

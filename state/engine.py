@@ -19,11 +19,14 @@ class Engine:
         self.aligner = Aligner(partitions)
         self.router = Router(self.config)
         self.ledgers: dict[int, Ledger] = {}
+        self.restarted = False  # set on an engine rebuilt from snapshots
 
     def ledger(self, bucket: int) -> Ledger:
         ledger = self.ledgers.get(bucket)
         if ledger is None:
             ledger = self.ledgers[bucket] = Ledger(self.config)
+            if self.restarted:  # as a restored one: its first publications say everything
+                ledger.republished = set()
         return ledger
 
     def process(self, items: list) -> list[OutputEvent]:

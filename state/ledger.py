@@ -60,6 +60,12 @@ class Ledger:
         self.published_skus: list[str] = []  # the SKUs the last batch touched
         self.clock_ms = 0  # the clock of the last item applied
         self.shortage_units = 0  # units found committed beyond supply, since start (metrics)
+        # After a restart: the SKUs whose availability was published whole again. The run that
+        # died may have published values after the snapshot that the rerun, batching
+        # differently, would coalesce away; so each SKU's first publication after a restart
+        # says every channel, and the last value on the topic is the truth again. (None: every
+        # publication says only what changed, as in a replay.)
+        self.republished: set[str] | None = None
         self._handlers = {
             NodeUpserted: self._node,
             ChannelUpserted: self._channel,
@@ -96,11 +102,16 @@ class Ledger:
         self._handlers[type(payload)](payload, clock_ms, seq, skus)
 
     def publish_availability(self) -> None:
+        republished = self.republished
         for sku, (cause, ts, clock_ms) in self._touched.items():
             book = self.books.get(sku)
             if book is not None:
+                whole = republished is not None and sku not in republished
+                if whole:
+                    republished.add(sku)
                 publish_changes(
-                    sku, book, self.catalog, clock_ms + self.horizon_ms, self.emit, cause, ts
+                    sku, book, self.catalog, clock_ms + self.horizon_ms, self.emit, cause, ts,
+                    whole,
                 )
         self.published_skus = list(self._touched)
         self._touched.clear()
@@ -324,6 +335,7 @@ class Ledger:
         ledger = cls(config)
         ledger.catalog = Catalog.restore(*snap.catalog)
         ledger.books = snap.books
+        ledger.republished = set()
         return ledger
 
 
