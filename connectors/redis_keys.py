@@ -13,6 +13,10 @@ class Keys:
         self.heartbeat = f"{prefix}:heartbeat"
         self.stats = f"{prefix}:stats"  # reservation results, for metrics
 
+    def mark(self, token: str) -> str:
+        """One engine process's mark: gone means Redis lost what that process wrote."""
+        return f"{self.prefix}:mark:{token}"
+
     def _of(self, sku: str, what: str) -> str:
         return f"{self.prefix}:{{{sku}}}:{what}"
 

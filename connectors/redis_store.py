@@ -5,10 +5,19 @@ outcomes) and the heartbeat.
 One pipeline before a batch and one after, never a round trip per event. Redis being down
 never stops the engine: calls are skipped (with a short back-off) and, once Redis answers
 again, the whole read model is written afresh.
+
+Redis may also come back *empty* (restarted without its data, or flushed): each engine
+process keeps a mark key in Redis and looks for it with every heartbeat; a missing mark, or a
+function Redis no longer knows, means the read model is gone. The store then loads the
+functions again, has every bucket rewrite its whole read model, and writes no heartbeat until
+they all have, so reservations are refused as STALE (never granted against a half-written
+picture) for that moment. An error that waiting cannot fix (a wrong type, MOVED, CROSSSLOT, no
+permission) is not an outage: it stops the engine with one line.
 """
 
 from __future__ import annotations
 
+import secrets
 import time
 
 import msgspec
@@ -19,8 +28,25 @@ from stockflow.state.read_model import SkuView
 from stockflow.state.work import skus_in
 
 from .redis_keys import Keys
+from .reservations import install
 
 _ENCODE = msgspec.json.Encoder().encode
+
+MARK_TTL_MS = 600_000  # a mark outlives any pause of a live engine; then it is renewed
+
+
+class RedisRefused(RuntimeError):
+    """Redis answered with an error that retrying cannot fix: the engine stops, saying it."""
+
+
+def _functions_missing(exc: redis.ResponseError) -> bool:
+    text = str(exc)
+    return "Function not found" in text or text.startswith("NOSCRIPT")
+
+
+def _transient(exc: redis.ResponseError) -> bool:
+    """Errors of a Redis that is starting, failing over or busy: an outage, not a mistake."""
+    return str(exc).startswith(("LOADING", "READONLY", "BUSY ", "MASTERDOWN", "TRYAGAIN"))
 
 
 class ReadModelStore:
@@ -32,8 +58,27 @@ class ReadModelStore:
         self.fence_ms = fence_ms  # a fence outlives a crashed engine by this much at most
         self.retry_after_s = retry_after_s
         self.on_error = on_error  # told of every failed round trip (metrics)
-        self.outages = 0  # failed round trips: after one, ledgers rewrite their whole read model
+        # Failed round trips and losses: after either, ledgers rewrite their whole read model.
+        self.outages = 0
+        self.losses = 0  # times Redis was found empty
+        self._mark = self.keys.mark(secrets.token_hex(8))  # this process's sign in Redis
+        self._whole_at: dict[int, int] = {}  # bucket -> the outage count it was last whole at
         self._down_until = 0.0
+
+    def start(self) -> None:
+        """Load the functions and set this process's mark; raises if Redis cannot be reached."""
+        install(self.client)
+        self.client.set(self._mark, 1, px=MARK_TTL_MS)
+
+    def whole(self, bucket: int, outages: int) -> None:
+        """`bucket` has written its whole read model since outage number `outages`."""
+        self._whole_at[bucket] = outages
+
+    @property
+    def rebuilding(self) -> bool:
+        """Some bucket of this process has not rewritten its read model since the last
+        outage or loss."""
+        return any(at != self.outages for at in self._whole_at.values())
 
     # -- before a batch ----------------------------------------------------------------
 
@@ -74,20 +119,41 @@ class ReadModelStore:
                 pipe.set(self.keys.hold(sku, order_line), _ENCODE(parts), px=ttl_ms)
             if view.released:
                 pipe.delete(*(self.keys.hold(sku, ol) for ol in view.released))
-        self._beat_into(pipe)
+        if not self.rebuilding:
+            self._beat_into(pipe)
         return self._run(pipe) is not None
 
     def beat(self) -> None:
-        """The engine is alive: reservations may trust the published picture a while longer."""
-        if self._up():
-            pipe = self.client.pipeline(transaction=False)
-            self._beat_into(pipe)
-            self._run(pipe)
+        """Every second: is Redis still the one we wrote to? If so, and the read model is
+        whole, reservations may trust it a while longer."""
+        if not self._up():
+            return
+        found = self._run(self.client.pipeline(transaction=False).get(self._mark))
+        if found is None:
+            return
+        if found[0] is None:
+            self._lost()
+            return
+        if self.rebuilding:
+            return  # stale until every bucket has rewritten what Redis lost
+        pipe = self.client.pipeline(transaction=False)
+        pipe.set(self._mark, 1, px=MARK_TTL_MS)
+        self._beat_into(pipe)
+        self._run(pipe)
 
     # -- internals ---------------------------------------------------------------------
 
     def _beat_into(self, pipe) -> None:
         pipe.set(self.keys.heartbeat, int(time.time() * 1000) + self.stale_after_ms)
+
+    def _lost(self) -> None:
+        """Redis came back empty: functions again, and every bucket rewrites its read model."""
+        self.losses += 1
+        self.outages += 1
+        try:
+            self.start()
+        except (redis.ConnectionError, redis.TimeoutError):
+            self._away()
 
     def _up(self) -> bool:
         return time.monotonic() >= self._down_until
@@ -95,12 +161,22 @@ class ReadModelStore:
     def _run(self, pipe):
         try:
             return pipe.execute()
-        except (redis.ConnectionError, redis.TimeoutError, redis.ResponseError):
-            self.outages += 1
-            if self.on_error is not None:
-                self.on_error()
-            self._down_until = time.monotonic() + self.retry_after_s
-            return None
+        except (redis.ConnectionError, redis.TimeoutError):
+            self._away()
+        except redis.ResponseError as exc:
+            if _functions_missing(exc):
+                self._lost()
+            elif _transient(exc):
+                self._away()
+            else:
+                raise RedisRefused(f"Redis refused the read model: {exc}") from None
+        return None
+
+    def _away(self) -> None:
+        self.outages += 1
+        if self.on_error is not None:
+            self.on_error()
+        self._down_until = time.monotonic() + self.retry_after_s
 
 
 def _text(value) -> str:

@@ -177,10 +177,11 @@ class LedgerLogic(StatefulBatchLogic):
 
     def _publish(self, outputs: list) -> None:
         store = self.store
-        whole = self.outages_seen != store.outages  # first write, or Redis was away
+        whole = self.outages_seen != store.outages  # first write, or Redis was away or lost
         outages = store.outages
         if store.publish(views(self.ledger, outputs, whole)) and whole:
             self.outages_seen = outages
+            store.whole(id(self), outages)
 
     def snapshot(self):
         if self.observer is None:

@@ -137,8 +137,16 @@ def main(argv: list[str] | None = None) -> int:
     except BrokenPipeError:
         return 0
     except _readable_errors() as exc:
-        print(f"stockflow: error: {exc}", file=sys.stderr)
+        print(f"stockflow: error: {_root_cause(exc)}", file=sys.stderr)
         return 1
+
+
+def _root_cause(exc: BaseException) -> BaseException:
+    """A step that failed inside Bytewax arrives wrapped ("error calling on_batch in step
+    ..."): the line worth reading is the first cause's."""
+    while exc.__cause__ is not None and type(exc).__module__.startswith("bytewax"):
+        exc = exc.__cause__
+    return exc
 
 
 def _engine_config(args) -> EngineConfig:

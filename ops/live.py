@@ -28,7 +28,6 @@ from stockflow.connectors.kafka_admin import (
     output_topics,
 )
 from stockflow.connectors.redis_store import ReadModelStore
-from stockflow.connectors.reservations import install
 from stockflow.dataflows.live import live_flow
 from stockflow.dataflows.logic import AlignTiming
 
@@ -78,12 +77,12 @@ def run(config: Config, processes: int = 1, process_id: int | None = None,
     store = None
     if config.redis.enabled:
         client = redis_client(config)
-        try:
-            install(client)  # the reservation API matches the engine that writes its keys
-        except redis.RedisError as exc:
-            raise LiveError(f"cannot reach Redis at {config.redis.url}: {exc}") from None
         store = ReadModelStore(client, config.redis.prefix, config.redis.heartbeat_stale_s,
                                on_error=observer.redis_error)
+        try:
+            store.start()  # the reservation API matches the engine that writes its keys
+        except redis.RedisError as exc:
+            raise LiveError(f"cannot reach Redis at {config.redis.url}: {exc}") from None
         REGISTRY.register(ReservationCollector(client, store.keys.stats))
     _serve_metrics(config.run.metrics_port, process_id or 0)
     r = config.run

@@ -6,6 +6,9 @@ A server that cannot be reached fails the test with how to fix it; tests never s
 from __future__ import annotations
 
 import secrets
+import shutil
+import subprocess
+import time
 
 import pytest
 
@@ -37,3 +40,41 @@ def check_redis(url: str) -> None:
     except Exception as exc:
         pytest.fail(f"no Redis at {url} ({exc}); start one with:\n  {REDIS_START}",
                     pytrace=False)
+
+
+class RedisServer:
+    """A private `redis-server` on a free loopback port, keeping nothing on disk: for tests
+    that stop, restart or flush Redis without touching the shared one."""
+
+    def __init__(self) -> None:
+        self.port = free_port()
+        self.url = f"redis://127.0.0.1:{self.port}/0"
+        self.proc: subprocess.Popen | None = None
+        self.start()
+
+    def start(self, timeout: float = 10.0) -> None:
+        """Start (again): a restarted server comes back empty."""
+        binary = shutil.which("redis-server")
+        if binary is None:
+            pytest.fail("no redis-server on PATH (apt-get install redis-server)", pytrace=False)
+        self.proc = subprocess.Popen(
+            [binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
+             "--appendonly", "no"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        import redis
+
+        client = redis.Redis(port=self.port, socket_connect_timeout=0.2)
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                client.ping()
+                return
+            except redis.ConnectionError:
+                if time.monotonic() > deadline:
+                    pytest.fail(f"redis-server on port {self.port} did not answer", pytrace=False)
+                time.sleep(0.05)
+
+    def stop(self) -> None:
+        if self.proc is not None:
+            self.proc.kill()
+            self.proc.wait()
+            self.proc = None

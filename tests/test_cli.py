@@ -247,3 +247,22 @@ def test_a_terminal_sees_a_progress_bar_and_a_pipe_does_not(tmp_path):
 
 def count_lines(path: Path) -> int:
     return sum(1 for _ in open(path, "rb"))
+
+
+def test_a_failure_inside_a_dataflow_step_reads_as_its_own_line():
+    import bytewax.operators as op
+    from bytewax.dataflow import Dataflow
+    from bytewax.testing import TestingSink, TestingSource, run_main
+
+    from stockflow.ops.cli import _root_cause
+
+    def fail(_):
+        raise RuntimeError("the broker at k:9092 did not acknowledge 3 message(s)")
+
+    flow = Dataflow("failing")
+    op.output("out", op.map("fail", op.input("in", flow, TestingSource([1])), fail),
+              TestingSink([]))
+    with pytest.raises(Exception) as raised:
+        run_main(flow)
+    assert str(_root_cause(raised.value)) == \
+        "the broker at k:9092 did not acknowledge 3 message(s)"

@@ -16,7 +16,7 @@ import uuid
 import pytest
 import redis
 
-from stockflow.connectors.redis_store import ReadModelStore
+from stockflow.connectors.redis_store import ReadModelStore, RedisRefused
 from stockflow.connectors.reservations import ReservationRefused, Reservations, install
 from stockflow.dataflows.logic import LedgerLogic
 from stockflow.state.config import EngineConfig
@@ -24,7 +24,7 @@ from stockflow.state.lines import ALLOCATED, HELD
 from stockflow.state.routing import Router
 
 from .scenario import BEIJING, GUANGZHOU, Script
-from .servers import free_port
+from .servers import RedisServer, free_port
 
 
 @pytest.fixture()
@@ -41,6 +41,7 @@ class LiveEngine:
         self.config = EngineConfig(buckets=4)
         self.router = Router(self.config)
         self.store = ReadModelStore(client, prefix, stale_after_s=stale_after_s)
+        self.store.start()  # functions and this engine's mark, as `stockflow run` does
         self.buckets: dict[int, LedgerLogic] = {}
         self.ev = Script()
         self.lock = threading.Lock()
@@ -369,3 +370,56 @@ def test_line_refusals_are_counted_for_metrics(client):
     (family,) = ReservationCollector(client, api.keys.stats).collect()
     counts = {s.labels["result"]: s.value for s in family.samples if s.name.endswith("_total")}
     assert counts["line"] == 1 and counts["short"] == 0
+
+
+# -- Redis that comes back empty, and errors that are not outages ------------------------------
+
+
+@pytest.fixture()
+def private_redis():
+    server = RedisServer()
+    yield server
+    server.stop()
+
+
+def test_redis_back_empty_is_rebuilt_and_refuses_as_stale_until_whole(private_redis):
+    client = redis.Redis.from_url(private_redis.url, socket_timeout=2)
+    engine, api = setup_engine(client, 5, "LOST")
+    assert api.available("LOST", "web") == 5
+    private_redis.stop()
+    private_redis.start()  # restarted without its data: no functions, no read model
+    assert client.function_list() == []
+    engine.store._down_until = 0.0
+    engine.store.beat()  # finds its mark gone
+    assert engine.store.losses == 1
+    assert client.function_list()  # loaded again
+    engine.store.beat()  # its mark is back, but the read model is not yet whole
+    with pytest.raises(ReservationRefused) as refused:
+        api.reserve("LOST", "web", 1, 60_000, "too-early")
+    assert refused.value.code == "STALE"  # not "Function not found", not a grant on nothing
+    engine.tick()  # every bucket rewrites its whole read model...
+    engine.store.beat()  # ...and only then does the heartbeat say so
+    assert api.available("LOST", "web") == 5
+    assert try_reserve(api, "LOST", "web", 2) is not None
+
+
+def test_functions_gone_mid_run_are_loaded_again(private_redis):
+    client = redis.Redis.from_url(private_redis.url, socket_timeout=2)
+    engine, api = setup_engine(client, 5, "FN")
+    client.function_flush()
+    engine.feed(engine.ev.adjust("FN", "A", -1))  # its publish meets "Function not found"
+    assert engine.store.losses == 1 and client.function_list()
+    engine.tick()
+    engine.store.beat()
+    assert api.available("FN", "web") == 4
+
+
+def test_an_error_waiting_cannot_fix_stops_the_engine_in_one_line(private_redis):
+    client = redis.Redis.from_url(private_redis.url, socket_timeout=2)
+    engine, _ = setup_engine(client, 5, "WRONG")
+    client.delete(engine.store.keys.avail("WRONG"))
+    client.set(engine.store.keys.avail("WRONG"), "not a hash")
+    outages = engine.store.outages
+    with pytest.raises(RedisRefused, match="WRONGTYPE"):
+        engine.feed(engine.ev.adjust("WRONG", "A", -1))
+    assert engine.store.outages == outages  # not counted as an outage and ignored
