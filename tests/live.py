@@ -1,14 +1,22 @@
-"""Driving live mode in tests: the benchmarks' harness, plus decoding the outputs."""
+"""Driving live mode in tests: the benchmarks' harness, decoding the outputs, and the
+reference every live run is judged against: `stockflow replay` of what Kafka recorded."""
 
 from __future__ import annotations
 
 import msgspec
 
+from stockflow.connectors.kafka_admin import input_topics
 from stockflow.ops.bench.harness import LiveRun as _LiveRun
+from stockflow.ops.bench.harness import merged_input, read_partitions
+from stockflow.ops.bench.live import LAYOUT  # noqa: F401 (the README's layout, for tests)
 from stockflow.ops.generate import Scenario, write_jsonl
-from stockflow.state.outputs import STREAMS, OutputEvent
+from stockflow.ops.replay import replay
+from stockflow.ops.summary import read_outputs
+from stockflow.state.config import EngineConfig
+from stockflow.state.outputs import STREAMS, AvailabilityChanged, DeadLetter, OutputEvent
 
 DECODE_OUTPUT = msgspec.json.Decoder(OutputEvent).decode
+_ENCODE = msgspec.json.Encoder().encode
 
 
 class LiveRun(_LiveRun):
@@ -22,3 +30,20 @@ def generated_trace(directory, **scenario):
     with open(path, "wb") as f:
         write_jsonl(Scenario(malformed_rate=0.002, **scenario), f)
     return path
+
+
+def replay_of_recorded(run: LiveRun, tmp_path) -> tuple[list, list[bytes]]:
+    """The outputs of `stockflow replay` over the recorded input topics, merged by event
+    time; and the merged input itself."""
+    merged = merged_input(read_partitions(run.brokers, input_topics(run.prefix)))
+    path = tmp_path / "recorded.jsonl"
+    path.write_bytes(b"\n".join(merged) + b"\n")
+    out = tmp_path / "recorded-replay"
+    replay(str(path), str(out), EngineConfig(buckets=8), show_progress=False)
+    return [o for stream in STREAMS for o in read_outputs(out, stream)], merged
+
+
+def commands_and_statuses(outputs: list) -> set[bytes]:
+    """Every output but dead letters and availability (coalesced per batch, so a restart may
+    group it differently), deduplicated by content: command ids and causes included."""
+    return {_ENCODE(o) for o in outputs if type(o) not in (DeadLetter, AvailabilityChanged)}

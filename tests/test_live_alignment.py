@@ -18,10 +18,7 @@ import pytest
 from confluent_kafka import Producer
 
 from stockflow.connectors.kafka_admin import input_topics
-from stockflow.ops.bench.harness import merged_input, read_partitions
 from stockflow.ops.bench.live import topic_of
-from stockflow.ops.replay import replay
-from stockflow.state.config import EngineConfig
 from stockflow.state.events import (
     Channel,
     ChannelUpserted,
@@ -33,27 +30,15 @@ from stockflow.state.events import (
     ShipTo,
     StockSnapshot,
 )
-from stockflow.state.outputs import AvailabilityChanged, DeadLetter, OrderStatus
+from stockflow.state.outputs import DeadLetter, OrderStatus
 
 from .invariants import audit
-from .live import LiveRun, generated_trace
+from .live import LAYOUT, LiveRun, commands_and_statuses, generated_trace, replay_of_recorded
 from .servers import unique_prefix
-from .test_dataflow import all_outputs, decisions, final_availability, read_events
+from .test_dataflow import decisions, final_availability, read_events
 from .test_live import lines_of, nonzero, trace, without_dead  # noqa: F401 (fixture)
 
-LAYOUT = {"master": 1, "stock": 3, "orders": 3}  # the README's layout
 _ENCODE = msgspec.json.Encoder().encode
-
-
-def replay_of_recorded(run: LiveRun, tmp_path) -> tuple[list, list[bytes]]:
-    """The outputs of `stockflow replay` over the recorded input topics, merged by event
-    time; and the merged input itself."""
-    merged = merged_input(read_partitions(run.brokers, input_topics(run.prefix)))
-    path = tmp_path / "recorded.jsonl"
-    path.write_bytes(b"\n".join(merged) + b"\n")
-    out = tmp_path / "recorded-replay"
-    replay(str(path), str(out), EngineConfig(buckets=8), show_progress=False)
-    return all_outputs(out), merged
 
 
 def assert_same_decisions(live: list, replayed: list) -> None:
@@ -61,12 +46,6 @@ def assert_same_decisions(live: list, replayed: list) -> None:
     assert nonzero(final_availability(live)) == nonzero(final_availability(replayed))
     assert sum(type(o) is DeadLetter for o in live) == \
         sum(type(o) is DeadLetter for o in replayed)
-
-
-def commands_and_statuses(outputs: list) -> set[bytes]:
-    """Every output but dead letters and availability (coalesced per batch, so a restart may
-    group it differently), deduplicated by content: command ids and causes included."""
-    return {_ENCODE(o) for o in outputs if type(o) not in (DeadLetter, AvailabilityChanged)}
 
 
 def filled(outputs: list) -> int:
