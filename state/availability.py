@@ -29,9 +29,10 @@ def channel_availability(
     members = catalog.channel_nodes(channel)
     shippers = catalog.channel_ship_nodes(channel)
     total = largest = 0
+    kept_out = book.kept_out()  # what a held-back lower count says is not there
     for node, pos in book.positions.items():
         if node in members:
-            atp = pos.atp(until_ms)
+            atp = pos.atp(until_ms) - kept_out.get(node, 0)
             if atp > 0:
                 total += atp
                 if atp > largest and node in shippers:

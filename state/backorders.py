@@ -20,7 +20,9 @@ def fill_backorders(ctx: Ctx) -> None:
     book = ctx.book
     if not book.backorders:
         return
-    if not any(pos.atp(ctx.until_ms) > 0 for pos in book.positions.values()):
+    kept_out = book.kept_out()
+    if not any(pos.atp(ctx.until_ms) - kept_out.get(node, 0) > 0
+               for node, pos in book.positions.items()):
         return
     failed_at: dict[str, int] = {}  # shape -> smallest quantity that could not be filled
     filled: dict[str, set] = {}

@@ -9,6 +9,9 @@ import msgspec
 
 from .lines import ALLOCATED, HELD, Line
 from .position import Position
+from .quarantine import Quarantine
+
+NOTHING_KEPT_OUT: dict[str, int] = {}  # what `kept_out` gives almost every book; never changed
 
 
 class SkuBook(msgspec.Struct, array_like=True, gc=False):  # no cycles: see position.py
@@ -22,6 +25,9 @@ class SkuBook(msgspec.Struct, array_like=True, gc=False):  # no cycles: see posi
     checkouts: dict[str, int] = {}  # hold_id -> expiry (ms): checkout holds placed here
     # channel -> max_line_qty last emitted; last, so snapshots taken before it still restore
     published_line: dict[str, int] = {}
+    # node -> a count the snapshot guard holds back (quarantine.py). None, not an empty dict,
+    # for almost every SKU: it costs a pointer, and a byte in snapshots taken after it.
+    quarantined: dict[str, Quarantine] | None = None
 
     def position(self, node: str) -> Position:
         pos = self.positions.get(node)
@@ -35,6 +41,31 @@ class SkuBook(msgspec.Struct, array_like=True, gc=False):  # no cycles: see posi
 
     def add_line(self, line: Line) -> None:
         self.lines.setdefault(line.order_id, {})[line.line_id] = line
+
+    # -- counts held back by the snapshot guard -----------------------------------------
+
+    def quarantine_at(self, node: str) -> Quarantine | None:
+        return None if self.quarantined is None else self.quarantined.get(node)
+
+    def hold_back(self, node: str, held: Quarantine) -> None:
+        if self.quarantined is None:
+            self.quarantined = {}
+        self.quarantined[node] = held
+
+    def lift(self, node: str) -> Quarantine | None:
+        """The count held back at `node` is settled or superseded; returns it."""
+        held = None if self.quarantined is None else self.quarantined.pop(node, None)
+        if held is not None and not self.quarantined:
+            self.quarantined = None
+        return held
+
+    def kept_out(self) -> dict[str, int]:
+        """node -> units kept out of ATP there because a lower count is held back. Every ATP
+        that new holds and allocations are made from, or that channels are told, is net of
+        it: if the lower count is true, nothing new is oversold."""
+        if self.quarantined is None:
+            return NOTHING_KEPT_OUT
+        return {node: held.kept_out for node, held in self.quarantined.items()}
 
     # -- commitments: every change of held/allocated units goes through these two -------
 

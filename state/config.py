@@ -19,3 +19,9 @@ class EngineConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fie
     dedup_max_ids: Annotated[int, Meta(ge=1)] = 2_000_000
     # Orders are remembered this long after creation for payments, cancels and resends.
     order_retention_s: Annotated[float, Meta(gt=0)] = 30 * 86400
+    # The snapshot guard (off: None). A `stock.snapshot` that drops on hand by more than this
+    # share of the ledger's count, and lies more than `snapshot_guard_units` below what is
+    # committed there, is quarantined until `stock.snapshot.approved` / `.rejected` instead of
+    # taking commitments back at once. A node's `snapshot_guard_share` / `_units` override these.
+    snapshot_guard_share: Annotated[float, Meta(ge=0, le=1)] | None = None
+    snapshot_guard_units: Annotated[int, Meta(ge=0)] = 0

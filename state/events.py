@@ -17,6 +17,7 @@ Id = Annotated[str, Meta(min_length=1)]
 Ts = Annotated[datetime, Meta(tz=True)]  # RFC 3339 with a zone
 Qty = Annotated[int, Meta(gt=0)]
 Count = Annotated[int, Meta(ge=0)]
+Share = Annotated[float, Meta(ge=0, le=1)]
 Lat = Annotated[float, Meta(ge=-90, le=90)]
 Lon = Annotated[float, Meta(ge=-180, le=180)]
 
@@ -43,6 +44,10 @@ class Node(Struct, frozen=True, kw_only=True):
     can_pickup: bool
     ship_cost: float | None = None
     active: bool = True
+    # Optional, added by stockflow: this node's snapshot guard (see `EngineConfig`), over the
+    # engine's. A share of 1 turns it off here: no count can drop on hand by more than all.
+    snapshot_guard_share: Share | None = None
+    snapshot_guard_units: Count | None = None
 
 
 class Channel(Struct, frozen=True, kw_only=True):
@@ -83,6 +88,19 @@ class StockSnapshot(_Event, frozen=True, tag="stock.snapshot"):
     node: Id
     on_hand: Count
     seq: int
+
+
+class StockSnapshotApproved(_Event, frozen=True, tag="stock.snapshot.approved"):
+    """Someone checked a quarantined count (alert `snapshot_quarantined`) and it is right: it
+    is applied as it would have been, on top of what changed on hand since."""
+
+    snapshot_event_id: Id
+
+
+class StockSnapshotRejected(_Event, frozen=True, tag="stock.snapshot.rejected"):
+    """A quarantined count was wrong: it is dropped, and the ledger's count stands."""
+
+    snapshot_event_id: Id
 
 
 class StockAdjusted(_Event, frozen=True, tag="stock.adjusted"):
@@ -174,6 +192,8 @@ InputEvent = Union[
     ChannelUpserted,
     PolicyUpserted,
     StockSnapshot,
+    StockSnapshotApproved,
+    StockSnapshotRejected,
     StockAdjusted,
     SupplyInbound,
     SupplyReceived,
@@ -187,6 +207,7 @@ InputEvent = Union[
 
 MASTER_EVENTS = (NodeUpserted, ChannelUpserted)
 ORDER_EVENTS = (OrderCreated, OrderPaid, OrderCancelled)
+SNAPSHOT_VERDICTS = (StockSnapshotApproved, StockSnapshotRejected)
 
 
 def check_rules(event: InputEvent) -> str | None:

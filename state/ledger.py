@@ -31,6 +31,8 @@ from .events import (
     ShipmentConfirmed,
     StockAdjusted,
     StockSnapshot,
+    StockSnapshotApproved,
+    StockSnapshotRejected,
     SupplyInbound,
     SupplyReceived,
     epoch_ms,
@@ -41,6 +43,8 @@ from .lines import BACKORDERED, RETURNED, SHIPPED, Line
 from .master import Catalog
 from .outputs import OutputEvent
 from .placement import place_or_queue
+from .position import Position
+from .quarantine import Quarantine, guard_at, is_newer, quarantine_detail
 from .replenishment import check_reorder_point
 from .shortage import resolve_shortage
 from .work import Expire, Forget, InboundDue, Work
@@ -60,6 +64,12 @@ class Ledger:
         self.published_skus: list[str] = []  # the SKUs the last batch touched
         self.clock_ms = 0  # the clock of the last item applied
         self.shortage_units = 0  # units found committed beyond supply, since start (metrics)
+        # Quarantined snapshots of this bucket: event id -> (sku, node). Approvals and
+        # rejections name only the event id, and reach every bucket; the one holding it acts.
+        self.quarantined: dict[str, tuple[str, str]] = {}
+        # Approvals and rejections that found their snapshot, since start: those routed minus
+        # these (summed over buckets) named one unknown or already settled, and did nothing.
+        self.verdicts_applied = 0
         # After a restart: the SKUs whose availability was published whole again. The run that
         # died may have published values after the snapshot that the rerun, batching
         # differently, would coalesce away; so each SKU's first publication after a restart
@@ -71,6 +81,8 @@ class Ledger:
             ChannelUpserted: self._channel,
             PolicyUpserted: self._policy,
             StockSnapshot: self._snapshot,
+            StockSnapshotApproved: self._approved,
+            StockSnapshotRejected: self._rejected,
             StockAdjusted: self._adjusted,
             SupplyInbound: self._inbound,
             SupplyReceived: self._received,
@@ -169,21 +181,75 @@ class Ledger:
     def _snapshot(self, ev: StockSnapshot, clock_ms: int, seq: int, skus) -> None:
         ctx = self._ctx(ev.sku, clock_ms)
         pos = ctx.book.position(ev.node)
-        if pos.seq is not None and ev.seq <= pos.seq:
-            return  # stale: an older count than one already applied
-        if pos.seq is not None and ev.on_hand != pos.on_hand:
+        held = ctx.book.quarantine_at(ev.node)
+        if not is_newer(pos, held, ev.seq):
+            return  # stale: an older count than one already applied or held back
+        if held is not None:
+            self._lift(ctx, ev.node)  # a later count supersedes it, and is judged on its own
+        guard = guard_at(self.config, self.catalog.nodes.get(ev.node))
+        if guard is not None and guard.suspects(pos, ev.on_hand):
+            self._hold_back(ctx, ev, pos)
+        else:
+            self._set_count(ctx, ev.node, ev.on_hand, ev.seq)
+
+    def _set_count(self, ctx: Ctx, node: str, on_hand: int, seq: int) -> None:
+        """An absolute count: on hand becomes it; below what is committed, that is a shortage."""
+        pos = ctx.book.position(node)
+        if pos.seq is not None and on_hand != pos.on_hand:
             ctx.emit.alert(
-                "drift", ev.sku,
-                f"snapshot on hand {ev.on_hand} vs ledger {pos.on_hand} "
-                f"({ev.on_hand - pos.on_hand:+d})",
-                ev.node,
+                "drift", ctx.sku,
+                f"snapshot on hand {on_hand} vs ledger {pos.on_hand} "
+                f"({on_hand - pos.on_hand:+d})",
+                node,
             )
-        change = ev.on_hand - pos.on_hand
-        pos.on_hand = ev.on_hand
-        pos.seq = ev.seq
+        change = on_hand - pos.on_hand
+        pos.on_hand = on_hand
+        pos.seq = seq
         pos.reported = True
-        ctx.supply_rose = change > 0
+        ctx.supply_rose = ctx.supply_rose or change > 0
         self._settle(ctx, supply_fell=change < 0)
+
+    # -- the snapshot guard (quarantine.py) ---------------------------------------------
+
+    def _hold_back(self, ctx: Ctx, ev: StockSnapshot, pos: Position) -> None:
+        """Quarantine a suspect count: commitments stay, new ones get only what it allows."""
+        held = Quarantine(ev.event_id, ev.seq, ev.on_hand, pos.on_hand - ev.on_hand)
+        ctx.book.hold_back(ev.node, held)
+        self.quarantined[ev.event_id] = (ev.sku, ev.node)
+        ctx.emit.alert("snapshot_quarantined", ev.sku, quarantine_detail(held, pos), ev.node)
+        self._settle(ctx)  # ATP fell: reorder points are checked against it
+
+    def _lift(self, ctx: Ctx, node: str) -> Quarantine | None:
+        held = ctx.book.lift(node)
+        if held is not None:
+            self.quarantined.pop(held.event_id, None)
+            ctx.supply_rose = True  # the units it kept out of ATP are sellable again
+        return held
+
+    def _verdict(self, snapshot_event_id: str, clock_ms: int):
+        """Settle the quarantine of that snapshot, if this bucket holds it: (ctx, node, the
+        count held back), else None."""
+        where = self.quarantined.get(snapshot_event_id)
+        if where is None:
+            return None  # another bucket's, already settled or superseded, or never held
+        sku, node = where
+        ctx = self._ctx(sku, clock_ms)
+        held = self._lift(ctx, node)
+        self.verdicts_applied += 1
+        return ctx, node, held
+
+    def _approved(self, ev: StockSnapshotApproved, clock_ms: int, seq: int, skus) -> None:
+        settled = self._verdict(ev.snapshot_event_id, clock_ms)
+        if settled is not None:
+            ctx, node, held = settled
+            # As it would have been: the count, plus every change on hand since it came.
+            on_hand = ctx.book.positions[node].on_hand - held.kept_out
+            self._set_count(ctx, node, on_hand, held.seq)
+
+    def _rejected(self, ev: StockSnapshotRejected, clock_ms: int, seq: int, skus) -> None:
+        settled = self._verdict(ev.snapshot_event_id, clock_ms)
+        if settled is not None:
+            self._settle(settled[0])
 
     def _adjusted(self, ev: StockAdjusted, clock_ms: int, seq: int, skus) -> None:
         ctx = self._ctx(ev.sku, clock_ms)
@@ -336,6 +402,11 @@ class Ledger:
         ledger.catalog = Catalog.restore(*snap.catalog)
         ledger.books = snap.books
         ledger.republished = set()
+        ledger.quarantined = {
+            held.event_id: (sku, node)
+            for sku, book in snap.books.items() if book.quarantined is not None
+            for node, held in book.quarantined.items()
+        }
         return ledger
 
 

@@ -16,7 +16,7 @@ from msgspec import Struct
 LineStatus = Literal[
     "held", "allocated", "backordered", "rejected", "expired", "cancelled", "shipped", "returned"
 ]
-AlertKind = Literal["low_stock", "shortage", "slow_mover", "drift"]
+AlertKind = Literal["low_stock", "shortage", "slow_mover", "drift", "snapshot_quarantined"]
 
 
 class _Output(Struct, frozen=True, tag_field="type", kw_only=True):

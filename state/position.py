@@ -48,7 +48,8 @@ class Position(msgspec.Struct, array_like=True, gc=False):  # gc=False: see inbo
     def atp(self, until_ms: int) -> int:
         """Available to promise: on hand + inbound due by `until_ms` - holds - allocations
         - safety stock. Negative under a debt or a shortage; callers selling from it use
-        max(0, atp), so one node's debt never lowers what other nodes can sell."""
+        max(0, atp), so one node's debt never lowers what other nodes can sell. A count the
+        snapshot guard holds back lowers it further: that is the book's (`SkuBook.kept_out`)."""
         due = self.inbound.due_by(until_ms) if self.inbound is not None else 0
         return self.on_hand + due - self.held - self.allocated - self.safety_stock
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import msgspec
 
+from .book import SkuBook
 from .checkout import PREFIX as CHECKOUT
 from .checkout import outcomes
 from .ledger import Ledger
@@ -61,12 +62,19 @@ def views(ledger: Ledger, outputs: list, whole: bool = False) -> list[SkuView]:
             sku=sku,
             channels={ch: book.published.get(ch, 0) for ch in channels},
             max_line_qty={ch: book.published_line.get(ch, 0) for ch in channels},
-            nodes={node: max(0, _atp_as_applied(pos)) for node, pos in book.positions.items()},
+            nodes=_node_atp(book),
             checkouts=outcomes(book),
             holds=holds,
             released=released,
         ))
     return result
+
+
+def _node_atp(book: SkuBook) -> dict[str, int]:
+    """Each node's ATP as channels are told it: never below 0, net of a held-back count."""
+    kept_out = book.kept_out()
+    return {node: max(0, _atp_as_applied(pos) - kept_out.get(node, 0))
+            for node, pos in book.positions.items()}
 
 
 def _atp_as_applied(pos: Position) -> int:

@@ -16,7 +16,7 @@ def check_reorder_point(ctx: Ctx, node: str) -> None:
     pos = ctx.book.positions.get(node)
     if pos is None or pos.reorder_point is None or not pos.reported:
         return  # a node whose stock was never reported has nothing to judge yet
-    atp = pos.atp(ctx.until_ms)
+    atp = pos.atp(ctx.until_ms) - ctx.book.kept_out().get(node, 0)
     if atp >= pos.reorder_point:
         pos.replenishing = False
         return
@@ -36,11 +36,12 @@ def _transfer_source(ctx: Ctx, node: str, qty: int) -> str | None:
     if here is None:
         return None
     best: tuple | None = None
+    kept_out = ctx.book.kept_out()  # a node whose lower count is held back has no surplus to give
     for other_id, other in ctx.book.positions.items():
         other_node = ctx.catalog.nodes.get(other_id)
         if other_id == node or other_node is None or not other_node.active:
             continue
-        surplus = other.atp(ctx.until_ms) - (other.reorder_point or 0)
+        surplus = other.atp(ctx.until_ms) - kept_out.get(other_id, 0) - (other.reorder_point or 0)
         if surplus < qty:
             continue
         key = (haversine_km(here.lat, here.lon, other_node.lat, other_node.lon), -surplus, other_id)

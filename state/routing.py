@@ -9,6 +9,8 @@ It keeps what needs the whole input's view, and hands each ledger bucket its sha
 - inbound ETAs: when the clock brings one within the ATP horizon, its bucket gets an
   `InboundDue`, so availability and backorders move with time and not only with events;
 - master data (nodes, channels) goes to every bucket, so each can source on its own;
+- so do approvals and rejections of quarantined snapshots: they name only the snapshot's
+  event id, and are rare, so every bucket is asked and the one holding it acts;
 - malformed messages become dead letters.
 
 Because one router feeds every bucket through one ordered channel per worker, each bucket sees
@@ -33,6 +35,8 @@ from .events import (
     OrderCancelled,
     OrderCreated,
     OrderPaid,
+    StockSnapshotApproved,
+    StockSnapshotRejected,
     SupplyInbound,
     epoch_ms,
 )
@@ -114,6 +118,11 @@ class Router:
         for b, bucket_skus in by_bucket.items():
             self._send(work, b, (self.clock_ms, self.seq, cause, payload, tuple(bucket_skus)))
 
+    def _to_every_bucket(self, work, ev) -> None:
+        item = (self.clock_ms, self.seq, ev, ev, None)
+        for b in range(self.buckets):
+            self._send(work, b, item)
+
     def _on_clock(self, cause, work) -> None:
         """The clock moved: expire holds that are due, forget orders past retention, bring
         inbound supply within the horizon."""
@@ -150,9 +159,9 @@ class Router:
         elif t is NodeUpserted or t is ChannelUpserted:
             if t is ChannelUpserted:
                 self.hold_ttl_ms[ev.channel.id] = int(ev.channel.hold_ttl_s * 1000)
-            item = (self.clock_ms, self.seq, ev, ev, None)
-            for b in range(self.buckets):
-                self._send(work, b, item)
+            self._to_every_bucket(work, ev)
+        elif t is StockSnapshotApproved or t is StockSnapshotRejected:
+            self._to_every_bucket(work, ev)  # only the snapshot's id: its bucket is not known
         else:  # every other event names its SKU
             if t is SupplyInbound and ev.qty:
                 eta_ms = epoch_ms(ev.eta)

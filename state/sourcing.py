@@ -11,10 +11,10 @@ from __future__ import annotations
 
 from math import inf
 
+from .book import SkuBook
 from .geo import haversine_km
 from .lines import Line
 from .master import Catalog
-from .position import Position
 
 Parts = list[tuple[str, int]]
 
@@ -32,7 +32,7 @@ def rank_key(catalog: Catalog, node_id: str, region: str, lat: float, lon: float
 def source_line(
     line: Line,
     qty: int,
-    positions: dict[str, Position],
+    book: SkuBook,
     catalog: Catalog,
     until_ms: int,
     exclude: str | None = None,
@@ -40,19 +40,21 @@ def source_line(
     """Nodes and units that fill `qty` of the line, best first; None when it cannot be filled.
 
     `until_ms` bounds which inbound supply counts as sellable; `exclude` is a node that must
-    not be used (the one a shortage is taking units back from).
+    not be used (the one a shortage is taking units back from). A node whose lower count is
+    held back gives only what that count allows.
     """
     channel = catalog.channels.get(line.channel)
     if channel is None:
         return None
     members = catalog.channel_nodes(line.channel)
     available: list[tuple[str, int]] = []
-    for node_id, pos in positions.items():
+    kept_out = book.kept_out()
+    for node_id, pos in book.positions.items():
         if node_id == exclude or node_id not in members:
             continue
         if not catalog.can_fulfil(node_id, line.fulfillment, line.pickup_node):
             continue
-        atp = pos.atp(until_ms)
+        atp = pos.atp(until_ms) - kept_out.get(node_id, 0)
         if atp > 0:
             available.append((node_id, atp))
     if not available:

@@ -23,3 +23,10 @@ def redis_url() -> str:
     url = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
     check_redis(url)
     return url
+
+
+def pytest_addoption(parser):
+    parser.addoption("--faults", choices=["quick", "full"], default="quick",
+                     help="fault drills: quick (in every test run) or full (`make faults`)")
+    parser.addoption("--faults-out", default=None,
+                     help="also write the fault drills' figures to this JSON file")

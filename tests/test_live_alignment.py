@@ -72,37 +72,6 @@ def test_producers_layout_decides_as_the_merged_replay(kafka_brokers, redis_url,
     audit(events, without_dead(live))  # the promise after every event, in the merged order
 
 
-@pytest.fixture(scope="module")
-def long_trace(tmp_path_factory):
-    return generated_trace(tmp_path_factory.mktemp("long"), events=20_000, seed=13, skus=300,
-                           stores=8)
-
-
-def test_killed_again_and_again_it_resumes_with_the_same_commands(kafka_brokers, redis_url,
-                                                                  long_trace, tmp_path):
-    """kill -9 at three moments on the producers' layout, then a drain: deduplicated by
-    content (command ids and causes included) the outputs are exactly the replay's, so no
-    line is allocated twice under different ids and nothing is lost."""
-    run = LiveRun(kafka_brokers, redis_url, unique_prefix(), tmp_path)
-    run.env["STOCKFLOW_KAFKA_BATCH_SIZE"] = "50"  # many small epochs: kills land mid-stream
-    run.create_topics(LAYOUT)
-    run.produce(lines_of(long_trace), topic_of)
-    written = 0
-    for _ in range(3):
-        proc = run.start("--drain")
-        while proc.poll() is None and run.written() < written + 3000:
-            time.sleep(0.02)
-        assert proc.poll() is None, "the kill should land mid-stream"
-        proc.send_signal(signal.SIGKILL)
-        proc.wait()
-        written = run.written()
-    run.drain()
-    live = run.decoded()
-    replayed, _ = replay_of_recorded(run, tmp_path)
-    assert commands_and_statuses(live) == commands_and_statuses(replayed)
-    assert nonzero(final_availability(live)) == nonzero(final_availability(replayed))
-
-
 def _sentinel_ticks(run: LiveRun, ts: datetime) -> None:
     """A tick at `ts` into every input partition, as a producer marks the end of a burst."""
     producer = Producer({"bootstrap.servers": run.brokers})

