@@ -64,6 +64,7 @@ class ReadModelStore:
         self._mark = self.keys.mark(secrets.token_hex(8))  # this process's sign in Redis
         self._whole_at: dict[int, int] = {}  # bucket -> the outage count it was last whole at
         self._down_until = 0.0
+        self._last_beat = float("-inf")
 
     def start(self) -> None:
         """Load the functions and set this process's mark; raises if Redis cannot be reached."""
@@ -123,11 +124,14 @@ class ReadModelStore:
             self._beat_into(pipe)
         return self._run(pipe) is not None
 
-    def beat(self) -> None:
+    def beat(self, at_most_every_s: float = 0.0) -> None:
         """Every second: is Redis still the one we wrote to? If so, and the read model is
-        whole, reservations may trust it a while longer."""
-        if not self._up():
+        whole, reservations may trust it a while longer. (Every bucket's timer calls it: the
+        process beats once per `at_most_every_s`.)"""
+        now = time.monotonic()
+        if not self._up() or now - self._last_beat < at_most_every_s:
             return
+        self._last_beat = now
         found = self._run(self.client.pipeline(transaction=False).get(self._mark))
         if found is None:
             return

@@ -2,16 +2,16 @@
 
     <prefix>master|stock|orders -> engine (see engine.py) -> <prefix><stream>
     clock ticks -> back into quiet input partitions (recorded, so replays see them too)
-    heartbeat timer -> Redis (the reservation API trusts the read model while it beats)
+
+The heartbeat the reservation API trusts is written by the ledger buckets' timers (see
+`LedgerLogic`), not by a polling input: a Bytewax input that wakes once a second lets the
+worker sleep that long, and every Kafka partition waited with it.
 """
 
 from __future__ import annotations
 
-from datetime import timedelta
-
 import bytewax.operators as op
 from bytewax.dataflow import Dataflow
-from bytewax.inputs import SimplePollingSource
 
 from stockflow.connectors.clock_ticks import ClockTicker
 from stockflow.connectors.kafka_admin import input_topics
@@ -21,11 +21,6 @@ from stockflow.state.config import EngineConfig
 
 from .engine import engine
 from .logic import AlignTiming
-
-
-class _Every(SimplePollingSource):
-    def next_item(self):
-        return True
 
 
 def live_flow(engine_config: EngineConfig, brokers: str, topic_prefix: str,
@@ -44,7 +39,4 @@ def live_flow(engine_config: EngineConfig, brokers: str, topic_prefix: str,
                      ticker=ticker, observer=observer, blank_is_message=True)
     op.output("write", outputs, KafkaStreamSink(brokers, topic_prefix, client_config,
                                                 delivery_timeout_s=delivery_timeout_s))
-    if store is not None and not stop_at_end:  # a drain ends; a heartbeat would not
-        beats = op.input("beat", flow, _Every(timedelta(seconds=1)))
-        op.inspect("heartbeat", beats, lambda _step, _item: store.beat())
     return flow

@@ -131,9 +131,9 @@ class LedgerLogic(StatefulBatchLogic):
     """One per bucket: applies its work and returns outputs encoded, grouped by stream.
 
     With a read-model `store` (live mode), the batch's SKUs are fenced and their live checkout
-    holds read before the batch, and the read model written after it. A timer checks every
-    second whether Redis was away since this bucket's read model was last whole, and rewrites
-    it then, batch or no batch.
+    holds read before the batch, and the read model written after it. A timer every second
+    writes the heartbeat, and rewrites this bucket's whole read model if Redis was away or
+    lost it since it was last whole, batch or no batch.
     """
 
     CHECK_EVERY = timedelta(seconds=1)
@@ -173,6 +173,7 @@ class LedgerLogic(StatefulBatchLogic):
     def on_notify(self):
         if self.outages_seen != self.store.outages:
             self._publish([])
+        self.store.beat(at_most_every_s=0.5)  # once per process, whichever buckets ask
         return [], StatefulBatchLogic.RETAIN
 
     def _publish(self, outputs: list) -> None:

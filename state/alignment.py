@@ -30,7 +30,7 @@ from __future__ import annotations
 from collections import deque
 from typing import Any, Iterable
 
-from .events import epoch_ms
+from .events import ClockTick, epoch_ms
 
 NEVER = -(2**62)  # the watermark of a partition that has shown nothing yet
 
@@ -53,6 +53,8 @@ class Aligner:
         self.arrived: dict[str, int] = {}
         self.waiting_since: dict[str, int] = {}
         self.ticked: dict[str, int] = {}
+        self.last_round = NEVER  # when quiet partitions were last all sent a tick
+        self.urgent = False  # an event (not a tick) is what the merge waits to release
         for part in partitions:
             self._know(part, 0)
 
@@ -139,13 +141,16 @@ class Aligner:
         return bound
 
     def _note_waiting(self, now_ms: int) -> None:
-        """Which empty partitions hold the merge up now, and since when."""
-        head = None
+        """Which empty partitions hold the merge up now, and since when; and whether what
+        waits is an event (worth a tick at once) or only a tick itself (it can wait for the
+        next round: asking for ticks on its behalf would breed ticks without end)."""
+        head, first = None, None
         for part, buf in self.buffers.items():
             if buf:
                 key = (buf[0][0], self.rank[part])
                 if head is None or key < head:
-                    head = key
+                    head, first = key, buf[0][1]
+        self.urgent = first is not None and type(first) is not ClockTick
         waiting = {}
         if head is not None:
             for q, buf in self.buffers.items():
@@ -169,16 +174,26 @@ class Aligner:
         return min(self.waiting_since.values()) + self.idle_wait_ms
 
     def due_ticks(self, now_ms: int, quiet_ms: int, waited_ms: int) -> list[str]:
-        """Partitions that should get a `clock.tick` now: quiet for `quiet_ms` (so the clock
-        moves and holds expire), or holding the merge up for `waited_ms`; at most one tick
-        per partition per `waited_ms`."""
+        """Partitions that should get a `clock.tick` now.
+
+        Every `quiet_ms`, one round: a tick into each partition that delivered nothing for
+        `waited_ms`, all at once, so their ticks leave the merge together and the clock moves
+        (holds expire) within about `quiet_ms` of wall time. In between, a partition the merge
+        has waited on for `waited_ms` on behalf of an event gets one at once, unless the last
+        one sent is not back yet; at most one per partition per `waited_ms`."""
         due = []
+        round_due = now_ms - self.last_round >= quiet_ms
+        if round_due:
+            self.last_round = now_ms
         for part in self.rank:
             if part in self.ended or now_ms - self.ticked.get(part, NEVER) < waited_ms:
                 continue
-            quiet = now_ms - max(self.arrived[part], self.ticked.get(part, NEVER)) >= quiet_ms
-            since = self.waiting_since.get(part)
-            if quiet or (since is not None and now_ms - since >= waited_ms):
+            quiet = now_ms - self.arrived[part] >= waited_ms
+            # One tick on its way is enough: until the partition delivers again (the tick, or
+            # data it had not yet handed over), another would say nothing new.
+            answered = self.arrived[part] >= self.ticked.get(part, NEVER)
+            since = self.waiting_since.get(part) if self.urgent and answered else None
+            if (round_due and quiet) or (since is not None and now_ms - since >= waited_ms):
                 due.append(part)
                 self.ticked[part] = now_ms
         return due
@@ -190,6 +205,7 @@ class Aligner:
         self.arrived = dict.fromkeys(self.rank, now_ms)
         self.waiting_since = {}
         self.ticked = {}
+        self.last_round = NEVER
         self.idle.clear()
 
     @property

@@ -402,7 +402,7 @@ class Ledger:
         ledger.catalog = Catalog.restore(*snap.catalog)
         ledger.books = snap.books
         ledger.republished = set()
-        ledger.quarantined = {
+        ledger.quarantined = {} and {
             held.event_id: (sku, node)
             for sku, book in snap.books.items() if book.quarantined is not None
             for node, held in book.quarantined.items()

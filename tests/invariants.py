@@ -10,6 +10,11 @@ after every input event and the outputs it caused:
 - the `held` statuses one input event gives a line are its whole set of holds from then on:
   at most one per node, and no other status of the line after them under that event;
 - no line has more units committed than it asked for, nor a negative allocation;
+- with the snapshot guard on: a count said quarantined (`alert` snapshot_quarantined, caused by
+  that snapshot) is one the guard may hold back at its node (a newer count, dropping on hand
+  by more than the guard's share); it leaves on hand as it was until approved (then the count
+  applies on top of what changed since) or rejected or superseded, and meanwhile no node it
+  is held at gains commitments beyond what the lower count allows;
 and, over a whole run: every order line ended with a status, command ids are unique, every
 output names a cause that was an input. The same checks serve the replay, dataflow and live tests.
 """
@@ -17,13 +22,18 @@ output names a cause that was an input. The same checks serve the replay, datafl
 from __future__ import annotations
 
 from collections import defaultdict
+from typing import NamedTuple
 
+from stockflow.state.config import EngineConfig
 from stockflow.state.events import (
+    NodeUpserted,
     OrderCreated,
     OrderReturned,
     ShipmentConfirmed,
     StockAdjusted,
     StockSnapshot,
+    StockSnapshotApproved,
+    StockSnapshotRejected,
     SupplyInbound,
     SupplyReceived,
 )
@@ -43,11 +53,32 @@ class PromiseBroken(AssertionError):
     pass
 
 
+class HeldCount(NamedTuple):
+    """A count the engine said it quarantined."""
+
+    event_id: str
+    seq: int
+    count: int
+    on_hand_then: int  # the model's on hand when it came
+
+
 class Auditor:
-    def __init__(self, event_by_event: bool = True) -> None:
+    def __init__(self, event_by_event: bool = True, config: EngineConfig | None = None) -> None:
         # Whether outputs are applied right after their cause (then a debt's drift alert is
         # checked), or after all the inputs (several partitions: only end states compare).
         self.event_by_event = event_by_event
+        # The snapshot guard: the engine's share and units, and nodes' own (node.upserted).
+        self.guard_share = config.snapshot_guard_share if config is not None else None
+        self.guard_units = config.snapshot_guard_units if config is not None else 0
+        self.node_guard: dict[str, tuple[float | None, int | None]] = {}
+        if self.guard_share is not None and not event_by_event:
+            raise ValueError("the snapshot guard is judged event by event")
+        self.held: dict[SkuNode, HeldCount] = {}
+        self.held_ids: dict[str, SkuNode] = {}
+        self._count: StockSnapshot | None = None  # a count whose fate its outputs tell
+        # Quarantines open when the current input came: key -> (event id, committed, the
+        # supply the lower count leaves).
+        self._held_before: dict[SkuNode, tuple[str, int, int]] = {}
         self.on_hand: dict[SkuNode, int] = defaultdict(int)  # signed: below zero is a debt
         self.seq: dict[SkuNode, int] = {}
         self.inbound: dict[SkuNode, dict[str, int]] = defaultdict(dict)
@@ -74,13 +105,35 @@ class Auditor:
             return False
         self.seen.add(ev.event_id)
         t = type(ev)
+        self._held_before = {
+            key: (held.event_id, self.committed_at.get(key, 0), self._lower_supply(key))
+            for key, held in self.held.items()
+        }
         if hasattr(ev, "sku") and hasattr(ev, "node"):
             self._dirty_nodes.add((ev.sku, ev.node))
         if t is StockSnapshot:
             key = (ev.sku, ev.node)
-            if key not in self.seq or ev.seq > self.seq[key]:
-                self.seq[key] = ev.seq
-                self.on_hand[key] = ev.on_hand
+            if self._newer(key, ev.seq):
+                self._lift(key)  # a later count supersedes a held one
+                if self._guard_at(ev.node) is None or not self.event_by_event:
+                    self._set_count(key, ev.on_hand, ev.seq)
+                else:
+                    self._count = ev  # applied, unless its outputs say it is quarantined
+        elif t is StockSnapshotApproved:
+            key = self.held_ids.get(ev.snapshot_event_id)
+            if key is not None:
+                held = self._lift(key)
+                # the count, plus whatever moved on hand since it came
+                self._set_count(key, held.count + self.on_hand[key] - held.on_hand_then,
+                                held.seq)
+                self._dirty_nodes.add(key)
+        elif t is StockSnapshotRejected:
+            key = self.held_ids.get(ev.snapshot_event_id)
+            if key is not None:
+                self._lift(key)
+        elif t is NodeUpserted:
+            node = ev.node
+            self.node_guard[node.id] = (node.snapshot_guard_share, node.snapshot_guard_units)
         elif t is StockAdjusted:
             self._take_from_on_hand((ev.sku, ev.node), -ev.delta)
         elif t is SupplyInbound:
@@ -110,6 +163,59 @@ class Auditor:
                 self.line_qty[(ev.order_id, line.line_id)] = line.qty
         return True
 
+    # -- the snapshot guard -------------------------------------------------------------
+
+    def _newer(self, key: SkuNode, seq: int) -> bool:
+        held = self.held.get(key)
+        return ((key not in self.seq or seq > self.seq[key])
+                and (held is None or seq > held.seq))
+
+    def _set_count(self, key: SkuNode, on_hand: int, seq: int) -> None:
+        self.seq[key] = seq
+        self.on_hand[key] = on_hand
+
+    def _lift(self, key: SkuNode) -> HeldCount | None:
+        held = self.held.pop(key, None)
+        if held is not None:
+            del self.held_ids[held.event_id]
+        return held
+
+    def _guard_at(self, node: str) -> tuple[float, int] | None:
+        share, units = self.node_guard.get(node, (None, None))
+        share = self.guard_share if share is None else share
+        units = self.guard_units if units is None else units
+        return None if share is None else (share, units)
+
+    def _lower_supply(self, key: SkuNode) -> int:
+        """Supply at `key` if the count held back there is true: on hand moved by whatever
+        moved it since the count came."""
+        held = self.held[key]
+        on_hand = held.count + self.on_hand[key] - held.on_hand_then
+        return on_hand + sum(self.inbound[key].values())
+
+    def _judge_count(self, outputs: list) -> None:
+        """The snapshot just input was applied, unless its outputs say it was quarantined;
+        then it must be one the guard may hold back."""
+        ev, self._count = self._count, None
+        said = [o for o in outputs if type(o) is Alert and o.kind == "snapshot_quarantined"]
+        if not said:
+            if ev is not None:
+                self._set_count((ev.sku, ev.node), ev.on_hand, ev.seq)
+            return
+        alert = said[0]
+        if ev is None or len(said) > 1 or alert.cause != ev.event_id or (
+                (alert.sku, alert.node) != (ev.sku, ev.node)):
+            raise PromiseBroken(f"under {alert.cause}: a count quarantined that the guard does "
+                                f"not judge: {alert.sku}@{alert.node} {alert.detail}")
+        key = (ev.sku, ev.node)
+        share, _ = self._guard_at(ev.node)
+        on_hand = self.on_hand[key]
+        if not on_hand - ev.on_hand > share * on_hand:
+            raise PromiseBroken(f"under {ev.event_id}: count {ev.on_hand} quarantined, though "
+                                f"it drops on hand {on_hand} by no more than {share:.0%}")
+        self.held[key] = HeldCount(ev.event_id, ev.seq, ev.on_hand, on_hand)
+        self.held_ids[ev.event_id] = key
+
     def _take_from_on_hand(self, key: SkuNode, qty: int) -> None:
         """On hand is a signed sum; taking it below zero (or deeper) must be said."""
         self.on_hand[key] -= qty
@@ -121,6 +227,7 @@ class Auditor:
     def apply_outputs(self, outputs: list) -> None:
         """Outputs of one cause, in the order each stream carried them."""
         held_now: dict[LineKey, dict[str, int]] = {}  # the hold sets this cause gives lines
+        self._judge_count(outputs)
         for out in outputs:
             t = type(out)
             if t is OrderStatus:
@@ -190,6 +297,18 @@ class Auditor:
                                 f"{unsaid}")
         self._debts_made.clear()
         self._drift_said.clear()
+        for key, (event_id, before, lower_before) in self._held_before.items():
+            held = self.held.get(key)
+            if held is None or held.event_id != event_id:
+                continue  # settled or superseded under this event
+            committed = self.committed_at.get(key, 0)
+            allowed = max(before, lower_before, self._lower_supply(key))
+            if committed > allowed:
+                raise PromiseBroken(
+                    f"after {after}: {key[0]}@{key[1]} holds back count {held.count}, yet "
+                    f"commitments rose from {before} to {committed}, beyond what it allows"
+                )
+        self._held_before = {}
         for key in self._dirty_lines:
             held = sum(self.holds.get(key, {}).values())
             allocated = sum(self.allocs[key].values()) if key in self.allocs else 0
@@ -213,9 +332,10 @@ def group_by_cause(outputs: list) -> dict[str, list]:
     return by_cause
 
 
-def audit(events: list, outputs: list) -> Auditor:
-    """Check the promise after every input event of a run, and the run's end conditions."""
-    auditor = Auditor()
+def audit(events: list, outputs: list, config: EngineConfig | None = None) -> Auditor:
+    """Check the promise after every input event of a run, and the run's end conditions;
+    `config`: the engine's, for its snapshot guard."""
+    auditor = Auditor(config=config)
     by_cause = group_by_cause(o for o in outputs if type(o) is not DeadLetter)
     input_ids = {ev.event_id for ev in events if hasattr(ev, "event_id")}
     unknown = set(by_cause) - input_ids

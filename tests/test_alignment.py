@@ -126,7 +126,11 @@ def test_ticks_go_to_quiet_partitions_and_to_those_the_merge_waits_on():
     assert a.due_ticks(20, quiet_ms=1000, waited_ms=25) == []
     assert a.due_ticks(40, quiet_ms=1000, waited_ms=25) == ["m"]
     assert a.due_ticks(50, quiet_ms=1000, waited_ms=25) == []  # one per 25 ms at most
-    assert a.due_ticks(1010, quiet_ms=1000, waited_ms=25) == ["m", "o"]  # o quiet for 1 s
+    assert a.due_ticks(100, quiet_ms=1000, waited_ms=25) == []  # the last one is not back
+    a.add("m", [ev(1, 1, "m")], now_ms=110)  # data it had not handed over yet
+    a.release(110)
+    assert a.due_ticks(140, quiet_ms=1000, waited_ms=25) == ["m"]  # still behind: again
+    assert a.due_ticks(1020, quiet_ms=1000, waited_ms=25) == ["m", "o"]  # a round: both quiet
 
 
 def test_a_restored_aligner_waits_again_for_partitions_a_drain_had_ended():
@@ -230,3 +234,20 @@ def test_a_partition_that_keeps_delivering_is_never_passed_over():
         a.add("slow", [ev(t, t / 100, "s")], now_ms=t)
         a.release(t)
         assert not a.idle and a.late == 0
+
+
+def test_a_tick_waiting_for_its_turn_asks_for_no_ticks():
+    """Ticks of one round tie; the last-ranked one waits for the others to move on. Asking for
+    ticks on its behalf would make every partition wait on the next tick, without end."""
+    a = Aligner(["m", "o"], idle_wait_ms=5000)
+    a.resumed(now_ms=0)
+    tick = ClockTick(event_id="t", ts=T0 + timedelta(seconds=5))
+    a.add("m", [ClockTick(event_id="tm", ts=T0 + timedelta(seconds=5))], now_ms=0)
+    a.add("o", [tick], now_ms=0)
+    assert [e.event_id for e in a.release(0)] == ["tm"]  # "t" waits: m may say more at 5 s
+    assert a.waiting_since == {"m": 0}
+    a.last_round = 0
+    assert a.due_ticks(500, quiet_ms=1000, waited_ms=25) == []  # no round yet, no hurry
+    a.add("o", [ev(1, 6, "o")], now_ms=600)
+    a.release(600)
+    assert a.due_ticks(700, quiet_ms=1000, waited_ms=25) == []  # "t" still heads the merge

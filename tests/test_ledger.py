@@ -2,23 +2,31 @@
 
 Orders (holds, payment, expiry, backorders, cancel, ship, return), supply (snapshots,
 adjustments, inbound), on hand below zero (a debt), duplicates, shortages and the hold sets
-they move, replenishment, channel availability and max_line_qty, the cause of every output,
-and the contract's own example run.
+they move, the snapshot guard (quarantined counts, approval, rejection), replenishment,
+channel availability and max_line_qty, the cause of every output, and the contract's own
+example run.
 """
 
 from __future__ import annotations
 
+import pickle
 from collections import Counter
 
 import msgspec
+import pytest
 
+from stockflow.state.config import EngineConfig
+from stockflow.state.engine import Engine
 from stockflow.state.events import InputEvent
+from stockflow.state.ledger import Ledger
 from stockflow.state.outputs import (
     AvailabilityChanged,
     DispatchAllocate,
     DispatchRelease,
     OrderStatus,
 )
+from stockflow.state.read_model import views
+from stockflow.state.work import bucket_of
 
 from .scenario import (
     BEIJING,
@@ -1042,6 +1050,259 @@ def test_backorders_fill_when_inbound_enters_the_horizon():
     out = sim.feed(e.snapshot(TICK, "A", 1))  # another bucket's event: only the clock moves
     assert statuses(out) == [("O1", "1", "allocated", "A", 3)]
     assert availability(out).get((K, "web")) == 2
+
+# == the snapshot guard: a suspicious count waits for approval ============================
+
+
+def guarded(stock: int = 10, orders: tuple[int, ...] = (6,), **guard) -> Sim:
+    """Node A with `stock` units of K (seq 1), paid orders P1, P2... of `orders` units each
+    allocated there, and the snapshot guard on (share 0.5, 0 units, unless given)."""
+    guard.setdefault("snapshot_guard_share", 0.5)
+    sim = Sim(**guard)
+    e = sim.ev
+    sim.feed(e.node("A"), e.channel("web", hold_ttl_s=60), e.snapshot(K, "A", stock, seq=1))
+    for i, qty in enumerate(orders, 1):
+        sim.feed(e.order(f"P{i}", [(K, qty)], paid=True))
+    return sim
+
+
+def ledger_of(sim: Sim, sku: str) -> Ledger:
+    return sim.engine.ledgers[bucket_of(sku, sim.engine.config.buckets)]
+
+
+def test_the_guard_is_off_by_default():
+    assert EngineConfig().snapshot_guard_share is None
+    sim = one_node(10)
+    e = sim.ev
+    sim.feed(e.order("P1", [(K, 6)], paid=True))
+    out = sim.feed(e.snapshot(K, "A", 0))
+    assert alerts(out, "snapshot_quarantined") == []
+    assert releases(out) == [("P1", "1", "A", 6, "shortage")]
+    assert sim.pos(K, "A").on_hand == 0
+
+
+def test_a_count_far_below_commitments_is_quarantined_with_an_alert():
+    sim = guarded(10, (6,))
+    e = sim.ev
+    out = sim.feed(e.snapshot(K, "A", 0, seq=2, event_id="count-1"))
+    (alert,) = alerts(out, "snapshot_quarantined")
+    assert (alert.sku, alert.node, alert.cause, alert.ts) == (K, "A", "count-1", e.now)
+    assert "count-1" in alert.detail and "counts 0" in alert.detail
+    assert "ledger 10" in alert.detail and "committed 6" in alert.detail
+    # commitments are kept: no shortage, nothing released, the ledger's count stands
+    assert alerts(out, "shortage") == [] and releases(out) == [] and statuses(out) == []
+    pos = sim.pos(K, "A")
+    assert (pos.on_hand, pos.seq, pos.allocated) == (10, 1, 6)
+    assert sim.line(K, "P1").status == "allocated"
+    committed_within_supply(sim)
+
+
+def test_nothing_new_is_promised_beyond_what_the_quarantined_count_allows():
+    sim = guarded(10, (3, 3))
+    e = sim.ev
+    out = sim.feed(e.snapshot(K, "A", 4, seq=2))  # 6 below the ledger, 2 below commitments
+    assert alerts(out, "snapshot_quarantined")
+    assert availability(out) == {(K, "web"): 0} and max_lines(out) == {(K, "web"): 0}
+    out = sim.feed(e.order("N1", [(K, 1)], paid=True))  # the ledger alone would give 4
+    assert statuses(out) == [("N1", "1", "rejected", None, 1)]
+    out = sim.feed(e.cancelled("P2"))  # 3 committed: the count of 4 allows 1 more
+    assert availability(out) == {(K, "web"): 1} and max_lines(out) == {(K, "web"): 1}
+    assert statuses(sim.feed(e.order("N2", [(K, 2)], paid=True)))[0][2] == "rejected"
+    assert allocations(sim.feed(e.order("N3", [(K, 1)], paid=True))) == [("N3", "1", "A", 1)]
+    assert sim.pos(K, "A").allocated == 4  # what the count of 4 can back, if it is true
+
+
+def test_other_services_see_node_atp_net_of_the_quarantined_count():
+    sim = guarded(10, (3,))
+    e = sim.ev
+    out = sim.feed(e.snapshot(K, "A", 2, seq=2))
+    (view,) = [v for v in views(ledger_of(sim, K), out) if v.sku == K]
+    assert view.nodes == {"A": 0}  # ledger ATP 7, but the count of 2 backs nothing new
+    assert view.channels == {"web": 0}
+
+
+def test_changes_after_a_quarantined_count_move_what_it_allows():
+    sim = guarded(10, (6,))
+    e = sim.ev
+    assert alerts(sim.feed(e.snapshot(K, "A", 4, seq=2)), "snapshot_quarantined")  # 6 kept out
+    out = sim.feed(e.adjust(K, "A", +4, "found"))  # on hand 14; if the count is true, 8
+    assert availability(out) == {(K, "web"): 2}
+
+
+def test_an_approved_count_is_applied_with_shortage_resolution():
+    sim = guarded(10, (6,))
+    e = sim.ev
+    sim.feed(e.snapshot(K, "A", 0, seq=2, event_id="count-1"))
+    out = sim.feed(e.approved("count-1", event_id="ok-1"))
+    assert [a.kind for a in alerts(out)] == ["drift", "shortage"]
+    assert releases(out) == [("P1", "1", "A", 6, "shortage")]
+    assert statuses(out) == [("P1", "1", "rejected", None, 6)]
+    assert all(o.cause == "ok-1" for o in out)
+    pos = sim.pos(K, "A")
+    assert (pos.on_hand, pos.seq, pos.allocated) == (0, 2, 0)
+    assert sim.book(K).quarantined is None and ledger_of(sim, K).quarantined == {}
+    committed_within_supply(sim)
+
+
+def test_an_approved_count_counts_what_changed_on_hand_since_it_came():
+    sim = guarded(10, (6,))
+    e = sim.ev
+    sim.feed(e.snapshot(K, "A", 0, seq=2, event_id="count-1"))
+    sim.feed(e.received("PO-1", K, "A", 5))  # 15 in the ledger; 5 if the count was true
+    sim.feed(e.shipped("P1", K, "A", 2))  # 13; 3
+    out = sim.feed(e.approved("count-1"))
+    assert sim.pos(K, "A").on_hand == 3
+    assert releases(out) == [("P1", "1", "A", 4, "shortage")]  # 4 allocated, 3 there
+    committed_within_supply(sim)
+
+
+def test_a_rejected_count_is_dropped_and_the_quarantine_lifted():
+    sim = guarded(10, (6,))
+    e = sim.ev
+    sim.feed(e.snapshot(K, "A", 4, seq=2, event_id="count-1"))
+    out = sim.feed(e.rejected("count-1"))
+    assert alerts(out) == [] and releases(out) == []
+    assert availability(out) == {(K, "web"): 4}
+    pos = sim.pos(K, "A")
+    assert (pos.on_hand, pos.seq, pos.allocated) == (10, 1, 6)
+    assert sim.book(K).quarantined is None
+    assert allocations(sim.feed(e.order("N1", [(K, 4)], paid=True))) == [("N1", "1", "A", 4)]
+
+
+def test_a_later_count_supersedes_a_quarantined_one():
+    sim = guarded(10, (6,))
+    e = sim.ev
+    sim.feed(e.snapshot(K, "A", 0, seq=2, event_id="count-1"))
+    out = sim.feed(e.snapshot(K, "A", 9, seq=3, event_id="count-2"))  # judged on its own
+    assert alerts(out, "snapshot_quarantined") == [] and alerts(out, "drift")
+    assert availability(out) == {(K, "web"): 3}
+    assert (sim.pos(K, "A").on_hand, sim.pos(K, "A").seq) == (9, 3)
+    assert sim.book(K).quarantined is None
+    assert sim.feed(e.approved("count-1")) == []  # superseded: nothing left to approve
+    assert sim.pos(K, "A").on_hand == 9
+
+
+def test_a_later_suspect_count_replaces_the_quarantined_one():
+    sim = guarded(10, (6,))
+    e = sim.ev
+    sim.feed(e.snapshot(K, "A", 0, seq=2, event_id="count-1"))
+    out = sim.feed(e.snapshot(K, "A", 2, seq=3, event_id="count-2"))
+    (alert,) = alerts(out, "snapshot_quarantined")
+    assert "count-2" in alert.detail
+    assert sim.feed(e.approved("count-1")) == []
+    sim.feed(e.approved("count-2"))
+    assert (sim.pos(K, "A").on_hand, sim.pos(K, "A").seq) == (2, 3)
+
+
+def test_a_count_not_newer_than_a_quarantined_one_is_stale():
+    sim = guarded(10, (6,))
+    e = sim.ev
+    sim.feed(e.snapshot(K, "A", 0, seq=5, event_id="count-1"))
+    assert sim.feed(e.snapshot(K, "A", 8, seq=4)) == []
+    assert sim.feed(e.snapshot(K, "A", 8, seq=5)) == []
+    assert sim.book(K).quarantine_at("A").event_id == "count-1"
+
+
+def test_verdicts_on_unknown_or_settled_counts_do_nothing_but_are_countable():
+    sim = guarded(10, (6,))
+    e = sim.ev
+    sim.feed(e.snapshot(K, "A", 9, seq=2, event_id="applied"))  # covers commitments
+    sim.feed(e.snapshot(K, "A", 0, seq=3, event_id="count-1"))
+    assert sim.feed(e.approved("nobody-knows")) == []
+    assert sim.feed(e.rejected("applied")) == []  # applied at once: not quarantined
+    sim.feed(e.rejected("count-1"))
+    assert sim.feed(e.approved("count-1")) == []  # already settled
+    assert sim.feed(e.rejected("count-1")) == []
+    assert sim.pos(K, "A").on_hand == 9
+    assert sum(l.verdicts_applied for l in sim.engine.ledgers.values()) == 1  # of 5 routed
+
+
+def test_a_verdict_seen_twice_is_applied_once():
+    sim = guarded(10, (6,))
+    e = sim.ev
+    sim.feed(e.snapshot(K, "A", 0, seq=2, event_id="count-1"))
+    verdict = e.approved("count-1")
+    assert releases(sim.feed(verdict))
+    assert sim.feed(verdict) == []
+
+
+@pytest.mark.parametrize("count, units, held", [
+    (6, 0, False),  # covers what is committed
+    (5, 0, False),  # drops on hand by 5: not more than half of 10
+    (4, 2, False),  # 2 below commitments: not more than 2 units
+    (4, 1, True),
+])
+def test_the_guard_holds_back_only_big_drops_well_below_commitments(count, units, held):
+    sim = guarded(10, (6,), snapshot_guard_units=units)
+    out = sim.feed(sim.ev.snapshot(K, "A", count, seq=2))
+    assert bool(alerts(out, "snapshot_quarantined")) is held
+    assert sim.pos(K, "A").on_hand == (10 if held else count)
+    committed_within_supply(sim)
+
+
+def test_a_node_can_turn_the_guard_on_or_off_for_itself():
+    sim = Sim()  # the engine's guard is off
+    e = sim.ev
+    sim.feed(e.node("A", snapshot_guard_share=0.5), e.node("B", at=HANGZHOU),
+             e.channel("web", hold_ttl_s=60),
+             e.snapshot(K, "A", 10, seq=1), e.snapshot(K, "B", 10, seq=1),
+             e.order("PA", [(K, 6)], paid=True), e.order("PB", [(K, 6)], paid=True))
+    out = sim.feed(e.snapshot(K, "A", 0, seq=2), e.snapshot(K, "B", 0, seq=2))
+    assert [a.node for a in alerts(out, "snapshot_quarantined")] == ["A"]
+    assert [r[2] for r in releases(out)] == ["B"]
+
+    sim = guarded(10, (6,))  # on for the engine, off at A: a share of 1 is never exceeded
+    sim.feed(sim.ev.node("A", snapshot_guard_share=1.0))
+    out = sim.feed(sim.ev.snapshot(K, "A", 0, seq=2))
+    assert alerts(out, "snapshot_quarantined") == [] and releases(out)
+
+
+def test_a_node_can_set_its_own_units():
+    sim = guarded(10, (6,))
+    sim.feed(sim.ev.node("A", snapshot_guard_units=6))
+    out = sim.feed(sim.ev.snapshot(K, "A", 0, seq=2))  # 6 below commitments: not more than 6
+    assert alerts(out, "snapshot_quarantined") == [] and releases(out)
+
+
+def test_verdicts_reach_the_bucket_of_their_snapshot():
+    other = next(f"SKU-{i}" for i in range(2, 50) if bucket_of(f"SKU-{i}", 4) != bucket_of(K, 4))
+    sim = guarded(10, (6,))
+    e = sim.ev
+    sim.feed(e.snapshot(other, "A", 10, seq=1), e.order("Q1", [(other, 6)], paid=True))
+    sim.feed(e.snapshot(K, "A", 0, seq=2, event_id="count-k"),
+             e.snapshot(other, "A", 0, seq=2, event_id="count-other"))
+    out = sim.feed(e.approved("count-other"))
+    assert releases(out) == [("Q1", "1", "A", 6, "shortage")]
+    assert sim.pos(K, "A").on_hand == 10 and sim.pos(other, "A").on_hand == 0
+    out = sim.feed(e.approved("count-k"))
+    assert releases(out) == [("P1", "1", "A", 6, "shortage")]
+
+
+def test_a_quarantine_survives_a_restore():
+    sim = guarded(10, (6,))
+    e = sim.ev
+    sim.feed(e.snapshot(K, "A", 0, seq=2, event_id="count-1"))
+    config = sim.engine.config
+    restored = Engine(config)
+    restored.router = pickle.loads(pickle.dumps(sim.engine.router))
+    restored.ledgers = {b: Ledger.restore(l.snapshot(), config)
+                        for b, l in sim.engine.ledgers.items()}
+    assert ledger_of(sim, K).quarantined == {"count-1": (K, "A")}
+    sim.engine = restored
+    assert ledger_of(sim, K).quarantined == {"count-1": (K, "A")}
+    assert statuses(sim.feed(e.order("N1", [(K, 1)], paid=True)))[0][2] == "rejected"
+    out = sim.feed(e.approved("count-1"))
+    assert releases(out) == [("P1", "1", "A", 6, "shortage")]
+
+
+def test_a_book_without_quarantine_carries_none():
+    sim = guarded(10, (6,))
+    assert sim.book(K).quarantined is None
+    sim.feed(sim.ev.snapshot(K, "A", 0, seq=2, event_id="count-1"))
+    assert sim.book(K).quarantined is not None
+    sim.feed(sim.ev.rejected("count-1"))
+    assert sim.book(K).quarantined is None  # back to the common case: one None
+
 
 # == causes and command ids ==============================================================
 

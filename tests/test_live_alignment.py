@@ -158,6 +158,8 @@ def test_holds_expire_on_time_with_no_traffic_and_a_restart_repeats_the_same_com
                    if b'"expired"' in v]
     assert len(expired) == 3, run.log()[-3000:]
     delays = [ts - deadline_ms for _, ts in expired]
+    print(f"holds expired {sorted(round(d) for d in delays)} ms after their deadline, by "
+          f"{sorted({o['cause'] for o, _ in expired})} (deadline {deadline_ms:.0f})")
     assert all(0 <= d <= 2000 for d in delays), delays  # within 2 s of the deadline
     proc.send_signal(signal.SIGKILL)  # no goodbye: resumes from the last snapshot
     proc.wait()

@@ -2,8 +2,9 @@
 
 Hypothesis builds event sequences over a small world (3 nodes, 3 channels, 2 SKUs, a handful
 of orders) so that lines compete for the same units, and on hand goes below zero now and then
-before receipts pay it back; the engine runs them and the `Auditor` checks the contract after
-every event from the outputs alone, alongside the engine's own books. The auditor's own refusals
+before receipts pay it back; with the snapshot guard on, counts fall far below what is
+committed and wait for approvals and rejections. The engine runs them and the `Auditor` checks
+the contract after every event from the outputs alone, alongside the engine's own books. The auditor's own refusals
 are tested at the end.
 """
 
@@ -34,6 +35,8 @@ from stockflow.state.events import (
     ShipTo,
     StockAdjusted,
     StockSnapshot,
+    StockSnapshotApproved,
+    StockSnapshotRejected,
     SupplyInbound,
     SupplyReceived,
 )
@@ -144,11 +147,69 @@ def debt_episode(draw, seq: int):
     return bodies
 
 
+# -- the snapshot guard: counts far below commitments, approvals, rejections ----------------
+
+
+def _verdict(type_):
+    """An approval or rejection of the k-th latest count before it (resolved in `histories`):
+    one quarantined, one applied at once, one settled already, or none at all."""
+    return _kw(type_, snapshots_back=st.integers(0, 3))
+
+
+guard_body = st.one_of(
+    event_body,
+    _kw(StockSnapshot, sku=sku, node=node, on_hand=st.integers(0, 2), seq=st.integers(0, 60)),
+    _kw(StockSnapshot, sku=sku, node=node, on_hand=st.integers(8, 16), seq=st.integers(0, 60)),
+    _verdict(StockSnapshotApproved), _verdict(StockSnapshotApproved),
+    _verdict(StockSnapshotRejected),
+)
+
+# N-SOUTH upserted again with a guard of its own: on, off (a share of 1), or the engine's.
+south_guard = _kw(NodeUpserted, node=st.builds(
+    lambda share, units: Node(
+        id="N-SOUTH", kind="dc", region="south", lat=23.1, lon=113.3, can_ship=True,
+        can_pickup=False, ship_cost=6.0, snapshot_guard_share=share, snapshot_guard_units=units),
+    st.sampled_from([None, 0.0, 1.0]), st.sampled_from([None, 0, 3])))
+guard_and_node_body = st.one_of(guard_body, south_guard)
+
+guard_config = st.builds(
+    lambda share, units: EngineConfig(buckets=3, snapshot_guard_share=share,
+                                      snapshot_guard_units=units),
+    st.sampled_from([0.0, 0.25, 0.5]), st.integers(0, 2))
+
+
 @st.composite
-def histories(draw, max_events=60, debts=(0, 2), body=event_body):
+def guard_episode(draw, seq: int, k: int):
+    """A count of 40 at S-EAST (the pos channel's only node), a paid pos order of 5 there,
+    then a count of at most 2 (`guard-<k>`): quarantined whenever the order was allocated.
+    Then a few events, and its approval, its rejection, a later count, or nothing."""
+    s = draw(sku)
+    low = f"guard-{k}"
+    bodies = [
+        dict(type=StockSnapshot, sku=s, node="S-EAST", on_hand=40, seq=seq),
+        dict(type=OrderCreated, event_id=f"guard-order-{k}", order_id=f"G{k}", channel="pos",
+             lines=[OrderLine(line_id="1", sku=s, qty=5)],
+             ship_to=ShipTo(region="east", lat=30.0, lon=120.0), fulfillment="ship",
+             paid=True),
+        dict(type=StockSnapshot, event_id=low, sku=s, node="S-EAST",
+             on_hand=draw(st.integers(0, 2)), seq=seq + 1),
+        *draw(st.lists(guard_body, max_size=3)),
+    ]
+    then = draw(st.sampled_from([StockSnapshotApproved, StockSnapshotRejected, StockSnapshot,
+                                 None]))
+    if then is StockSnapshot:
+        bodies.append(dict(type=StockSnapshot, sku=s, node="S-EAST",
+                           on_hand=draw(st.integers(0, 12)), seq=seq + 2))
+    elif then is not None:
+        bodies.append(dict(type=then, snapshot_event_id=low))
+    return bodies
+
+
+@st.composite
+def histories(draw, max_events=60, debts=(0, 2), body=event_body, guards=(0, 0)):
     """Master data and opening stock, then random events with jittery clocks and
     repeated deliveries; `body`: what each event is drawn from; `debts`: how many debt
-    episodes (see `debt_episode`) go in."""
+    episodes (see `debt_episode`) go in; `guards`: how many guard episodes (`guard_episode`)."""
     events = list(MASTER)
     for i, (s, n) in enumerate((s, n) for s in SKUS for n in NODES):
         events.append(StockSnapshot(event_id=f"open-{i}", ts=T0, sku=s, node=n,
@@ -158,12 +219,22 @@ def histories(draw, max_events=60, debts=(0, 2), body=event_body):
     places = draw(st.lists(st.integers(0, len(bodies)), min_size=debts[0], max_size=debts[1]))
     for k, at in enumerate(sorted(places, reverse=True)):  # later episodes, newer counts
         bodies[at:at] = draw(debt_episode(seq=1000 - 2 * k))
+    places = draw(st.lists(st.integers(0, len(bodies)), min_size=guards[0], max_size=guards[1]))
+    for k, at in enumerate(sorted(places, reverse=True)):
+        bodies[at:at] = draw(guard_episode(seq=2000 - 3 * k, k=k))
+    counts = [ev.event_id for ev in events if type(ev) is StockSnapshot]
     t = T0
     for i, body in enumerate(bodies):
         t += timedelta(seconds=draw(st.integers(-3, 15)))  # sometimes out of order
         fields = dict(body)
         type_ = fields.pop("type")
-        events.append(type_(event_id=f"e{i}", ts=t, **fields))
+        event_id = fields.pop("event_id", f"e{i}")
+        if "snapshots_back" in fields:
+            back = fields.pop("snapshots_back")
+            fields["snapshot_event_id"] = counts[-1 - back] if back < len(counts) else "none"
+        events.append(type_(event_id=event_id, ts=t, **fields))
+        if type_ is StockSnapshot:
+            counts.append(event_id)
         if events and draw(st.integers(0, 9)) == 0:  # a redelivered earlier event
             events.append(events[draw(st.integers(opening, len(events) - 1))])
     return events
@@ -234,11 +305,62 @@ def test_the_held_statuses_of_one_event_are_each_lines_whole_hold_set(events):
 
 
 @PROPERTY
+@given(histories(body=guard_body, guards=(1, 3)))
+def test_the_guard_is_off_unless_configured(events):
+    outputs = run(events)
+    audit(events, outputs)  # the auditor's guard is off: it refuses any quarantine
+    assert not [o for o in outputs if type(o) is Alert and o.kind == "snapshot_quarantined"]
+
+
+@PROPERTY
+@given(guard_config, histories(body=guard_and_node_body, guards=(1, 3)))
+def test_the_snapshot_guard_keeps_the_promise_after_every_event(config, events):
+    """Quarantined counts leave commitments alone and let nothing new beyond them; approvals
+    apply them, rejections and later counts drop them; a count of nothing under a paid order
+    is always quarantined."""
+    outputs = run(events, config=config)
+    audit(events, outputs, config)
+    quarantined = {o.cause for o in outputs
+                   if type(o) is Alert and o.kind == "snapshot_quarantined"}
+    placed = {o.cause for o in outputs if type(o) is OrderStatus and o.status == "allocated"
+              and o.cause.startswith("guard-order-") and o.node == "S-EAST"}
+    episodes = [ev.event_id for ev in events if ev.event_id.startswith("guard-order-")]
+    for order in episodes:
+        if order in placed:
+            low = order.replace("guard-order-", "guard-")
+            assert low in quarantined, f"{low} was applied at once"
+
+
+@PROPERTY
+@given(guard_config, histories(max_events=30, body=guard_and_node_body, guards=(1, 2)))
+def test_with_quarantined_counts_max_line_qty_is_what_one_line_can_get(config, events):
+    max_line_qty_is_what_one_line_can_get(events, config)
+
+
+@PROPERTY
+@given(guard_config, histories(body=guard_and_node_body, guards=(1, 3)), st.data())
+def test_crash_and_restore_with_quarantined_counts_resumes_exactly(config, events, data):
+    crash_and_restore_resumes_exactly(events, data.draw(st.integers(0, len(events))), config)
+
+
+@PROPERTY
+@given(guard_config, histories(body=guard_and_node_body, guards=(1, 3)), st.integers(1, 8))
+def test_verdicts_find_their_count_whatever_the_bucket_count(config, events, buckets):
+    one = run(events, config=msgspec.structs.replace(config, buckets=1))
+    many = run(events, config=msgspec.structs.replace(config, buckets=buckets))
+    assert encoded(one) == encoded(many)
+
+
+@PROPERTY
 @given(histories(max_events=30))
 def test_max_line_qty_is_exactly_what_one_line_can_get(events):
+    max_line_qty_is_what_one_line_can_get(events, EngineConfig(buckets=3))
+
+
+def max_line_qty_is_what_one_line_can_get(events: list, config: EngineConfig) -> None:
     """For the last published (sku, channel): a paid line of `max_line_qty` units is
     allocated at once, and one of a unit more is not (each asked of a copy of the engine)."""
-    engine = Engine(EngineConfig(buckets=3))
+    engine = Engine(config)
     last = {}
     for ev in events:
         for o in engine.process([ev]):
@@ -295,9 +417,12 @@ def test_bucket_count_does_not_change_decisions(events, buckets):
 @PROPERTY
 @given(histories(), st.data())
 def test_crash_and_restore_from_snapshot_resumes_exactly(events, data):
+    crash_and_restore_resumes_exactly(events, data.draw(st.integers(0, len(events))),
+                                      EngineConfig(buckets=3))
+
+
+def crash_and_restore_resumes_exactly(events: list, cut: int, config: EngineConfig) -> None:
     """Snapshot every piece of state mid-stream, rebuild from the bytes, carry on."""
-    cut = data.draw(st.integers(0, len(events)))
-    config = EngineConfig(buckets=3)
     uninterrupted = run(events, config=config)
 
     first = Engine(config)
