@@ -34,3 +34,9 @@ class RecentIds:
 
     def __len__(self) -> int:
         return len(self.current) + len(self.previous)
+
+    def snapshot(self) -> tuple[list[str], list[str], int | None]:
+        return list(self.current), list(self.previous), self.started_ms
+
+    def restore(self, current: list[str], previous: list[str], started_ms: int | None) -> None:
+        self.current, self.previous, self.started_ms = set(current), set(previous), started_ms

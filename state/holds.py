@@ -71,12 +71,14 @@ class HoldDeadlines:
     def __len__(self) -> int:
         return len(self._live)
 
-    def snapshot(self) -> dict[str, int]:
-        return dict(self._live)
+    def snapshot(self) -> tuple[list[tuple[int, str]], dict[str, int]]:
+        """The heap as it is (equal deadlines then come due in the same order after a
+        restore) and the live deadlines."""
+        return self._heap, self._live
 
     @classmethod
-    def restore(cls, live: dict[str, int]) -> "HoldDeadlines":
+    def restore(cls, heap: list, live: dict[str, int]) -> "HoldDeadlines":
         deadlines = cls()
-        for order_id, deadline in live.items():
-            deadlines.schedule(order_id, deadline)
+        deadlines._heap = [(deadline, order_id) for deadline, order_id in heap]
+        deadlines._live = live
         return deadlines
