@@ -40,6 +40,7 @@ def _number(convert, what: str, low: float, high: float | None = None):
 
 
 _positive = _number(int, "a whole number", 1)
+_units = _number(int, "a whole number", 0)
 _rate = _number(float, "a share", 0, 1)
 _seconds = _number(float, "seconds", 0)
 
@@ -49,6 +50,11 @@ def _engine_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--inbound-horizon", type=_seconds, default=3 * 86400,
                    help="seconds ahead an inbound ETA still counts as sellable")
     p.add_argument("--chunk-lines", type=_positive, default=2048, help="lines read per chunk")
+    p.add_argument("--snapshot-guard-share", type=_rate, metavar="SHARE",
+                   help="quarantine a stock.snapshot that drops on hand by more than this share "
+                        "and lies below what is committed, until approved (default: off)")
+    p.add_argument("--snapshot-guard-units", type=_units, default=0, metavar="UNITS",
+                   help="...and lies more than this many units below it (default: 0)")
 
 
 def _generator_args(p: argparse.ArgumentParser, events: int) -> None:
@@ -150,7 +156,9 @@ def _root_cause(exc: BaseException) -> BaseException:
 
 
 def _engine_config(args) -> EngineConfig:
-    return EngineConfig(buckets=args.buckets, inbound_horizon_s=args.inbound_horizon)
+    return EngineConfig(buckets=args.buckets, inbound_horizon_s=args.inbound_horizon,
+                        snapshot_guard_share=args.snapshot_guard_share,
+                        snapshot_guard_units=args.snapshot_guard_units)
 
 
 def _replay(args) -> int:

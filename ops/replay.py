@@ -58,7 +58,10 @@ def _run_cluster(events, out_dir, config: EngineConfig, processes: int, chunk_li
     addresses = ";".join(f"127.0.0.1:{port}" for port in free_ports(processes))
     base = [sys.executable, "-m", "stockflow.ops.cli", "replay", events, "--out", out_dir,
             "--buckets", str(config.buckets), "--chunk-lines", str(chunk_lines),
-            "--inbound-horizon", str(config.inbound_horizon_s), "--addresses", addresses]
+            "--inbound-horizon", str(config.inbound_horizon_s), "--addresses", addresses,
+            "--snapshot-guard-units", str(config.snapshot_guard_units)]
+    if config.snapshot_guard_share is not None:
+        base += ["--snapshot-guard-share", str(config.snapshot_guard_share)]
     procs = [subprocess.Popen(base + ["--process-id", str(i)]) for i in range(processes)]
     codes = [p.wait() for p in procs]
     if any(codes):

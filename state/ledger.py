@@ -44,7 +44,7 @@ from .master import Catalog
 from .outputs import OutputEvent
 from .placement import place_or_queue
 from .position import Position
-from .quarantine import Quarantine, guard_at, is_newer, quarantine_detail
+from .quarantine import Quarantine, guard_at, quarantine_detail
 from .replenishment import check_reorder_point
 from .shortage import resolve_shortage
 from .work import Expire, Forget, InboundDue, Work
@@ -70,6 +70,7 @@ class Ledger:
         # Approvals and rejections that found their snapshot, since start: those routed minus
         # these (summed over buckets) named one unknown or already settled, and did nothing.
         self.verdicts_applied = 0
+        self._note_guards()
         # After a restart: the SKUs whose availability was published whole again. The run that
         # died may have published values after the snapshot that the rerun, batching
         # differently, would coalesce away; so each SKU's first publication after a restart
@@ -157,6 +158,7 @@ class Ledger:
 
     def _node(self, ev: NodeUpserted, clock_ms: int, seq: int, skus) -> None:
         self.catalog.upsert_node(ev.node)
+        self._note_guards()
         self._touch_all(clock_ms)
 
     def _channel(self, ev: ChannelUpserted, clock_ms: int, seq: int, skus) -> None:
@@ -181,13 +183,11 @@ class Ledger:
     def _snapshot(self, ev: StockSnapshot, clock_ms: int, seq: int, skus) -> None:
         ctx = self._ctx(ev.sku, clock_ms)
         pos = ctx.book.position(ev.node)
-        held = ctx.book.quarantine_at(ev.node)
-        if not is_newer(pos, held, ev.seq):
-            return  # stale: an older count than one already applied or held back
-        if held is not None:
-            self._lift(ctx, ev.node)  # a later count supersedes it, and is judged on its own
-        guard = guard_at(self.config, self.catalog.nodes.get(ev.node))
-        if guard is not None and guard.suspects(pos, ev.on_hand):
+        if pos.seq is not None and ev.seq <= pos.seq:
+            return  # stale: an older count than one already applied
+        if ctx.book.quarantined is not None and not self._supersede(ctx, ev):
+            return  # stale: not newer than the count held back
+        if self.guarded and self._suspect(ev, pos):
             self._hold_back(ctx, ev, pos)
         else:
             self._set_count(ctx, ev.node, ev.on_hand, ev.seq)
@@ -211,13 +211,33 @@ class Ledger:
 
     # -- the snapshot guard (quarantine.py) ---------------------------------------------
 
+    def _note_guards(self) -> None:
+        """Whether the guard is on anywhere: where it is not, counts skip it at no cost."""
+        self.guarded = self.config.snapshot_guard_share is not None or any(
+            node.snapshot_guard_share is not None for node in self.catalog.nodes.values())
+
+    def _suspect(self, ev: StockSnapshot, pos: Position) -> bool:
+        guard = guard_at(self.config, self.catalog.nodes.get(ev.node))
+        return guard is not None and guard.suspects(pos, ev.on_hand)
+
+    def _supersede(self, ctx: Ctx, ev: StockSnapshot) -> bool:
+        """A count held back at the node gives way to a newer one, which is judged on its
+        own; False when `ev` is not newer than it."""
+        held = ctx.book.quarantine_at(ev.node)
+        if held is None:
+            return True
+        if ev.seq <= held.seq:
+            return False
+        self._lift(ctx, ev.node)
+        return True
+
     def _hold_back(self, ctx: Ctx, ev: StockSnapshot, pos: Position) -> None:
         """Quarantine a suspect count: commitments stay, new ones get only what it allows."""
         held = Quarantine(ev.event_id, ev.seq, ev.on_hand, pos.on_hand - ev.on_hand)
         ctx.book.hold_back(ev.node, held)
         self.quarantined[ev.event_id] = (ev.sku, ev.node)
         ctx.emit.alert("snapshot_quarantined", ev.sku, quarantine_detail(held, pos), ev.node)
-        self._settle(ctx)  # ATP fell: reorder points are checked against it
+        self._settle(ctx)
 
     def _lift(self, ctx: Ctx, node: str) -> Quarantine | None:
         held = ctx.book.lift(node)
@@ -400,9 +420,10 @@ class Ledger:
         snap = _DECODER.decode(data)
         ledger = cls(config)
         ledger.catalog = Catalog.restore(*snap.catalog)
+        ledger._note_guards()
         ledger.books = snap.books
         ledger.republished = set()
-        ledger.quarantined = {} and {
+        ledger.quarantined = {
             held.event_id: (sku, node)
             for sku, book in snap.books.items() if book.quarantined is not None
             for node, held in book.quarantined.items()

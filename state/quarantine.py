@@ -6,7 +6,9 @@ than a share of the ledger's count, and lies more than a number of units below w
 committed there, is quarantined instead of applied (alert `snapshot_quarantined`):
 - what is committed there stays committed: the ledger's count still backs it;
 - nothing new is promised there beyond what the lower count allows: the units it says are
-  missing are kept out of ATP, so if it is true, nothing new was oversold;
+  missing are kept out of ATP, so if it is true, nothing new was oversold (nor transferred
+  away); only its reorder point is judged on the ledger's count, so an unchecked count orders
+  nothing;
 - `stock.snapshot.approved` applies it as it would have been, on top of what changed on hand
   since (shortage resolution and all); `stock.snapshot.rejected` drops it; a later count
   (higher seq) supersedes it and is judged on its own.
@@ -55,11 +57,6 @@ def guard_at(config: EngineConfig, node: Node | None) -> Guard | None:
         if node.snapshot_guard_units is not None:
             units = node.snapshot_guard_units
     return None if share is None else Guard(share, units)
-
-
-def is_newer(pos: Position, held: Quarantine | None, seq: int) -> bool:
-    """A count is stale unless it is newer than the last one applied and one held back."""
-    return (pos.seq is None or seq > pos.seq) and (held is None or seq > held.seq)
 
 
 def quarantine_detail(held: Quarantine, pos: Position) -> str:

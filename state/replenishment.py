@@ -16,7 +16,9 @@ def check_reorder_point(ctx: Ctx, node: str) -> None:
     pos = ctx.book.positions.get(node)
     if pos is None or pos.reorder_point is None or not pos.reported:
         return  # a node whose stock was never reported has nothing to judge yet
-    atp = pos.atp(ctx.until_ms) - ctx.book.kept_out().get(node, 0)
+    # On the ledger's count: a count held back by the snapshot guard orders nothing until it
+    # is approved (then it is the ledger's).
+    atp = pos.atp(ctx.until_ms)
     if atp >= pos.reorder_point:
         pos.replenishing = False
         return

@@ -19,6 +19,7 @@ from stockflow.ops.cli import main
 from stockflow.state.events import InputEvent
 from stockflow.state.outputs import STREAMS, OutputEvent
 
+from .scenario import Script
 from .shared_data import EXAMPLES
 CLI = [sys.executable, "-m", "stockflow.ops.cli"]
 
@@ -128,6 +129,31 @@ def test_replay_reads_stdin(tmp_path):
     assert len(lines(out / "dispatch.jsonl")) == 4
 
 
+def test_replay_can_turn_the_snapshot_guard_on(tmp_path):
+    """A count of 0 under 6 allocated units waits for approval, then takes them back."""
+    e = Script()
+    events = [e.node("A"), e.channel("web"), e.snapshot("K", "A", 10, seq=1),
+              e.order("P1", [("K", 6)], paid=True),
+              e.snapshot("K", "A", 0, seq=2, event_id="count-1"),
+              e.approved("count-1", event_id="ok-1")]
+    trace = tmp_path / "guard.jsonl"
+    trace.write_bytes(b"".join(msgspec.json.encode(ev) + b"\n" for ev in events))
+
+    assert main(["replay", str(trace), "--out", str(tmp_path / "on"), "--quiet",
+                 "--snapshot-guard-share", "0.5", "--snapshot-guard-units", "2"]) == 0
+    alerts = [json.loads(line) for line in lines(tmp_path / "on" / "alerts.jsonl")]
+    assert [(a["kind"], a["cause"]) for a in alerts] == [
+        ("snapshot_quarantined", "count-1"), ("drift", "ok-1"), ("shortage", "ok-1")]
+    (release,) = [json.loads(line) for line in lines(tmp_path / "on" / "dispatch.jsonl")
+                  if b"release" in line]
+    assert release["cause"] == "ok-1"
+
+    assert main(["replay", str(trace), "--out", str(tmp_path / "off"), "--quiet"]) == 0
+    alerts = [json.loads(line) for line in lines(tmp_path / "off" / "alerts.jsonl")]
+    assert [(a["kind"], a["cause"]) for a in alerts] == [
+        ("drift", "count-1"), ("shortage", "count-1")]
+
+
 # -- bad arguments -----------------------------------------------------------------------
 
 
@@ -140,6 +166,10 @@ BAD_ARGS = {
     "missing events file": ["replay", "{out}/no-such-events.jsonl", "--out", "{out}"],
     "stdin with 2 processes": ["replay", "-", "--out", "{out}", "--processes", "2"],
     "bad horizon": ["replay", str(EXAMPLES), "--out", "{out}", "--inbound-horizon", "-1"],
+    "guard share above 1": ["replay", str(EXAMPLES), "--out", "{out}",
+                            "--snapshot-guard-share", "1.5"],
+    "negative guard units": ["replay", str(EXAMPLES), "--out", "{out}",
+                             "--snapshot-guard-share", "0.5", "--snapshot-guard-units", "-1"],
     "unknown schema": ["schema", "everything"],
 }
 

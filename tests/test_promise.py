@@ -4,8 +4,8 @@ Hypothesis builds event sequences over a small world (3 nodes, 3 channels, 2 SKU
 of orders) so that lines compete for the same units, and on hand goes below zero now and then
 before receipts pay it back; with the snapshot guard on, counts fall far below what is
 committed and wait for approvals and rejections. The engine runs them and the `Auditor` checks
-the contract after every event from the outputs alone, alongside the engine's own books. The auditor's own refusals
-are tested at the end.
+the contract after every event from the outputs alone, alongside the engine's own books. The
+auditor's own refusals are tested at the end.
 """
 
 from __future__ import annotations
@@ -182,7 +182,8 @@ guard_config = st.builds(
 def guard_episode(draw, seq: int, k: int):
     """A count of 40 at S-EAST (the pos channel's only node), a paid pos order of 5 there,
     then a count of at most 2 (`guard-<k>`): quarantined whenever the order was allocated.
-    Then a few events, and its approval, its rejection, a later count, or nothing."""
+    Maybe the order is cancelled then (room for new lines within what the count allows);
+    then a few events, and its approval, its rejection, a later count, or nothing."""
     s = draw(sku)
     low = f"guard-{k}"
     bodies = [
@@ -193,8 +194,11 @@ def guard_episode(draw, seq: int, k: int):
              paid=True),
         dict(type=StockSnapshot, event_id=low, sku=s, node="S-EAST",
              on_hand=draw(st.integers(0, 2)), seq=seq + 1),
-        *draw(st.lists(guard_body, max_size=3)),
     ]
+    if draw(st.booleans()):
+        bodies.append(dict(type=OrderCancelled, order_id=f"G{k}", line_ids=None))
+        bodies += draw(st.lists(order_created(), min_size=1, max_size=2))
+    bodies += draw(st.lists(guard_body, max_size=3))
     then = draw(st.sampled_from([StockSnapshotApproved, StockSnapshotRejected, StockSnapshot,
                                  None]))
     if then is StockSnapshot:
@@ -485,9 +489,9 @@ def _held(cause, node, qty, order="O1"):
                        status="held", qty=qty, node=node)
 
 
-def _audited(*steps):
+def _audited(*steps, config=None):
     """An auditor fed (input, outputs) pairs: N-EAST and N-SOUTH hold 5 units of K1 each."""
-    auditor = Auditor()
+    auditor = Auditor(config=config)
     opening = [StockSnapshot(event_id=f"s{n}", ts=T0, sku="K1", node=n, on_hand=5, seq=1)
                for n in ("N-EAST", "N-SOUTH")]
     order = OrderCreated(event_id="o", ts=T0, order_id="O1", channel="web",
@@ -544,3 +548,49 @@ def test_auditor_counts_inbound_only_beyond_a_debt():
     assert auditor.committed_at[("K1", "N-EAST")] == 1
     with pytest.raises(PromiseBroken, match="committed 2 > supply 1"):
         _audited((down, [drift]), (inbound, [_held("i1", "N-EAST", 2)]))
+
+
+GUARD = EngineConfig(snapshot_guard_share=0.5)
+
+
+def _count_of_nothing(event_id="s2"):
+    """A count of 0 at N-EAST, and the alert saying it was quarantined."""
+    count = StockSnapshot(event_id=event_id, ts=T0, sku="K1", node="N-EAST", on_hand=0, seq=2)
+    said = Alert(ts=T0, cause=event_id, kind="snapshot_quarantined", sku="K1", node="N-EAST",
+                 detail=f"snapshot {event_id} counts 0")
+    return count, said
+
+
+def test_auditor_keeps_on_hand_under_a_quarantined_count_until_it_is_approved():
+    count, said = _count_of_nothing()
+    found = StockAdjusted(event_id="a1", ts=T0, sku="K1", node="N-EAST", delta=2,
+                          reason="found")
+    approved = StockSnapshotApproved(event_id="ok", ts=T0, snapshot_event_id="s2")
+    auditor = _audited((_tick("e1"), [_held("e1", "N-EAST", 2)]), (count, [said]), (found, []),
+                       config=GUARD)
+    assert auditor.on_hand[("K1", "N-EAST")] == 7  # the count of 0 is held back
+    auditor.apply_input(approved)
+    assert auditor.on_hand[("K1", "N-EAST")] == 2  # 0, and the 2 found since
+    with pytest.raises(PromiseBroken, match="committed 2 > supply 0"):
+        _audited((_tick("e1"), [_held("e1", "N-EAST", 2)]), (count, []), config=GUARD)
+
+
+def test_auditor_refuses_a_quarantine_where_the_guard_is_off_or_the_drop_small():
+    count, said = _count_of_nothing()
+    with pytest.raises(PromiseBroken, match="does not judge"):
+        _audited((count, [said]))
+    small = StockSnapshot(event_id="s3", ts=T0, sku="K1", node="N-EAST", on_hand=3, seq=2)
+    said = Alert(ts=T0, cause="s3", kind="snapshot_quarantined", sku="K1", node="N-EAST",
+                 detail="snapshot s3 counts 3")
+    with pytest.raises(PromiseBroken, match="no more than 50%"):
+        _audited((small, [said]), config=GUARD)
+
+
+def test_auditor_refuses_new_commitments_beyond_a_quarantined_count():
+    count, said = _count_of_nothing()
+    with pytest.raises(PromiseBroken, match="rose from 2 to 3"):
+        _audited((_tick("e1"), [_held("e1", "N-EAST", 2)]), (count, [said]),
+                 (_tick("e3"), [_held("e3", "N-EAST", 3)]), config=GUARD)
+    auditor = _audited((_tick("e1"), [_held("e1", "N-EAST", 2)]), (count, [said]),
+                       (_tick("e3"), [_held("e3", "N-SOUTH", 3)]), config=GUARD)
+    assert auditor.committed_at[("K1", "N-SOUTH")] == 3  # another node: not held back
