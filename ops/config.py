@@ -89,6 +89,10 @@ def load(path: str | None, environ: dict[str, str] | None = None) -> Config:
         except tomllib.TOMLDecodeError as exc:
             raise ConfigError(f"config {path} is not valid TOML: {exc}") from None
     _overlay_environment(raw, os.environ if environ is None else environ)
+    # An [engine] table (or one STOCKFLOW_ENGINE_* variable) that does not name the buckets
+    # keeps live mode's default, not the engine's: buckets are fixed for a recovery store.
+    if "engine" in raw:
+        raw["engine"].setdefault("buckets", LIVE_BUCKETS)
     try:
         return msgspec.convert(raw, Config, strict=False)
     except msgspec.ValidationError as exc:

@@ -49,3 +49,8 @@ def test_the_cli_answers_a_bad_config_with_one_line(args, env):
     assert proc.returncode == 1
     err = proc.stderr.decode().strip()
     assert err.startswith("stockflow: error: ") and "\n" not in err, err
+
+
+def test_an_engine_setting_alone_keeps_live_modes_buckets():
+    config = load(None, {"STOCKFLOW_ENGINE_INBOUND_HORIZON_S": "3600"})
+    assert (config.engine.buckets, config.engine.inbound_horizon_s) == (8, 3600)
