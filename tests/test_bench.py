@@ -30,6 +30,7 @@ def test_live_benchmarks_measure_real_runs(kafka_brokers, redis_url, lines, tmp_
     assert one["order_lines"] == live.order_lines(lines) > 1000
     assert one["outputs"] > one["order_lines"] and one["order_lines_per_s"] > 0
     assert one["decisions_equal_replay"]  # checked against the recorded topics' replay
+    assert one["cpu_s"] > 0.3 and one["cpu_us_per_line"] > 0  # the engine process, imports too
     setup, orders = live.split_setup(lines, orders=20)
     assert b'"order.created"' in b"".join(orders[:200])
     load = live.latency_under_load(kafka_brokers, redis_url, setup, orders[:600], rate=400)

@@ -9,6 +9,7 @@
 
 from __future__ import annotations
 
+import resource
 import subprocess
 import sys
 import tempfile
@@ -76,9 +77,10 @@ def throughput(brokers: str, redis_url: str, lines: list[bytes], processes: int 
     decisions are checked equal to a replay of the recorded topics."""
     run = _world(brokers, redis_url, redis)
     run.produce(lines, topic_of)
-    started = time.monotonic()
+    started, cpu_before = time.monotonic(), _children_cpu_s()
     run.drain("--processes", str(processes), timeout=3600)
     wall = time.monotonic() - started
+    cpu_s = _children_cpu_s() - cpu_before  # every engine process, start to drain
     outputs = run.outputs(timestamps=True)
     check_against_replay(run, [(stream, value) for stream, value, _ in outputs])
     stamps = [ts for _, _, ts in outputs]
@@ -89,8 +91,15 @@ def throughput(brokers: str, redis_url: str, lines: list[bytes], processes: int 
         "events": len(lines), "order_lines": n_lines, "outputs": len(stamps),
         "seconds": round(busy, 2), "wall_seconds": round(wall, 2),
         "events_per_s": round(len(lines) / busy), "order_lines_per_s": round(n_lines / busy),
+        "cpu_s": round(cpu_s, 2), "cpu_us_per_line": round(cpu_s * 1e6 / n_lines, 1),
         "decisions_equal_replay": True,
     }
+
+
+def _children_cpu_s() -> float:
+    """User + system CPU of the child processes waited for so far (and of theirs)."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
 
 
 class DecisionsDiffer(AssertionError):

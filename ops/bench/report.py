@@ -5,16 +5,23 @@ from __future__ import annotations
 from pathlib import Path
 
 
+def _cpu(run: dict) -> str:
+    """The engine's CPU per order line, where the run measured it."""
+    return f" ({run['cpu_us_per_line']} CPU µs/line)" if "cpu_us_per_line" in run else ""
+
+
 def rows(r: dict) -> list[tuple[str, str, str, str]]:
     """(what, throughput, latency, versus) rows, in the order a reader wants them."""
     live = r["live"]
     ratio = r["ratios"]
     out = [
         ("stockflow live, 1 process (Kafka + Redis)",
-         f"{live['one_process']['order_lines_per_s']:,} lines/s", "",
+         f"{live['one_process']['order_lines_per_s']:,} lines/s"
+         f"{_cpu(live['one_process'])}", "",
          f"{ratio['stockflow_vs_passthrough']}x passthrough"),
         ("stockflow live, 2 processes",
-         f"{live['two_processes']['order_lines_per_s']:,} lines/s", "",
+         f"{live['two_processes']['order_lines_per_s']:,} lines/s"
+         f"{_cpu(live['two_processes'])}", "",
          f"{ratio['two_vs_one_process']}x 1 process"),
         ("bare passthrough (decode + encode)",
          f"{live['passthrough']['order_lines_per_s']:,} lines/s", "", ""),

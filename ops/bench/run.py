@@ -115,6 +115,9 @@ def ratios(r: dict) -> dict:
     return {
         "stockflow_vs_passthrough": round(one / r["live"]["passthrough"]["order_lines_per_s"], 3),
         "two_vs_one_process": round(r["live"]["two_processes"]["order_lines_per_s"] / one, 3),
+        "two_vs_one_process_cpu_per_line": round(
+            r["live"]["two_processes"].get("cpu_us_per_line", 0)
+            / max(r["live"]["one_process"].get("cpu_us_per_line", 0), 1e-9), 3),
         "stockflow_vs_postgres_rowlock": round(one / best_pg, 2),
         "stockflow_vs_naive_redis": round(one / best_redis, 2),
         "replay_vs_live": round(r["replay"]["events_per_s"] / r["live"]["one_process"]["events_per_s"], 2),
