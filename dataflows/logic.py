@@ -33,7 +33,7 @@ class AlignTiming(NamedTuple):
 
     idle_wait_s: float = 5.0  # waiting on one empty partition this long passes it over
     tick_s: float = 0.0  # a partition quiet this long gets a clock.tick (0: no ticks written)
-    waited_ms: int = 25  # a partition holding the merge up this long gets one at once
+    waited_ms: int = 5  # a partition holding events up this long gets one at once
 
 
 class SequencerLogic(StatefulBatchLogic):

@@ -53,7 +53,7 @@ class RunSettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fiel
     # clock moves and holds expire on time without new events.
     clock_tick_s: Annotated[float, Meta(ge=0)] = 1.0
     # A partition the event-time merge waits on gets a tick after this many ms...
-    tick_waited_ms: Annotated[int, Meta(ge=1)] = 25
+    tick_waited_ms: Annotated[int, Meta(ge=1)] = 5
     # ...and after this long without one it is passed over: what it brings later is late.
     idle_wait_s: Annotated[float, Meta(gt=0)] = 5.0
     metrics_port: Annotated[int, Meta(ge=0, le=65535)] = 9464  # 0: no /metrics

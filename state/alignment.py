@@ -54,7 +54,7 @@ class Aligner:
         self.waiting_since: dict[str, int] = {}
         self.ticked: dict[str, int] = {}
         self.last_round = NEVER  # when quiet partitions were last all sent a tick
-        self.urgent = False  # an event (not a tick) is what the merge waits to release
+        self.events_held = 0  # buffered events that are not ticks: worth a tick at once
         for part in partitions:
             self._know(part, 0)
 
@@ -81,6 +81,8 @@ class Aligner:
             if (wm, rank) < frontier:
                 self.late += 1
                 self.late_by[part] = self.late_by.get(part, 0) + 1
+            if type(ev) is not ClockTick:
+                self.events_held += 1
             buf.append((wm, ev))
         self.watermark[part] = wm
         if events:
@@ -117,6 +119,8 @@ class Aligner:
                 key, ev = buf.popleft()
                 out.append(ev)
                 released += 1
+                if type(ev) is not ClockTick:
+                    self.events_held -= 1
                 if (key, r) > self.frontier:
                     self.frontier = (key, r)
             if not released:
@@ -141,16 +145,13 @@ class Aligner:
         return bound
 
     def _note_waiting(self, now_ms: int) -> None:
-        """Which empty partitions hold the merge up now, and since when; and whether what
-        waits is an event (worth a tick at once) or only a tick itself (it can wait for the
-        next round: asking for ticks on its behalf would breed ticks without end)."""
-        head, first = None, None
+        """Which empty partitions hold the merge up now, and since when."""
+        head = None
         for part, buf in self.buffers.items():
             if buf:
                 key = (buf[0][0], self.rank[part])
                 if head is None or key < head:
-                    head, first = key, buf[0][1]
-        self.urgent = first is not None and type(first) is not ClockTick
+                    head = key
         waiting = {}
         if head is not None:
             for q, buf in self.buffers.items():
@@ -179,8 +180,8 @@ class Aligner:
         Every `quiet_ms`, one round: a tick into each partition that delivered nothing for
         `waited_ms`, all at once, so their ticks leave the merge together and the clock moves
         (holds expire) within about `quiet_ms` of wall time. In between, a partition the merge
-        has waited on for `waited_ms` on behalf of an event gets one at once, unless the last
-        one sent is not back yet; at most one per partition per `waited_ms`."""
+        has waited on for `waited_ms` while events (not only ticks) are held gets one at once,
+        unless the last one sent is not back yet; at most one per partition per `waited_ms`."""
         due = []
         round_due = now_ms - self.last_round >= quiet_ms
         if round_due:
@@ -192,7 +193,10 @@ class Aligner:
             # One tick on its way is enough: until the partition delivers again (the tick, or
             # data it had not yet handed over), another would say nothing new.
             answered = self.arrived[part] >= self.ticked.get(part, NEVER)
-            since = self.waiting_since.get(part) if self.urgent and answered else None
+            # Only events are worth hurrying for: ticks held back alone wait for the next
+            # round (asking for ticks on their behalf would breed ticks without end).
+            urgent = self.events_held > 0 and answered
+            since = self.waiting_since.get(part) if urgent else None
             if (round_due and quiet) or (since is not None and now_ms - since >= waited_ms):
                 due.append(part)
                 self.ticked[part] = now_ms
