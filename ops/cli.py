@@ -102,8 +102,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--from-scratch", action="store_true",
                    help="start a new recovery store although the output topics hold commands "
                         "(every input is processed again; consumers drop repeats by id)")
-    p.add_argument("--process-id", type=int, help=argparse.SUPPRESS)
-    p.add_argument("--addresses", help=argparse.SUPPRESS)
+    p.add_argument("--process-id", "-i", type=int,
+                   help="this process's index in a cluster of processes on several hosts")
+    p.add_argument("--addresses", "-a",
+                   help="the cluster's host:port of every process, in process-id order, "
+                        "separated by ';' (with --process-id)")
 
     p = sub.add_parser("topics", help="Kafka topics")
     p.add_argument("action", choices=["create"])
@@ -238,8 +241,13 @@ def _run(args) -> int:
     from .config import load
     from .live import run
 
-    config = load(args.config)
     addresses = args.addresses.split(";") if args.addresses else None
+    if (args.process_id is None) != (addresses is None):
+        raise UsageError("stockflow run: --process-id and --addresses go together (see --help)")
+    if addresses is not None and not 0 <= args.process_id < len(addresses):
+        raise UsageError(f"stockflow run: --process-id {args.process_id} is not one of the "
+                         f"{len(addresses)} --addresses")
+    config = load(args.config)
     run(config, args.processes, args.process_id, addresses, args.config, args.drain,
         args.from_scratch)
     return 0

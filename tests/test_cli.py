@@ -297,3 +297,14 @@ def test_a_failure_inside_a_dataflow_step_reads_as_its_own_line():
         run_main(flow)
     assert str(_root_cause(raised.value)) == \
         "the broker at k:9092 did not acknowledge 3 message(s)"
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--process-id", "0"], "--process-id and --addresses go together"),
+    (["--addresses", "h1:2101;h2:2101"], "--process-id and --addresses go together"),
+    (["-i", "2", "-a", "h1:2101;h2:2101"], "--process-id 2 is not one of the 2 --addresses"),
+])
+def test_joining_a_cluster_needs_a_process_id_among_the_addresses(args, message, capsys):
+    assert main(["run", *args]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == f"stockflow run: {message}" + (" (see --help)" if "together" in message else "")
