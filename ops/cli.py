@@ -65,8 +65,18 @@ def _generator_args(p: argparse.ArgumentParser, events: int) -> None:
     p.add_argument("--malformed-rate", type=_rate, default=0.0005)
 
 
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("stockflow")
+    except PackageNotFoundError:  # run from a checkout that was never installed
+        return "(not installed)"
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="stockflow", description="Real-time inventory engine.")
+    parser.add_argument("--version", action="version", version=f"stockflow {_version()}")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     p = sub.add_parser("replay", help="replay a JSON Lines event file through the engine")

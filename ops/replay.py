@@ -26,8 +26,10 @@ def replay(events: str, out_dir: str, config: EngineConfig, processes: int = 1,
            chunk_lines: int = 2048, observer=None, show_progress: bool = True) -> float:
     """Replays `events` into `out_dir`; returns the wall time in seconds. An `observer`
     (ops.metrics) sees every batch; it needs one process."""
-    if events != "-" and not os.path.isfile(events):
+    if events != "-" and not os.path.exists(events):
         raise ReplayError(f"no such events file: {events}")
+    if os.path.isdir(events):
+        raise ReplayError(f"{events} is a directory, not an events file")
     if processes > 1 and events == "-":
         raise ReplayError("reading stdin needs one process; pass a file for --processes > 1")
     if processes > 1 and observer is not None:

@@ -308,3 +308,12 @@ def test_joining_a_cluster_needs_a_process_id_among_the_addresses(args, message,
     assert main(["run", *args]) == 2
     err = capsys.readouterr().err.strip()
     assert err == f"stockflow run: {message}" + (" (see --help)" if "together" in message else "")
+
+
+def test_version_and_an_empty_device_as_input(tmp_path, capsys):
+    with pytest.raises(SystemExit) as done:
+        main(["--version"])
+    assert done.value.code == 0 and capsys.readouterr().out.startswith("stockflow ")
+    assert main(["replay", "/dev/null", "--out", str(tmp_path / "out"), "--quiet"]) == 0
+    assert main(["replay", str(tmp_path), "--out", str(tmp_path / "o2")]) == 1
+    assert capsys.readouterr().err.strip().endswith("is a directory, not an events file")

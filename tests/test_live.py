@@ -7,6 +7,8 @@ read back from the output topics and checked as the replay's are.
 from __future__ import annotations
 
 import signal
+import subprocess
+import sys
 import time
 
 import pytest
@@ -109,3 +111,8 @@ def test_missing_topics_or_broker_are_one_readable_line(kafka_brokers, redis_url
     proc = run.start()
     assert proc.wait(timeout=60) == 1
     assert run.log().strip().startswith("stockflow: error: cannot reach Kafka at 127.0.0.1:1")
+    topics = subprocess.run([sys.executable, "-m", "stockflow.ops.cli", "topics", "create"],
+                            env=run.env, capture_output=True, text=True, timeout=60)
+    assert topics.returncode == 1
+    [line] = topics.stderr.splitlines()  # one line, not librdkafka's retries
+    assert line.startswith("stockflow: error: cannot reach Kafka at 127.0.0.1:1")
