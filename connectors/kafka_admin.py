@@ -39,7 +39,7 @@ def create_topics(
     counts = topics if isinstance(topics, dict) else dict.fromkeys(topics, partitions)
     if not counts:
         return []
-    missing_topics(brokers, [], client_config)  # a broker that is not there: one line, at once
+    missing_topics(brokers, [], client_config, timeout)  # no broker: one line, and soon
     # log_level 0: failures are said once, in the error below, not by librdkafka per retry.
     admin = AdminClient({"bootstrap.servers": brokers, "log_level": 0, **(client_config or {})})
     new = [NewTopic(name, n, replication) for name, n in counts.items()]

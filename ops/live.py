@@ -129,7 +129,8 @@ def _check_recovery_against_broker(config: Config, from_scratch: bool) -> None:
     engine wrote them), or stored offsets past the end of the input (the broker lost data,
     and resuming there would skip whatever is written next)."""
     path, k = Path(config.recovery.dir), config.kafka
-    new = not (path / STARTED).exists()
+    # New: never started here (a store from before the marker holds snapshots instead).
+    new = not (path / STARTED).exists() and recovery_store.is_empty(path)
     if new and not from_scratch:
         written = {t: high - low for t, (low, high) in
                    end_offsets(k.brokers, output_topics(k.topic_prefix), k.client).items()

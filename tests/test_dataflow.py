@@ -59,6 +59,11 @@ def final_availability(outputs) -> dict:
     return {(o.sku, o.channel): o.available for o in outputs if type(o) is AvailabilityChanged}
 
 
+def nonzero(availability: dict) -> dict:
+    """A (sku, channel) never published has 0: only the others say anything."""
+    return {k: v for k, v in availability.items() if v}
+
+
 @pytest.fixture(scope="module")
 def trace(tmp_path_factory) -> Path:
     path = tmp_path_factory.mktemp("trace") / "events.jsonl"
@@ -113,7 +118,9 @@ def test_two_processes_give_the_same_outputs_as_one(trace, one_process, tmp_path
     replay(str(trace), str(tmp_path), EngineConfig(buckets=16), processes=2, chunk_lines=1000)
     one, two = all_outputs(one_process), all_outputs(tmp_path)
     assert decisions(two) == decisions(one)
-    assert final_availability(two) == final_availability(one)
+    # Availability is coalesced per batch, and batches differ with the processes: a pair last
+    # published as 0 and one never published say the same.
+    assert nonzero(final_availability(two)) == nonzero(final_availability(one))
 
 
 def test_real_olist_trace_keeps_the_promise(tmp_path):

@@ -93,7 +93,7 @@ def test_create_topics_makes_inputs_and_outputs_and_tolerates_existing_ones(kafk
 
 def test_create_topics_fails_loudly_without_a_broker():
     nobody = f"127.0.0.1:{free_port()}"
-    with pytest.raises(RuntimeError, match=f"cannot create kafka topics on {nobody}"):
+    with pytest.raises(RuntimeError, match=f"cannot reach Kafka at {nobody}"):
         create_topics(nobody, ["orders"], client_config=QUIET, timeout=2)
 
 

@@ -21,7 +21,7 @@ from stockflow.state.outputs import DeadLetter
 from .invariants import audit
 from .live import LiveRun, generated_trace
 from .servers import unique_prefix
-from .test_dataflow import all_outputs, decisions, final_availability, read_events
+from .test_dataflow import all_outputs, decisions, final_availability, nonzero, read_events
 
 
 @pytest.fixture(scope="module")
@@ -63,12 +63,6 @@ def test_live_mode_gives_the_replays_decisions(kafka_brokers, redis_url, trace, 
     assert sorted(d.raw for d in dead) == sorted(d.raw for d in replayed if type(d) is DeadLetter)
     assert all(d.error for d in dead)
     assert all(d.source.startswith(f"{run.prefix}orders:0:") for d in dead)  # topic:part:offset
-
-
-def nonzero(availability: dict) -> dict:
-    """Availability is coalesced per batch: a pair never published and one last published
-    as 0 say the same."""
-    return {k: v for k, v in availability.items() if v}
 
 
 def without_dead(outputs: list) -> list:
