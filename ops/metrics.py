@@ -41,8 +41,9 @@ EVENT_LAG = Histogram("stockflow_event_lag_seconds",
                       "Oldest event time of a batch -> its outputs emitted (wall clock).",
                       buckets=_LAG_BUCKETS)
 OVERSOLD = Counter("stockflow_oversold_lines",
-                   "Paid order lines that could not be allocated (rejected), by channel.",
-                   ["channel"])
+                   "Paid order lines rejected, by channel and reason: no_stock and shortage "
+                   "are oversell, unknown_channel and no_eligible_node are configuration.",
+                   ["channel", "reason"])
 SHORTAGE_UNITS = Counter("stockflow_shortage_units",
                          "Units found committed beyond supply when supply dropped.")
 HOLDS_EXPIRED = Counter("stockflow_holds_expired", "Unpaid holds that expired.")
@@ -79,6 +80,42 @@ def dead_letter_reason(error: str) -> str:
     return "other"
 
 
+# The reasons the engine gives a rejected line (state/sourcing.py `why_unfilled`, and a line
+# taken back in a shortage); anything else is `other`, so the label stays bounded.
+OVERSELL_REASONS = frozenset({"no_stock", "shortage"})
+CONFIG_REASONS = frozenset({"unknown_channel", "no_eligible_node"})
+REJECT_REASONS = OVERSELL_REASONS | CONFIG_REASONS
+
+
+def reject_reason(reason: str | None) -> str:
+    """A bounded label for why a paid line was rejected."""
+    return reason if reason in REJECT_REASONS else "other"
+
+
+def rejected_paid(ledger, outputs: list) -> Tally:
+    """(channel, reason) -> paid lines rejected in this batch.
+
+    The emitter counts these by channel only, and an `order.status` names no channel: the
+    reason comes from the status, the channel from the line it names. A line the ledger no
+    longer knows still counts for its channel, as `other`, so per-channel totals stay exact.
+    """
+    by_channel = ledger.emit.oversold
+    counts: Tally = Tally()
+    placed: Tally = Tally()  # channel -> rejections given a reason
+    for out in outputs:
+        if type(out) is not OrderStatus or out.status != "rejected" or not out.paid:
+            continue
+        book = ledger.books.get(out.sku)
+        line = book.line(out.order_id, out.line_id) if book is not None else None
+        if line is not None and placed[line.channel] < by_channel.get(line.channel, 0):
+            placed[line.channel] += 1
+            counts[line.channel, reject_reason(out.reason)] += 1
+    for channel, n in by_channel.items():
+        if n > placed[channel]:
+            counts[channel, "other"] += n - placed[channel]
+    return counts
+
+
 class Observer:
     """Turns what the router and the ledger buckets did into metric updates."""
 
@@ -112,11 +149,10 @@ class Observer:
             EVENT_LAG.observe(max(0.0, now - oldest_ts_s))
         if ledger.shortage_units > shortage_before:
             SHORTAGE_UNITS.inc(ledger.shortage_units - shortage_before)
-        oversold = ledger.emit.oversold
-        if oversold:
-            for channel, n in oversold.items():
-                OVERSOLD.labels(channel).inc(n)
-            oversold.clear()
+        if ledger.emit.oversold:
+            for (channel, reason), n in rejected_paid(ledger, outputs).items():
+                OVERSOLD.labels(channel, reason).inc(n)
+            ledger.emit.oversold.clear()
         if ledger.emit.settled:
             HOLDS_SETTLED.inc(ledger.emit.settled)
             ledger.emit.settled = 0

@@ -28,6 +28,7 @@ def print_summary(summary: Summary, as_json: bool = False) -> None:
     table.add_row("oversold paid lines", f"{summary.oversold_paid_lines:,}")
     table.add_row("shortage alerts", f"{summary.shortage_alerts:,}")
     table.add_row("dead letters", f"{summary.dead_letters:,}")
+    table.add_row("duplicates dropped", f"{summary.duplicates:,}")
     for stream, n in summary.outputs.items():
         table.add_row(f"  out: {stream}", f"{n:,}")
     if summary.seconds is not None:

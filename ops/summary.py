@@ -8,7 +8,13 @@ from pathlib import Path
 
 import msgspec
 
-from stockflow.state.events import InputEvent, NodeUpserted, OrderCreated
+from stockflow.state.events import (
+    ClockTick,
+    InputEvent,
+    NodeUpserted,
+    OrderCreated,
+    check_rules,
+)
 from stockflow.state.outputs import DispatchAllocate, OutputEvent
 
 _DECODE_OUT = msgspec.json.Decoder(OutputEvent).decode
@@ -27,6 +33,7 @@ class Summary(msgspec.Struct, kw_only=True):
     oversold_paid_lines: int  # paid lines the engine could not allocate (rejected)
     shortage_alerts: int
     dead_letters: int
+    duplicates: int  # input events the engine drops: an event_id again, or a resent order
     outputs: dict[str, int]
     seconds: float | None = None
     events_per_s: float | None = None
@@ -44,10 +51,37 @@ def read_outputs(out_dir: str | Path, stream: str) -> list:
         return [_DECODE_OUT(line) for line in f if line.strip()]
 
 
+class Duplicates:
+    """The engine's duplicate rule, replayed over the input file: an `event_id` seen again,
+    or an `order.created` for an order already known (resent under a new event_id).
+
+    The engine remembers ids for `dedup_window_s` and orders for `order_retention_s`; a file
+    whose repeats lie further apart than that would count more here than the engine drops.
+    """
+
+    def __init__(self) -> None:
+        self.event_ids: set[str] = set()
+        self.orders: set[str] = set()
+        self.count = 0
+
+    def drop(self, ev) -> bool:
+        """Whether the engine drops `ev` as a duplicate; remembers it if not."""
+        if type(ev) is ClockTick or check_rules(ev) is not None:
+            return False  # ticks are never deduplicated; rule breakers are dead letters
+        duplicate = ev.event_id in self.event_ids
+        self.event_ids.add(ev.event_id)
+        if not duplicate and type(ev) is OrderCreated:
+            duplicate = ev.order_id in self.orders
+            self.orders.add(ev.order_id)
+        self.count += duplicate
+        return duplicate
+
+
 def summarize(events_path: str, out_dir: str, seconds: float | None = None) -> Summary:
     node_region: dict[str, str] = {}
     ship_region: dict[tuple[str, str], str] = {}
     orders: set[str] = set()
+    duplicates = Duplicates()
     events = 0
     with open_events(events_path) as f:
         for raw in f:
@@ -57,6 +91,8 @@ def summarize(events_path: str, out_dir: str, seconds: float | None = None) -> S
             try:
                 ev = _DECODE_IN(raw)
             except (msgspec.ValidationError, msgspec.DecodeError):
+                continue
+            if duplicates.drop(ev):
                 continue
             if type(ev) is NodeUpserted:
                 node_region[ev.node.id] = ev.node.region
@@ -103,6 +139,7 @@ def summarize(events_path: str, out_dir: str, seconds: float | None = None) -> S
         oversold_paid_lines=oversold,
         shortage_alerts=sum(1 for a in alerts if a.kind == "shortage"),
         dead_letters=counts["dead-letter"],
+        duplicates=duplicates.count,
         outputs=counts,
         seconds=seconds,
         events_per_s=events / seconds if seconds else None,

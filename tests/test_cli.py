@@ -239,6 +239,7 @@ def test_demo_prints_a_json_summary_of_its_run(tmp_path, capsys):
     assert summary["events"] == len(lines(out / "events.jsonl"))
     assert summary["orders"] > 0
     assert summary["outputs"]["order-status"] == len(lines(out / "out" / "order-status.jsonl"))
+    assert summary["duplicates"] > 0  # the generated workload resends orders and events
 
 
 # -- progress and quiet -------------------------------------------------------------------

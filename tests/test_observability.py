@@ -10,7 +10,9 @@ import subprocess
 import time
 import urllib.parse
 import urllib.request
+from datetime import datetime
 from pathlib import Path
+from types import SimpleNamespace
 
 import msgspec
 import pytest
@@ -18,6 +20,10 @@ import yaml
 
 from stockflow.ops import metrics
 from stockflow.ops.cli import main
+from stockflow.state.lines import Line
+from stockflow.state.master import Catalog
+from stockflow.state.outputs import OrderStatus
+from stockflow.state.sourcing import why_unfilled
 
 from .live import LiveRun
 from .scenario import Script
@@ -38,12 +44,17 @@ def tool(name: str) -> str:
 
 def unfillable_orders(n: int) -> list[bytes]:
     """Master data, 5 units of SKU-1, and `n` paid orders of 10 units on a channel without
-    backorders: each is a paid line that cannot be allocated."""
+    backorders: each is a paid line that cannot be allocated. Then one paid line that fits,
+    and one on a channel the catalog does not know: rejected, but not oversold."""
     e = Script()
     events = [e.node("A"), e.channel("web", hold_ttl_s=60), e.snapshot("SKU-1", "A", 5)]
     events += [e.order(f"O{i}", [("SKU-1", 10)], paid=True) for i in range(n)]
     events += [e.order("OK", [("SKU-1", 2)], paid=True)]
+    events += [e.order("LOST", [("SKU-1", 1)], channel="nowhere", paid=True)]
     return [ENCODE(ev) for ev in events]
+
+
+OVERSELL = 'stockflow_oversold_lines_total{reason=~"no_stock|shortage|other"}'
 
 
 def exported_names() -> set[str]:
@@ -70,7 +81,7 @@ def test_alert_rules_are_valid():
     proc = subprocess.run([tool("promtool"), "check", "rules", str(MONITORING / "alerts.yml")],
                           capture_output=True, text=True)
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    assert "SUCCESS: 8 rules found" in proc.stdout
+    assert "SUCCESS: 9 rules found" in proc.stdout
 
 
 def test_each_alert_fires_on_its_series_and_stays_silent_otherwise():
@@ -107,20 +118,55 @@ def test_compose_provisions_prometheus_and_grafana_from_these_files():
     assert scrape["scrape_configs"][0]["static_configs"][0]["targets"] == ["stockflow:9464"]
 
 
+def test_rejected_paid_lines_carry_a_bounded_reason():
+    web = SimpleNamespace(channel="web")
+    book = SimpleNamespace(line=lambda order_id, line_id: None if order_id == "GONE" else web)
+    ledger = SimpleNamespace(emit=SimpleNamespace(oversold={"web": 3}), books={"SKU-1": book})
+
+    def status(order_id, status="rejected", reason="no_stock", paid=True):
+        return OrderStatus(ts=datetime(2026, 1, 1), cause="e", order_id=order_id, line_id="1",
+                           sku="SKU-1", status=status, qty=1, reason=reason, paid=paid)
+
+    outputs = [status("O1"), status("O2", reason="something_new"), status("GONE"),
+               status("O3", paid=False), status("O4", status="backordered")]
+    assert metrics.rejected_paid(ledger, outputs) == {("web", "no_stock"): 1,
+                                                      ("web", "other"): 2}
+
+
+def test_every_reason_the_engine_rejects_for_has_its_own_label():
+    e = Script()
+    catalog = Catalog()
+    catalog.upsert_node(e.node("A").node)  # ships, no pickup counter
+    catalog.upsert_channel(e.channel("web", ["A"]).channel)
+    shapes = {"unknown_channel": dict(channel="nowhere"), "no_stock": {},
+              "no_eligible_node": dict(pickup_node="A")}
+    for reason, shape in shapes.items():
+        line = Line(order_id="O", line_id="1", qty=1, channel=shape.get("channel", "web"),
+                    region="", lat=0.0, lon=0.0,
+                    fulfillment="pickup" if "pickup_node" in shape else "ship",
+                    pickup_node=shape.get("pickup_node"), paid=True, seq=0, deadline_ms=0)
+        assert why_unfilled(line, catalog) == reason
+        assert metrics.reject_reason(reason) == reason
+    assert metrics.reject_reason("shortage") == "shortage"
+
+
 # -- replay ----------------------------------------------------------------------------------
 
 
 def test_replay_writes_its_final_metrics(tmp_path, capsys):
     events = tmp_path / "events.jsonl"
     events.write_bytes(b"\n".join(unfillable_orders(4)) + b"\n{not json\n")
-    before = metrics.OVERSOLD.labels("web")._value.get()
+    oversold = metrics.OVERSOLD.labels("web", "no_stock")._value
+    unknown = metrics.OVERSOLD.labels("nowhere", "unknown_channel")._value
+    before = oversold.get(), unknown.get()
     assert main(["replay", str(events), "--out", str(tmp_path / "out"),
                  "--metrics", str(tmp_path / "m.prom")]) == 0
     text = (tmp_path / "m.prom").read_text()
     check = subprocess.run([tool("promtool"), "check", "metrics"], input=text,
                            capture_output=True, text=True)
     assert check.returncode == 0, check.stdout + check.stderr
-    assert metrics.OVERSOLD.labels("web")._value.get() - before == 4
+    assert (oversold.get() - before[0], unknown.get() - before[1]) == (4, 1)
+    assert 'stockflow_oversold_lines_total{channel="web",reason="no_stock"}' in text
     assert 'stockflow_dead_letters_total{reason="not_json"}' in text
 
 
@@ -173,8 +219,13 @@ def test_prometheus_scrapes_a_live_engine_and_sees_the_oversell(kafka_brokers, r
         assert wait_for(api, 'up{job="stockflow"}', 1.0) == 1.0, "Prometheus cannot scrape"
         assert wait_for(api, 'stockflow_reservations_total{result="granted"}', 0.0) == 0.0
         run.produce(unfillable_orders(n) + [b'{"type": "order.created"'])
-        assert wait_for(api, 'sum(stockflow_oversold_lines_total{channel="web"})', n) == n
-        assert wait_for(api, "sum(stockflow_events_total)", n + 4.0) == n + 4.0
+        assert wait_for(api, "sum(stockflow_events_total)", n + 5.0) == n + 5.0
+        assert wait_for(api, f"sum({OVERSELL})", n) == n
+        assert query(api, 'sum(stockflow_oversold_lines_total{channel="web"})') == n
+        assert query(api, 'sum(stockflow_oversold_lines_total{reason="no_stock"})') == n
+        assert wait_for(api, 'sum(stockflow_oversold_lines_total{channel="nowhere",'
+                             'reason="unknown_channel"})', 1.0) == 1.0
+        assert query(api, f"sum({OVERSELL})") == n  # the unknown channel is not oversell
         assert wait_for(api, 'stockflow_dead_letters_total{reason="not_json"}', 1.0) == 1.0
         assert wait_for(api, 'stockflow_outputs_total{stream="dispatch"}', 1.0) == 1.0
         assert query(api, "stockflow_processing_latency_seconds_count") >= 1

@@ -1,0 +1,59 @@
+"""The replay summary counts the duplicates the engine drops, read from the input file alone."""
+
+from __future__ import annotations
+
+import json
+
+import msgspec
+
+from stockflow.ops import metrics
+from stockflow.ops.cli import main
+
+from .scenario import Script
+
+ENCODE = msgspec.json.Encoder().encode
+
+
+def events_with_duplicates() -> tuple[list[bytes], int]:
+    """A small day with every kind of repeat; returns its lines and how many the engine drops."""
+    e = Script()
+    order = ENCODE(e.order("O1", [("SKU-1", 2)], paid=True))
+    paid = ENCODE(e.paid("O2"))
+    bad = msgspec.json.decode(ENCODE(e.order("BAD", [("SKU-1", 1), ("SKU-1", 1)])))
+    bad["lines"][1]["line_id"] = "1"  # breaks a rule: a dead letter each time, never a duplicate
+    bad = ENCODE(bad)
+    lines = [
+        ENCODE(e.node("A")), ENCODE(e.channel("web")), ENCODE(e.snapshot("SKU-1", "A", 10)),
+        order,
+        order,  # the same event_id again
+        ENCODE(e.order("O1", [("SKU-1", 2)], paid=True)),  # resent under a new event_id
+        ENCODE(e.order("O2", [("SKU-1", 1)])),
+        paid,
+        paid,  # the same event_id again
+        bad,
+        bad,
+        b"{not json",
+    ]
+    return lines, 3
+
+
+def test_the_summary_counts_the_duplicates_the_engine_drops(tmp_path, capsys):
+    lines, dropped = events_with_duplicates()
+    events = tmp_path / "events.jsonl"
+    events.write_bytes(b"\n".join(lines) + b"\n")
+    before = metrics.DUPLICATES._value.get()
+    assert main(["replay", str(events), "--out", str(tmp_path / "out"), "--summary", "--json",
+                 "--metrics", str(tmp_path / "m.prom")]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["duplicates"] == dropped
+    assert metrics.DUPLICATES._value.get() - before == dropped  # what the engine counted
+    assert summary["dead_letters"] == 3  # the rule breakers and the broken line
+
+
+def test_the_printed_summary_shows_the_duplicates(tmp_path, capsys):
+    lines, dropped = events_with_duplicates()
+    events = tmp_path / "events.jsonl"
+    events.write_bytes(b"\n".join(lines) + b"\n")
+    assert main(["replay", str(events), "--out", str(tmp_path / "out"), "--summary"]) == 0
+    row = [r for r in capsys.readouterr().out.splitlines() if "duplicates dropped" in r]
+    assert len(row) == 1 and row[0].split()[-2] == str(dropped)
