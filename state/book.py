@@ -10,6 +10,7 @@ import msgspec
 from .lines import ALLOCATED, HELD, Line
 from .position import Position
 from .quarantine import Quarantine
+from .slow_movers import Sales
 
 NOTHING_KEPT_OUT: dict[str, int] = {}  # what `kept_out` gives almost every book; never changed
 
@@ -28,6 +29,9 @@ class SkuBook(msgspec.Struct, array_like=True, gc=False):  # no cycles: see posi
     # node -> a count the snapshot guard holds back (quarantine.py). None, not an empty dict,
     # for almost every SKU: it costs a pointer, and a byte in snapshots taken after it.
     quarantined: dict[str, Quarantine] | None = None
+    # Units ordered per day, for the slow-mover rule (slow_movers.py); None until the SKU
+    # sells, and again once it sold nothing for both windows.
+    sales: Sales | None = None
 
     def position(self, node: str) -> Position:
         pos = self.positions.get(node)

@@ -25,3 +25,10 @@ class EngineConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fie
     # taking commitments back at once. A node's `snapshot_guard_share` / `_units` override these.
     snapshot_guard_share: Annotated[float, Meta(ge=0, le=1)] | None = None
     snapshot_guard_units: Annotated[int, Meta(ge=0)] = 0
+    # Slow movers (slow_movers.py): a SKU whose units ordered in the last
+    # `slow_mover_window_days` whole days fell by `slow_mover_drop` or more against the same
+    # span before is alerted, once per fall; a drop above 1 (never reached) turns it off.
+    # Below `slow_mover_min_units` units in the earlier span nothing is judged.
+    slow_mover_window_days: Annotated[int, Meta(ge=1, le=366)] = 30
+    slow_mover_drop: Annotated[float, Meta(gt=0)] = 0.4
+    slow_mover_min_units: Annotated[int, Meta(ge=1)] = 20

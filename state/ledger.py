@@ -39,7 +39,7 @@ from .events import (
 )
 from .holds import expire_line, pay_line
 from .lifecycle import cancel_line, return_line, ship_line
-from .lines import BACKORDERED, RETURNED, SHIPPED, Line
+from .lines import BACKORDERED, REJECTED, RETURNED, SHIPPED, Line
 from .master import Catalog
 from .outputs import OutputEvent
 from .placement import place_or_queue
@@ -47,6 +47,7 @@ from .position import Position
 from .quarantine import Quarantine, guard_at, quarantine_detail
 from .replenishment import check_reorder_point
 from .shortage import resolve_shortage
+from .slow_movers import count_sale, day_of, judge, rule_of
 from .work import Expire, Forget, InboundDue, Work
 
 
@@ -60,6 +61,7 @@ class Ledger:
         self.books: dict[str, SkuBook] = {}
         self.emit = Emitter()
         self.horizon_ms = int(config.inbound_horizon_s * 1000)
+        self.slow_movers = rule_of(config)  # None: the rule is off and no sales are kept
         self._touched: dict[str, tuple[str, datetime, int]] = {}  # sku -> last cause, ts, clock
         self.published_skus: list[str] = []  # the SKUs the last batch touched
         self.clock_ms = 0  # the clock of the last item applied
@@ -135,6 +137,12 @@ class Ledger:
             book = self.books[sku] = SkuBook()
         self._touched[sku] = (self.emit.cause, self.emit.ts, clock_ms)
         ctx = Ctx(sku, book, self.catalog, self.emit, clock_ms + self.horizon_ms)
+        # Any event is the SKU's chance to be judged as a slow mover on a new day, on the
+        # stock it had before the event: a SKU that stopped selling is judged at its next
+        # count, with no daily sweep over every SKU (slow_movers.py).
+        sales = book.sales
+        if sales is not None and sales.day < day_of(clock_ms) and self.slow_movers is not None:
+            judge(ctx, day_of(clock_ms), self.slow_movers)
         became_due = False
         for pos in book.positions.values():
             became_due |= pos.advance(ctx.until_ms)
@@ -369,6 +377,9 @@ class Ledger:
             if ev.hold_id is not None:
                 settle(ctx, ev.hold_id)  # the checkout's units pass to this line
             place_or_queue(ctx, line)
+            if line.status != REJECTED and self.slow_movers is not None:
+                ctx.book.sales = count_sale(
+                    ctx.book.sales, day_of(clock_ms), line.qty, self.slow_movers)
             self._settle(ctx)
 
     def _order_lines(self, order_id: str, skus, clock_ms: int):

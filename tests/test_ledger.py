@@ -3,13 +3,14 @@
 Orders (holds, payment, expiry, backorders, cancel, ship, return), supply (snapshots,
 adjustments, inbound), on hand below zero (a debt), duplicates, shortages and the hold sets
 they move, the snapshot guard (quarantined counts, approval, rejection), replenishment,
-channel availability and max_line_qty, the cause of every output, and the contract's own
-example run.
+channel availability and max_line_qty, slow movers, the cause of every output, and the
+contract's own example run.
 """
 
 from __future__ import annotations
 
 import pickle
+import re
 from collections import Counter
 
 import msgspec
@@ -1321,6 +1322,174 @@ def test_a_book_without_quarantine_carries_none():
     assert sim.book(K).quarantined is not None
     sim.feed(sim.ev.rejected("count-1"))
     assert sim.book(K).quarantined is None  # back to the common case: one None
+
+
+# == slow movers ==========================================================================
+
+SLOW = re.compile(
+    r"(\d+) units ordered in the 30 days to (\S+) against (\d+) in the 30 days before: "
+    r"down ([\d.]+)%; on hand: (.*)"
+)
+
+
+def selling(**config) -> Sim:
+    """Nodes A and B with plenty of K (5000 and 300), channel `web`; `config`: the engine's."""
+    sim = Sim(**config)
+    e = sim.ev
+    sim.feed(
+        e.node("A", region="Shanghai", at=SHANGHAI),
+        e.node("B", region="Guangdong", at=GUANGZHOU),
+        e.channel("web"),
+        e.snapshot(K, "A", 5000),
+        e.snapshot(K, "B", 300),
+    )
+    return sim
+
+
+def sell(sim: Sim, per_day: dict[int, int]) -> list:
+    """A paid order of K on each of those days (days after T0) for that many units."""
+    out = []
+    for day, units in sorted(per_day.items()):
+        out += sim.feed(sim.ev.order(f"S{day}", [(K, units)], paid=True, ts=day * DAY + 3600))
+    return out
+
+
+def touch(sim: Sim, day: float, event_id: str | None = None) -> list:
+    """A count of K at B on that day (unchanged: no drift): an event that touches K."""
+    return sim.feed(sim.ev.snapshot(K, "B", 300, ts=day * DAY + 7200, event_id=event_id))
+
+
+def slow_movers(outputs: list) -> list:
+    return alerts(outputs, "slow_mover")
+
+
+def test_a_drop_of_40_percent_is_flagged_once_with_the_figures_and_stock_per_node():
+    sim = selling()
+    out = sell(sim, {d: 2 for d in range(30)})  # 60 units in days 0-29
+    out += sell(sim, {d: 6 for d in range(30, 36)})  # 36 in days 30-59
+    out += touch(sim, 60, event_id="count-60")
+    (alert,) = slow_movers(out)
+    assert (alert.cause, alert.sku, alert.node) == ("count-60", K, None)
+    recent, last_day, before, drop, stock = SLOW.fullmatch(alert.detail).groups()
+    assert (int(recent), int(before), drop) == (36, 60, "40.0")
+    assert last_day == "2027-01-09"  # T0 is 2026-11-11; day 59 is the last whole day
+    assert stock == "A 5000, B 300"  # allocations leave on hand until they ship
+
+
+def test_a_drop_just_short_of_the_threshold_is_not_flagged():
+    sim = selling()
+    out = sell(sim, {0: 100, 30: 61})
+    out += touch(sim, 60)
+    assert slow_movers(out) == []
+    sim = selling()
+    out = sell(sim, {0: 100, 30: 60})
+    out += touch(sim, 60)
+    assert len(slow_movers(out)) == 1
+
+
+@pytest.mark.parametrize("before", [3, 19])
+def test_below_the_minimum_volume_nothing_is_judged(before):
+    sim = selling()
+    out = sell(sim, {0: before, 30: 1})  # sold 19 (or 3), then 1
+    out += touch(sim, 60) + touch(sim, 61)
+    assert slow_movers(out) == []
+
+
+def test_the_minimum_volume_is_configurable():
+    sim = selling(slow_mover_min_units=3)
+    out = sell(sim, {0: 3, 30: 1})
+    out += touch(sim, 60)
+    assert len(slow_movers(out)) == 1
+
+
+def test_a_sku_that_stays_slow_is_not_flagged_again():
+    sim = selling()
+    out = sell(sim, {d: 2 for d in range(30)})
+    out += touch(sim, 60)
+    assert len(slow_movers(out)) == 1
+    out = sell(sim, {61: 1, 65: 1, 80: 2})
+    for day in (62, 70, 85, 95):
+        out += touch(sim, day)
+    assert slow_movers(out) == []
+    assert sim.book(K).sales.slow
+
+
+def test_a_sku_that_recovered_and_fell_again_is_flagged_again():
+    sim = selling()
+    out = sell(sim, {d: 2 for d in range(30)})  # 60, then nothing
+    out += touch(sim, 60, event_id="first")
+    out += sell(sim, {d: 3 for d in range(60, 90)})  # 90 in days 60-89: above the old 60
+    out += touch(sim, 90, event_id="recovered")
+    assert not sim.book(K).sales.slow
+    out += touch(sim, 120, event_id="second")  # nothing in days 90-119: down 100%
+    assert [a.cause for a in slow_movers(out)] == ["first", "second"]
+    figures = SLOW.fullmatch(slow_movers(out)[1].detail).groups()
+    assert (figures[0], figures[2], figures[3]) == ("0", "90", "100.0")
+
+
+def test_a_sku_that_stopped_selling_is_flagged_at_its_next_event():
+    sim = selling()
+    out = sell(sim, {d: 2 for d in range(30)})
+    # Other SKUs' events move the clock far on; K is judged only when something touches it.
+    out += sim.feed(sim.ev.snapshot(TICK, "A", 1, ts=75 * DAY))
+    assert slow_movers(out) == []
+    out = touch(sim, 75, event_id="next")
+    (alert,) = slow_movers(out)
+    assert alert.cause == "next"
+    assert SLOW.fullmatch(alert.detail).groups()[:3:2] == ("0", "30")  # days 15-29: 30 units
+
+
+def test_rejected_lines_are_not_sales():
+    sim = one_node(stock=0)
+    sim.feed(sim.ev.order("O1", [(K, 5)], paid=True))
+    assert sim.line(K, "O1").status == "rejected"
+    assert sim.book(K).sales is None
+
+
+def test_cancelled_lines_still_count_as_ordered():
+    sim = selling()
+    sell(sim, {0: 30})
+    sim.feed(sim.ev.cancelled("S0", ts=2 * DAY))
+    assert sum(sim.book(K).sales.units) == 30
+
+
+def test_a_sku_that_sold_nothing_for_both_windows_keeps_no_sales():
+    sim = selling()
+    sell(sim, {0: 1})
+    touch(sim, 30)
+    assert sim.book(K).sales is not None
+    touch(sim, 61)
+    assert sim.book(K).sales is None
+
+
+def test_off_when_the_drop_threshold_is_one_nothing_can_exceed():
+    sim = selling(slow_mover_drop=1.01)
+    out = sell(sim, {d: 2 for d in range(30)})
+    out += touch(sim, 60)
+    assert slow_movers(out) == []
+    assert sim.book(K).sales is None  # nothing kept while it is off
+
+
+def test_a_shorter_window_is_configurable():
+    sim = selling(slow_mover_window_days=7, slow_mover_min_units=5)
+    out = sell(sim, {d: 1 for d in range(7)})
+    out += touch(sim, 14)
+    (alert,) = slow_movers(out)
+    assert alert.detail.startswith("0 units ordered in the 7 days to")
+
+
+def test_slow_mover_memory_survives_a_restore_and_older_snapshots_restore():
+    sim = selling()
+    sell(sim, {d: 2 for d in range(30)})
+    touch(sim, 60)
+    bucket = bucket_of(K, sim.engine.config.buckets)
+    ledger = sim.engine.ledgers[bucket]
+    restored = Ledger.restore(ledger.snapshot(), sim.engine.config)
+    assert restored.books[K].sales == ledger.books[K].sales and restored.books[K].sales.slow
+    # A snapshot taken before books kept sales: each book one field shorter.
+    catalog, books = msgspec.msgpack.decode(ledger.snapshot())
+    older = msgspec.msgpack.encode([catalog, {k: b[:-1] for k, b in books.items()}])
+    assert Ledger.restore(older, sim.engine.config).books[K].sales is None
 
 
 # == causes and command ids ==============================================================

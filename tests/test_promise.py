@@ -5,12 +5,15 @@ of orders) so that lines compete for the same units, and on hand goes below zero
 before receipts pay it back; with the snapshot guard on, counts fall far below what is
 committed and wait for approvals and rejections. The engine runs them and the `Auditor` checks
 the contract after every event from the outputs alone, alongside the engine's own books. The
-auditor's own refusals are tested at the end.
+auditor's own refusals are tested at the end. Slow movers get histories of their own, weeks
+long, whose alerts are recounted from the event list alone.
 """
 
 from __future__ import annotations
 
 import pickle
+import re
+from collections import Counter
 from datetime import datetime, timedelta, timezone
 
 import msgspec
@@ -39,6 +42,7 @@ from stockflow.state.events import (
     StockSnapshotRejected,
     SupplyInbound,
     SupplyReceived,
+    epoch_ms,
 )
 from stockflow.state.ledger import Ledger
 from stockflow.state.outputs import Alert, AvailabilityChanged, OrderStatus
@@ -479,6 +483,116 @@ def last_availability(outputs: list) -> dict:
         if type(o) is AvailabilityChanged:
             last[(o.sku, o.channel)] = (o.available, o.max_line_qty)
     return {k: v for k, v in last.items() if v != (0, 0)}
+
+
+# -- slow movers over days-long histories --------------------------------------------------
+
+SLOW_SKUS = ["K1", "K2"]
+SLOW_FIGURES = re.compile(r"(\d+) units ordered in the \d+ days to \S+ against (\d+) in")
+
+
+@st.composite
+def slow_config(draw):
+    """Short windows and low volumes, so days-long histories cross the threshold often."""
+    return EngineConfig(
+        buckets=draw(st.integers(1, 4)),
+        slow_mover_window_days=draw(st.integers(1, 6)),
+        slow_mover_drop=draw(st.sampled_from([0.2, 0.4, 0.5, 1.0])),
+        slow_mover_min_units=draw(st.integers(1, 12)),
+    )
+
+
+@st.composite
+def selling_histories(draw, max_events=120):
+    """Plenty of stock (nothing is rejected), then paid orders of K1 / K2 and counts over
+    weeks: bursts and silences, ticks of another SKU that move only the clock, events a
+    little out of order and redelivered."""
+    events = list(MASTER)
+    for i, (s, n) in enumerate((s, n) for s in SLOW_SKUS for n in NODES):
+        events.append(StockSnapshot(event_id=f"open-{i}", ts=T0, sku=s, node=n,
+                                    on_hand=10**9, seq=0))
+    t = T0
+    for i in range(draw(st.integers(10, max_events))):
+        t += timedelta(hours=draw(st.sampled_from([-2, 0, 1, 6, 20, 30, 72, 24 * 9])))
+        what = draw(st.sampled_from(["order", "order", "order", "count", "tick"]))
+        if what == "order":
+            skus = draw(st.lists(st.sampled_from(SLOW_SKUS), min_size=1, max_size=2, unique=True))
+            ev = OrderCreated(
+                event_id=f"e{i}", ts=t, order_id=f"O{i}", channel="web",
+                lines=[OrderLine(line_id=str(j + 1), sku=s, qty=draw(st.integers(1, 8)))
+                       for j, s in enumerate(skus)],
+                ship_to=ShipTo(region="east", lat=29.0, lon=118.0), fulfillment="ship",
+                paid=True,
+            )
+        else:
+            ev = StockSnapshot(event_id=f"e{i}", ts=t, node=draw(node), on_hand=10**9, seq=i + 1,
+                               sku="K3" if what == "tick" else draw(st.sampled_from(SLOW_SKUS)))
+        events.append(ev)
+        if draw(st.integers(0, 9)) == 0:
+            events.append(ev)  # redelivered at once: a duplicate, dropped
+    return events
+
+
+def recount_slow_movers(events: list, config: EngineConfig) -> list[tuple]:
+    """The rule recounted from the event list alone: (cause, sku, recent, before) of every
+    alert. Units ordered per SKU and day of the clock (the highest ts so far); a SKU that has
+    sold is judged at the first event touching it on a later day, on whole days."""
+    window, drop, least = (config.slow_mover_window_days, config.slow_mover_drop,
+                           config.slow_mover_min_units)
+    sold: dict[str, Counter] = {}
+    last_day: dict[str, int] = {}  # the day each SKU that sold was last touched
+    slow: set[str] = set()
+    seen, clock, expected = set(), 0, []
+    for ev in events:
+        if ev.event_id in seen:
+            continue
+        seen.add(ev.event_id)
+        clock = max(clock, epoch_ms(ev.ts))
+        today = clock // 86_400_000
+        if type(ev) is OrderCreated:
+            touches = [(line.sku, line.qty) for line in ev.lines]
+        else:  # a count touches its SKU; master data none
+            touches = [(ev.sku, 0)] if type(ev) is StockSnapshot else []
+        for sku_, ordered in touches:
+            if last_day.get(sku_, today) < today:
+                units = sold[sku_]
+                recent = sum(units[d] for d in range(today - window, today))
+                before = sum(units[d] for d in range(today - 2 * window, today - window))
+                if before >= least:
+                    if (before - recent) / before >= drop:
+                        if sku_ not in slow:
+                            expected.append((ev.event_id, sku_, recent, before))
+                        slow.add(sku_)
+                    else:
+                        slow.discard(sku_)
+            if ordered:
+                sold.setdefault(sku_, Counter())[today] += ordered
+            if sku_ in sold:
+                last_day[sku_] = today
+    return sorted(expected)
+
+
+def slow_mover_alerts(outputs: list) -> list[tuple]:
+    return sorted(
+        (o.cause, o.sku, *map(int, SLOW_FIGURES.match(o.detail).groups()))
+        for o in outputs if type(o) is Alert and o.kind == "slow_mover"
+    )
+
+
+@PROPERTY
+@given(slow_config(), selling_histories())
+def test_slow_movers_are_flagged_exactly_at_the_crossings_a_recount_finds(config, events):
+    assert slow_mover_alerts(run(events, config=config)) == recount_slow_movers(events, config)
+
+
+@PROPERTY
+@given(slow_config(), selling_histories(), st.lists(st.integers(1, 30), max_size=8), st.data())
+def test_slow_movers_do_not_depend_on_batches_buckets_or_restarts(config, events, chunks, data):
+    alone = run(events, config=config)
+    assert encoded(run(events, chunks, config), False) == encoded(alone, False)
+    one_bucket = msgspec.structs.replace(config, buckets=1)
+    assert encoded(run(events, config=one_bucket)) == encoded(run(events, config=config))
+    crash_and_restore_resumes_exactly(events, data.draw(st.integers(0, len(events))), config)
 
 
 # -- the auditor itself: what it must refuse -------------------------------------------------
