@@ -11,6 +11,7 @@ from __future__ import annotations
 import bytewax.operators as op
 from bytewax.dataflow import Stream
 
+from stockflow.connectors import exchange
 from stockflow.connectors.chunks import Decoded, RawChunk
 from stockflow.connectors.codec import decode_lines, encode_by_stream
 from stockflow.state.config import EngineConfig
@@ -18,6 +19,8 @@ from stockflow.state.config import EngineConfig
 from .logic import DEAD_LETTERS, AlignTiming, LedgerLogic, SequencerLogic
 
 SEQUENCER = "sequencer"  # the one key every input partition's events meet under
+
+exchange.register()  # events cross processes as msgpack
 
 
 def engine(raw: Stream, config: EngineConfig, partitions: list[str] = (),
