@@ -39,7 +39,3 @@ class ClockTicker:
             except (BufferError, KafkaException):
                 break  # the broker is away: the next tick tries again
         self._producer.poll(0)
-
-    def close(self) -> None:
-        if self._producer is not None:
-            self._producer.flush(1.0)

@@ -102,18 +102,13 @@ class Aligner:
         """Every event that may leave now, in merged order."""
         self._pass_over_idle(now_ms)
         out: list = []
-        buffers, rank = self.buffers, self.rank
+        buffers = self.buffers
         while True:
-            best, best_key = None, None
-            for part, buf in buffers.items():
-                if buf:
-                    key = (buf[0][0], rank[part])
-                    if best_key is None or key < best_key:
-                        best, best_key = part, key
+            best, head = self._head()
             if best is None:
                 break
             bound = self._bound(best)
-            buf, r = buffers[best], rank[best]
+            buf, r = buffers[best], head[1]
             released = 0
             while buf and (bound is None or (buf[0][0], r) < bound):
                 key, ev = buf.popleft()
@@ -125,8 +120,19 @@ class Aligner:
                     self.frontier = (key, r)
             if not released:
                 break
-        self._note_waiting(now_ms)
+        self._note_waiting(now_ms, head)
         return out
+
+    def _head(self) -> tuple[str | None, tuple[int, int] | None]:
+        """The partition whose next event comes first in the merge, and its (key, rank)."""
+        best, head = None, None
+        rank = self.rank
+        for part, buf in self.buffers.items():
+            if buf:
+                key = (buf[0][0], rank[part])
+                if head is None or key < head:
+                    best, head = part, key
+        return best, head
 
     def _bound(self, part: str) -> tuple[int, int] | None:
         """The earliest (key, rank) that another partition may still bring before `part`."""
@@ -144,14 +150,9 @@ class Aligner:
                 bound = b
         return bound
 
-    def _note_waiting(self, now_ms: int) -> None:
-        """Which empty partitions hold the merge up now, and since when."""
-        head = None
-        for part, buf in self.buffers.items():
-            if buf:
-                key = (buf[0][0], self.rank[part])
-                if head is None or key < head:
-                    head = key
+    def _note_waiting(self, now_ms: int, head: tuple[int, int] | None) -> None:
+        """Which empty partitions hold the merge up now (behind `head`, the first event still
+        buffered), and since when."""
         waiting = {}
         if head is not None:
             for q, buf in self.buffers.items():

@@ -111,19 +111,17 @@ class Router:
                 ))
                 continue
             ts_ms = epoch_ms(item.ts)
-            if type(item) is ClockTick:  # ids unique by making; remembering them buys nothing
-                if ts_ms > self.clock_ms:
-                    self.clock_ms, self.clock_ts = ts_ms, item.ts
-                    self._on_clock(item, work)
-                continue
-            if self.recent.seen(item.event_id, max(ts_ms, self.clock_ms)):
-                self.duplicates += 1
-                continue
-            self.seq += 1
+            tick = type(item) is ClockTick  # its id is unique by making: nothing to remember
+            if not tick:
+                if self.recent.seen(item.event_id, max(ts_ms, self.clock_ms)):
+                    self.duplicates += 1
+                    continue
+                self.seq += 1
             if ts_ms > self.clock_ms:
                 self.clock_ms, self.clock_ts = ts_ms, item.ts
                 self._on_clock(item, work)
-            self._route_event(item, work)
+            if not tick:  # a tick moves the clock and nothing else
+                self._route_event(item, work)
         return work, dead
 
     # -- internals ----------------------------------------------------------------------

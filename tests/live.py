@@ -5,14 +5,10 @@ from __future__ import annotations
 
 import msgspec
 
-from stockflow.connectors.kafka_admin import input_topics
 from stockflow.ops.bench.harness import LiveRun as _LiveRun
-from stockflow.ops.bench.harness import merged_input, read_partitions
 from stockflow.ops.bench.live import LAYOUT  # noqa: F401 (the README's layout, for tests)
 from stockflow.ops.generate import Scenario, write_jsonl
-from stockflow.ops.replay import replay
 from stockflow.ops.summary import read_outputs
-from stockflow.state.config import EngineConfig
 from stockflow.state.outputs import STREAMS, AvailabilityChanged, DeadLetter, OutputEvent
 
 DECODE_OUTPUT = msgspec.json.Decoder(OutputEvent).decode
@@ -32,14 +28,10 @@ def generated_trace(directory, **scenario):
     return path
 
 
-def replay_of_recorded(run: LiveRun, tmp_path) -> tuple[list, list[bytes]]:
+def replay_of_recorded(run: LiveRun) -> tuple[list, list[bytes]]:
     """The outputs of `stockflow replay` over the recorded input topics, merged by event
     time; and the merged input itself."""
-    merged = merged_input(read_partitions(run.brokers, input_topics(run.prefix)))
-    path = tmp_path / "recorded.jsonl"
-    path.write_bytes(b"\n".join(merged) + b"\n")
-    out = tmp_path / "recorded-replay"
-    replay(str(path), str(out), EngineConfig(buckets=8), show_progress=False)
+    out, merged = run.replay_recorded()
     return [o for stream in STREAMS for o in read_outputs(out, stream)], merged
 
 

@@ -33,7 +33,7 @@ from stockflow.state.events import (
 from stockflow.state.outputs import DeadLetter, OrderStatus
 
 from .invariants import audit
-from .live import LAYOUT, LiveRun, commands_and_statuses, generated_trace, replay_of_recorded
+from .live import LAYOUT, LiveRun, commands_and_statuses, replay_of_recorded
 from .servers import unique_prefix
 from .test_dataflow import decisions, final_availability, read_events
 from .test_live import lines_of, nonzero, trace, without_dead  # noqa: F401 (fixture)
@@ -65,7 +65,7 @@ def test_producers_layout_decides_as_the_merged_replay(kafka_brokers, redis_url,
     run.produce(lines_of(trace), topic_of)  # interleaved across 7 partitions, as sent
     run.drain("--processes", processes)
     live = run.decoded()
-    replayed, merged = replay_of_recorded(run, tmp_path)
+    replayed, merged = replay_of_recorded(run)
     assert_same_decisions(live, replayed)
     assert filled(live) == filled(replayed) > 1000
     events, _ = read_events(tmp_path / "recorded.jsonl")
@@ -111,7 +111,7 @@ def test_a_topic_held_back_is_waited_for(kafka_brokers, redis_url, trace, tmp_pa
         run.produce(master, topic_of)
         last = max(e.ts for e in read_events(trace)[0])
         _sentinel_ticks(run, last + timedelta(seconds=1))
-        replayed, _ = replay_of_recorded(run, tmp_path)
+        replayed, _ = replay_of_recorded(run)
         _wait_for_statuses(run, sum(type(o) is OrderStatus for o in replayed), proc)
     finally:
         proc.send_signal(signal.SIGTERM)
@@ -169,7 +169,7 @@ def test_holds_expire_on_time_with_no_traffic_and_a_restart_repeats_the_same_com
     assert proc.wait(timeout=30) == 0, run.log()[-3000:]
     run.drain()  # whatever the last ticks left waiting
     live = run.decoded()
-    replayed, _ = replay_of_recorded(run, tmp_path)
+    replayed, _ = replay_of_recorded(run)
     # At least once, and the same commands every time: deduplicated by content (command ids
     # and causes included), live is exactly the replay of what Kafka recorded.
     unique = commands_and_statuses(live)

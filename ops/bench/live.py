@@ -19,10 +19,8 @@ from pathlib import Path
 
 import msgspec
 
-from stockflow.connectors.kafka_admin import input_topics
 from stockflow.dataflows.passthrough import STREAM
-from stockflow.ops.bench.harness import LiveRun, event_id_of, merged_input, read_partitions
-from stockflow.state.config import EngineConfig
+from stockflow.ops.bench.harness import LiveRun, event_id_of
 
 # As platform teams produce: master data on one partition, stock keyed by SKU and orders
 # keyed by order id over three partitions each.
@@ -110,12 +108,7 @@ def check_against_replay(run: LiveRun, outputs: list[tuple[str, bytes]]) -> None
     """Raises unless the live outputs decide as `stockflow replay` of the recorded input
     topics, merged by event time: every command, status and alert, byte for byte, and each
     (sku, channel)'s last availability."""
-    from stockflow.ops.replay import replay  # here: the bench's other parts do not need it
-
-    merged = merged_input(read_partitions(run.brokers, input_topics(run.prefix)))
-    trace, out = run.workdir / "recorded.jsonl", run.workdir / "recorded-replay"
-    trace.write_bytes(b"\n".join(merged) + b"\n")
-    replay(str(trace), str(out), EngineConfig(buckets=8), show_progress=False)
+    out, _ = run.replay_recorded()
     replayed = [(stream, line) for stream in (*DECISIONS, "availability")
                 for line in (out / f"{stream}.jsonl").read_bytes().splitlines() if line]
     for stream in DECISIONS:

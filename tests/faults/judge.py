@@ -7,18 +7,19 @@ import msgspec
 
 from stockflow.connectors.codec import decode_message
 from stockflow.state.events import Malformed
-from stockflow.state.outputs import AvailabilityChanged, DeadLetter, OrderStatus
+from stockflow.state.outputs import DeadLetter, OrderStatus
 
 from ..invariants import PromiseBroken, audit_end_state
 from ..live import LiveRun, commands_and_statuses, replay_of_recorded
+from ..test_dataflow import final_availability, nonzero
 
 _ENCODE = msgspec.json.Encoder().encode
 
 
-def judge(run: LiveRun, tmp_path) -> dict:
+def judge(run: LiveRun) -> dict:
     """Figures of one drill's run; every one is 0 (or True) when nothing went wrong."""
     live = run.decoded()
-    replayed, merged = replay_of_recorded(run, tmp_path)
+    replayed, merged = replay_of_recorded(run)
     unique = list({_ENCODE(o): o for o in live}.values())  # at least once: repeats dropped
     live_effects, effects = commands_and_statuses(unique), commands_and_statuses(replayed)
     return {
@@ -26,21 +27,15 @@ def judge(run: LiveRun, tmp_path) -> dict:
         "effects_lost": len(effects - live_effects),
         "effects_duplicated": len(live_effects - effects),
         "over_committed": _over_committed(merged, unique),
-        "availability_as_replay": _last(live) == _last(replayed),  # last as the topic holds it
+        # the last value as the topic holds it, repeats and all
+        "availability_as_replay":
+            nonzero(final_availability(live)) == nonzero(final_availability(replayed)),
         "dead_letters": sum(type(o) is DeadLetter for o in unique),
     }
 
 
 def _lines(outputs: list) -> set:
     return {(o.order_id, o.line_id) for o in outputs if type(o) is OrderStatus}
-
-
-def _last(outputs: list) -> dict:
-    last = {}
-    for o in outputs:
-        if type(o) is AvailabilityChanged:
-            last[(o.sku, o.channel)] = o.available
-    return {k: v for k, v in last.items() if v}
 
 
 def _over_committed(merged: list[bytes], outputs: list) -> int:

@@ -43,7 +43,7 @@ def test_kill_points(kafka_brokers, redis_url, tmp_path, full):
                 here += 1
             proc.wait()
         run.drain()
-        figures = judge(run, work)
+        figures = judge(run)
         clean = (figures["lines_lost"] == figures["effects_lost"] ==
                  figures["effects_duplicated"] == figures["over_committed"] == 0
                  and figures["availability_as_replay"])

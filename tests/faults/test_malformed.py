@@ -43,7 +43,7 @@ def test_malformed_messages_are_dead_letters_and_change_nothing(kafka_brokers, r
     run.produce(mixed, lambda line: topic_of(line) if line in kept else
                 (rnd.choice(("master", "stock", "orders")), None))
     run.drain()
-    figures = judge(run, tmp_path)
+    figures = judge(run)
     FIGURES.add("malformed input", malformed_sent=bad_n + generated_bad,
                 dead_letters=figures["dead_letters"], effects_lost=figures["effects_lost"],
                 effects_duplicated=figures["effects_duplicated"])
