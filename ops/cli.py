@@ -138,6 +138,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--quick", action="store_true", help="fewer client counts, shorter loads")
     p.add_argument("--json", action="store_true", help="print results.json instead of a table")
     p.add_argument("--quiet", "-q", action="store_true", help="no progress bars")
+    p.add_argument("--scale", action="store_true",
+                   help="only the scale-out measurements and plan (<out>/scale.json)")
 
     p = sub.add_parser("schema", help="print the JSON Schema of the contract's events")
     p.add_argument("which", nargs="?", choices=["inputs", "outputs", "all"], default="all")
@@ -296,9 +298,15 @@ def _redis(args) -> int:
 def _bench(args) -> int:
     from pathlib import Path
 
-    from .bench.report import markdown, plot, print_table
+    from .bench.report import markdown, plot, print_table, print_scale
     from .bench.run import run_bench
 
+    if args.scale:
+        from .bench.scale import run_scale_bench
+
+        results = run_scale_bench(args.out, args.events, args.redis_url)
+        print(json.dumps(results, indent=2)) if args.json else print_scale(results)
+        return 0
     results = run_bench(args.out, args.events, args.redis_url, args.postgres,
                         args.baseline_lines, args.state_entries, args.quick,
                         show_progress=not args.quiet)

@@ -6,12 +6,14 @@ from __future__ import annotations
 import io
 import json
 
+import msgspec
 import pytest
 
 from stockflow.ops.bench import live
 from stockflow.ops.bench.report import markdown, plot, rows
 from stockflow.ops.bench.reservations import run_reservations
 from stockflow.ops.bench.run import ratios
+from stockflow.ops.bench.scale import HOT_SKU, hot_sku_trace, plan, stage_costs
 from stockflow.ops.bench.state_cost import run_state_cost
 from stockflow.ops.generate import Scenario, write_jsonl
 
@@ -77,3 +79,41 @@ def test_throughput_is_not_reported_when_live_decides_unlike_replay(kafka_broker
     monkeypatch.setattr(live.LiveRun, "outputs", one_dispatch_lost)
     with pytest.raises(live.DecisionsDiffer, match="dispatch differs .* 1 missing"):
         live.throughput(kafka_brokers, redis_url, lines[:3000], processes=1)
+
+
+def test_a_hot_sku_takes_its_share_of_lines_into_one_bucket(lines):
+    hot = hot_sku_trace(lines, share=0.30)
+    decoded = [msgspec.json.decode(line) for line in hot if line.startswith(b"{")]
+    on_hot = [ln for m in decoded if m.get("type") == "order.created"
+              for ln in m["lines"] if ln["sku"] == HOT_SKU]
+    assert 0.25 < len(on_hot) / live.order_lines(lines) < 0.35
+    moved = {(m["order_id"], ln["line_id"]) for m in decoded if m.get("type") == "order.created"
+             for ln in m["lines"] if ln["sku"] == HOT_SKU}
+    returned = [m for m in decoded if m.get("type") == "order.returned"]  # no shipments made
+    assert returned and all((m["sku"] == HOT_SKU) == ((m["order_id"], m["line_id"]) in moved)
+                            for m in returned)
+    assert any(m.get("type") == "stock.snapshot" and m["sku"] == HOT_SKU for m in decoded)
+    untouched = [line for line in lines
+                 if b'"order.created"' not in line and b'"order.returned"' not in line]
+    assert set(untouched) <= set(hot)  # everything else byte for byte
+    uniform, skewed = stage_costs(lines), stage_costs(hot)
+    assert skewed["busiest_bucket_line_share"] >= 0.30 > uniform["busiest_bucket_line_share"]
+    assert uniform["sequencer_events_per_s"] > 0 and skewed["ledger_us_per_line"] > 0
+
+
+def test_the_plan_scales_measured_costs_to_the_peak():
+    run = {"cpu_us_per_line": 100.0, "order_lines_per_s": 1, "redis_commands_per_line": 2.0,
+           "redis_cpu_us_per_line": 10.0}
+    measured = {
+        "workload": {"lines_per_order": 1.5, "events_per_line": 2.0, "bytes_per_event": 500},
+        "stages": {"uniform": {"sequencer_events_per_s": 200_000},
+                   "hot_sku": {"busiest_bucket_share": 0.5}},
+        "live": {"one_process": run, "two_processes": run, "two_processes_hot_sku": run},
+    }
+    p = plan(measured, peak_orders_per_s=100_000)
+    assert p["peak_lines_per_s"] == 150_000 and p["peak_events_per_s"] == 300_000
+    assert p["engine_processes"] == 15  # 150k lines/s x 100 µs = 15 cores
+    assert p["redis_cores"] == 2 and p["redis_commands_per_s"] == 300_000  # 1.5 cores, up
+    assert p["kafka_input_mb_per_s"] == 150.0
+    assert p["sequencers_needed"] == 2  # 300k events/s over 200k/s
+    assert p["hot_bucket_ceiling_lines_per_s"] == 20_000  # half of 100 µs per line on one core

@@ -75,10 +75,12 @@ def throughput(brokers: str, redis_url: str, lines: list[bytes], processes: int 
     decisions are checked equal to a replay of the recorded topics."""
     run = _world(brokers, redis_url, redis)
     run.produce(lines, topic_of)
+    server = RedisLoad(redis_url) if redis else None
     started, cpu_before = time.monotonic(), _children_cpu_s()
     run.drain("--processes", str(processes), timeout=3600)
     wall = time.monotonic() - started
     cpu_s = _children_cpu_s() - cpu_before  # every engine process, start to drain
+    redis_load = server.per_line(order_lines(lines)) if server else {}
     outputs = run.outputs(timestamps=True)
     check_against_replay(run, [(stream, value) for stream, value, _ in outputs])
     stamps = [ts for _, _, ts in outputs]
@@ -90,8 +92,30 @@ def throughput(brokers: str, redis_url: str, lines: list[bytes], processes: int 
         "seconds": round(busy, 2), "wall_seconds": round(wall, 2),
         "events_per_s": round(len(lines) / busy), "order_lines_per_s": round(n_lines / busy),
         "cpu_s": round(cpu_s, 2), "cpu_us_per_line": round(cpu_s * 1e6 / n_lines, 1),
-        "decisions_equal_replay": True,
+        "decisions_equal_replay": True, **redis_load,
     }
+
+
+class RedisLoad:
+    """What the Redis server did between this and `per_line`: commands it processed and CPU
+    it spent, whoever sent them (so measure with no other clients)."""
+
+    def __init__(self, url: str) -> None:
+        import redis
+
+        self.client = redis.Redis.from_url(url)
+        self.before = self._read()
+
+    def _read(self) -> tuple[int, float]:
+        stats, cpu = self.client.info("stats"), self.client.info("cpu")
+        return (int(stats["total_commands_processed"]),
+                float(cpu["used_cpu_user"]) + float(cpu["used_cpu_sys"]))
+
+    def per_line(self, lines: int) -> dict:
+        commands, cpu_s = (after - before for after, before in zip(self._read(), self.before))
+        self.client.close()
+        return {"redis_commands_per_line": round(commands / lines, 2),
+                "redis_cpu_us_per_line": round(cpu_s * 1e6 / lines, 1)}
 
 
 def _children_cpu_s() -> float:

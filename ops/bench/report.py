@@ -97,3 +97,44 @@ def plot(r: dict, path: Path) -> None:
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
+
+
+def scale_rows(r: dict) -> list[tuple[str, str]]:
+    """(what, figure) rows of `stockflow bench --scale`: what was measured, then the plan."""
+    one, two = r["live"]["one_process"], r["live"]["two_processes"]
+    hot_run, uniform, hot = (r["live"]["two_processes_hot_sku"], r["stages"]["uniform"],
+                             r["stages"]["hot_sku"])
+    p = r["plan"]
+    share = int(r["hot_sku_share"] * 100)
+    return [
+        ("engine CPU per order line, 1 / 2 processes",
+         f"{one['cpu_us_per_line']} / {two['cpu_us_per_line']} µs"),
+        (f"engine CPU per order line, 2 processes, one SKU {share}% of lines",
+         f"{hot_run['cpu_us_per_line']} µs ({hot_run['order_lines_per_s']:,} vs "
+         f"{two['order_lines_per_s']:,} lines/s)"),
+        ("Redis per order line (1 process)",
+         f"{one['redis_commands_per_line']} commands, {one['redis_cpu_us_per_line']} CPU µs"),
+        ("sequencer (merge + route, one worker)",
+         f"{uniform['sequencer_us_per_event']} µs/event = "
+         f"{uniform['sequencer_events_per_s']:,} events/s at most"),
+        (f"busiest of {hot['buckets']} buckets' share of ledger work, uniform / hot SKU",
+         f"{uniform['busiest_bucket_share']:.0%} / {hot['busiest_bucket_share']:.0%}"),
+        (f"plan for {p['peak_orders_per_s']:,} orders/s ({p['peak_lines_per_s']:,} lines/s, "
+         f"{p['peak_events_per_s']:,} events/s)",
+         f"{p['engine_processes']:,} engine processes, {p['redis_cores']} Redis cores, "
+         f"{p['kafka_input_mb_per_s']} MB/s into Kafka"),
+        ("where it stops: sequencers needed / hot bucket ceiling",
+         f"{p['sequencers_needed']} (1 today) / {p['hot_bucket_ceiling_lines_per_s']:,} lines/s"),
+    ]
+
+
+def print_scale(r: dict) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=f"stockflow bench --scale ({r['workload']['events']:,} events)")
+    table.add_column("what")
+    table.add_column("measured")
+    for row in scale_rows(r):
+        table.add_row(*row)
+    Console().print(table)
