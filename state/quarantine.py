@@ -24,6 +24,10 @@ from .config import EngineConfig
 from .events import Node
 
 if TYPE_CHECKING:
+    from .book import SkuBook
+    from .context import Ctx
+    from .events import StockSnapshot, StockSnapshotApproved, StockSnapshotRejected
+    from .master import Catalog
     from .position import Position
 
 
@@ -65,3 +69,86 @@ def quarantine_detail(held: Quarantine, pos: Position) -> str:
         f"{pos.committed} (held {pos.held}, allocated {pos.allocated}): quarantined until "
         f"approved or rejected; nothing new is promised beyond the lower count"
     )
+
+
+class SnapshotGuarding:
+    """The ledger's side of the guard: holding a suspect count back and settling it.
+
+    A `Ledger` is one: it has the `config`, `catalog`, `books`, the `quarantined` index
+    (event id -> (sku, node): approvals and rejections name only the event id and reach every
+    bucket; the one holding it acts) and the `_ctx` / `_settle` / `_set_count` used here.
+    """
+
+    config: EngineConfig
+    catalog: Catalog
+    books: dict[str, SkuBook]
+    quarantined: dict[str, tuple[str, str]]
+    verdicts_applied: int
+
+    def _note_guards(self) -> None:
+        """Whether the guard is on anywhere: where it is not, counts skip it at no cost."""
+        self.guarded = self.config.snapshot_guard_share is not None or any(
+            node.snapshot_guard_share is not None for node in self.catalog.nodes.values())
+
+    def _suspect(self, ev: StockSnapshot, pos: Position) -> bool:
+        guard = guard_at(self.config, self.catalog.nodes.get(ev.node))
+        return guard is not None and guard.suspects(pos, ev.on_hand)
+
+    def _supersede(self, ctx: Ctx, ev: StockSnapshot) -> bool:
+        """A count held back at the node gives way to a newer one, which is judged on its
+        own; False when `ev` is not newer than it."""
+        held = ctx.book.quarantine_at(ev.node)
+        if held is None:
+            return True
+        if ev.seq <= held.seq:
+            return False
+        self._lift(ctx, ev.node)
+        return True
+
+    def _hold_back(self, ctx: Ctx, ev: StockSnapshot, pos: Position) -> None:
+        """Quarantine a suspect count: commitments stay, new ones get only what it allows."""
+        held = Quarantine(ev.event_id, ev.seq, ev.on_hand, pos.on_hand - ev.on_hand)
+        ctx.book.hold_back(ev.node, held)
+        self.quarantined[ev.event_id] = (ev.sku, ev.node)
+        ctx.emit.alert("snapshot_quarantined", ev.sku, quarantine_detail(held, pos), ev.node)
+        self._settle(ctx)
+
+    def _lift(self, ctx: Ctx, node: str) -> Quarantine | None:
+        held = ctx.book.lift(node)
+        if held is not None:
+            self.quarantined.pop(held.event_id, None)
+            ctx.supply_rose = True  # the units it kept out of ATP are sellable again
+        return held
+
+    def _verdict(self, snapshot_event_id: str, clock_ms: int):
+        """Settle the quarantine of that snapshot, if this bucket holds it: (ctx, node, the
+        count held back), else None."""
+        where = self.quarantined.get(snapshot_event_id)
+        if where is None:
+            return None  # another bucket's, already settled or superseded, or never held
+        sku, node = where
+        ctx = self._ctx(sku, clock_ms)
+        held = self._lift(ctx, node)
+        self.verdicts_applied += 1
+        return ctx, node, held
+
+    def _approved(self, ev: StockSnapshotApproved, clock_ms: int, seq: int, skus) -> None:
+        settled = self._verdict(ev.snapshot_event_id, clock_ms)
+        if settled is not None:
+            ctx, node, held = settled
+            # As it would have been: the count, plus every change on hand since it came.
+            on_hand = ctx.book.positions[node].on_hand - held.kept_out
+            self._set_count(ctx, node, on_hand, held.seq)
+
+    def _rejected(self, ev: StockSnapshotRejected, clock_ms: int, seq: int, skus) -> None:
+        settled = self._verdict(ev.snapshot_event_id, clock_ms)
+        if settled is not None:
+            self._settle(settled[0])
+
+    def find_quarantined(self) -> None:
+        """Rebuild the index from the books (after a restore)."""
+        self.quarantined = {
+            held.event_id: (sku, node)
+            for sku, book in self.books.items() if book.quarantined is not None
+            for node, held in book.quarantined.items()
+        }
