@@ -141,6 +141,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--scale", action="store_true",
                    help="only the scale-out measurements and plan (<out>/scale.json)")
 
+    p = sub.add_parser("whatif", help="replay a trace under each policy, compare the decisions")
+    p.add_argument("trace", help="recorded events (.jsonl or .jsonl.gz)")
+    p.add_argument("--policy", action="append", required=True, metavar="FILE.toml",
+                   help="a policy (repeat for more); with one, the trace as recorded comes first")
+    p.add_argument("--json", metavar="OUT", help="write every figure to OUT as JSON")
+    p.add_argument("--plot", metavar="OUT.png", help="draw the main ratios to OUT.png")
+    p.add_argument("--out", metavar="DIR",
+                   help="keep each run's events and outputs under DIR/<policy> (default: none)")
+    p.add_argument("--quiet", "-q", action="store_true", help="no progress bars")
+
     p = sub.add_parser("schema", help="print the JSON Schema of the contract's events")
     p.add_argument("which", nargs="?", choices=["inputs", "outputs", "all"], default="all")
     return parser
@@ -321,15 +331,34 @@ def _bench(args) -> int:
     return 0
 
 
+def _whatif(args) -> int:
+    from .whatif.compare import compare
+    from .whatif.policy import load_policy
+    from .whatif.report import as_json, plot, print_table
+
+    policies = [load_policy(path) for path in args.policy]
+    columns = compare(args.trace, policies, args.out, show_progress=not args.quiet)
+    print_table(args.trace, columns)
+    if args.json:
+        with open(args.json, "wb") as f:
+            f.write(as_json(args.trace, columns))
+    if args.plot:
+        plot(args.trace, columns, args.plot)
+    return 0
+
+
 _COMMANDS = {"replay": _replay, "generate": _generate, "demo": _demo, "schema": _schema,
-             "run": _run, "topics": _topics, "redis": _redis, "bench": _bench}
+             "run": _run, "topics": _topics, "redis": _redis, "bench": _bench,
+             "whatif": _whatif}
 
 
 def _readable_errors() -> tuple[type[BaseException], ...]:
     from .config import ConfigError
     from .live import LiveError
+    from .whatif.policy import PolicyError
 
-    return (OSError, msgspec.ValidationError, ReplayError, ConfigError, LiveError, RuntimeError)
+    return (OSError, msgspec.ValidationError, ReplayError, ConfigError, LiveError, RuntimeError,
+            PolicyError)
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -15,6 +15,7 @@ from stockflow.state.events import (
     OrderCreated,
     check_rules,
 )
+from stockflow.state.geo import haversine_km
 from stockflow.state.outputs import DispatchAllocate, OutputEvent
 
 _DECODE_OUT = msgspec.json.Decoder(OutputEvent).decode
@@ -37,6 +38,12 @@ class Summary(msgspec.Struct, kw_only=True):
     outputs: dict[str, int]
     seconds: float | None = None
     events_per_s: float | None = None
+    # Where the allocations went (stockflow whatif compares these between policies).
+    allocated_lines: int = 0  # lines with units allocated at the end (net of releases)
+    fill_rate: float = 0.0  # allocated_lines / lines
+    mean_distance_km: float = 0.0  # ship-to to node, over allocated units
+    shipments_per_order: float = 0.0  # distinct nodes per order with an allocation
+    rejected_by_reason: dict[str, int] = {}  # lines whose final status is rejected
 
 
 def open_events(path: str):
@@ -79,7 +86,9 @@ class Duplicates:
 
 def summarize(events_path: str, out_dir: str, seconds: float | None = None) -> Summary:
     node_region: dict[str, str] = {}
+    node_at: dict[str, tuple[float, float]] = {}
     ship_region: dict[tuple[str, str], str] = {}
+    ship_at: dict[str, tuple[float, float]] = {}  # order id -> ship-to (lat, lon)
     orders: set[str] = set()
     duplicates = Duplicates()
     events = 0
@@ -96,8 +105,10 @@ def summarize(events_path: str, out_dir: str, seconds: float | None = None) -> S
                 continue
             if type(ev) is NodeUpserted:
                 node_region[ev.node.id] = ev.node.region
+                node_at[ev.node.id] = (ev.node.lat, ev.node.lon)
             elif type(ev) is OrderCreated and ev.order_id not in orders:
                 orders.add(ev.order_id)
+                ship_at[ev.order_id] = (ev.ship_to.lat, ev.ship_to.lon)
                 for line in ev.lines:
                     ship_region[(ev.order_id, line.line_id)] = ev.ship_to.region
 
@@ -106,6 +117,7 @@ def summarize(events_path: str, out_dir: str, seconds: float | None = None) -> S
         last[(st.order_id, st.line_id)] = st
     final = Counter(st.status for st in last.values())
     oversold = sum(1 for st in last.values() if st.status == "rejected" and st.paid)
+    rejected = Counter(st.reason or "unknown" for st in last.values() if st.status == "rejected")
 
     net: dict[tuple[str, str], dict[str, int]] = defaultdict(lambda: defaultdict(int))
     dispatch = read_outputs(out_dir, "dispatch")
@@ -113,16 +125,20 @@ def summarize(events_path: str, out_dir: str, seconds: float | None = None) -> S
         sign = 1 if isinstance(cmd, DispatchAllocate) else -1
         net[(cmd.order_id, cmd.line_id)][cmd.node] += sign * cmd.qty
     allocated_lines = split = units = cross = 0
+    km = 0.0
+    shipments: dict[str, set[str]] = defaultdict(set)  # order id -> nodes it ships from
     for key, by_node in net.items():
         nodes = {n: q for n, q in by_node.items() if q > 0}
         if not nodes:
             continue
         allocated_lines += 1
         split += len(nodes) > 1
+        shipments[key[0]].update(nodes)
         for node, qty in nodes.items():
             units += qty
             if node_region.get(node) != ship_region.get(key):
                 cross += qty
+            km += qty * _distance(ship_at.get(key[0]), node_at.get(node))
 
     counts = {}
     for stream in ("dispatch", "order-status", "replenishment", "availability", "alerts", "dead-letter"):
@@ -143,4 +159,17 @@ def summarize(events_path: str, out_dir: str, seconds: float | None = None) -> S
         outputs=counts,
         seconds=seconds,
         events_per_s=events / seconds if seconds else None,
+        allocated_lines=allocated_lines,
+        fill_rate=allocated_lines / len(ship_region) if ship_region else 0.0,
+        mean_distance_km=km / units if units else 0.0,
+        shipments_per_order=(sum(len(n) for n in shipments.values()) / len(shipments)
+                             if shipments else 0.0),
+        rejected_by_reason=dict(sorted(rejected.items())),
     )
+
+
+def _distance(ship_to: tuple[float, float] | None, node: tuple[float, float] | None) -> float:
+    """Kilometres from a ship-to to a node; 0 where either is unknown to the input file."""
+    if ship_to is None or node is None:
+        return 0.0
+    return haversine_km(ship_to[0], ship_to[1], node[0], node[1])

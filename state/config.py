@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Literal
 
 import msgspec
 from msgspec import Meta
+
+# What sourcing prefers among eligible nodes, first to last (node id breaks any tie left).
+RankAspect = Literal["whole_line", "region", "distance", "cost"]
+DEFAULT_RANK: tuple[RankAspect, ...] = ("whole_line", "region", "distance", "cost")
 
 
 class EngineConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -32,3 +36,15 @@ class EngineConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fie
     slow_mover_window_days: Annotated[int, Meta(ge=1, le=366)] = 30
     slow_mover_drop: Annotated[float, Meta(gt=0)] = 0.4
     slow_mover_min_units: Annotated[int, Meta(ge=1)] = 20
+    # Sourcing's order of preference (sourcing.py): each aspect once, in any order. The
+    # default fills a line from one node when any can, then stays in the ship-to's region.
+    sourcing_rank: tuple[RankAspect, ...] = DEFAULT_RANK
+
+    def __post_init__(self) -> None:
+        check_rank(self.sourcing_rank, "sourcing_rank")
+
+
+def check_rank(rank: tuple[str, ...], name: str) -> None:
+    """A sourcing rank names every aspect once (raises ValueError, which msgspec reports)."""
+    if sorted(rank) != sorted(DEFAULT_RANK):
+        raise ValueError(f"{name} names each of {', '.join(DEFAULT_RANK)} once, got {list(rank)}")

@@ -136,7 +136,8 @@ class Ledger(SnapshotGuarding):
         if book is None:
             book = self.books[sku] = SkuBook()
         self._touched[sku] = (self.emit.cause, self.emit.ts, clock_ms)
-        ctx = Ctx(sku, book, self.catalog, self.emit, clock_ms + self.horizon_ms)
+        ctx = Ctx(sku, book, self.catalog, self.emit, clock_ms + self.horizon_ms,
+                  self.config.sourcing_rank)
         # Any event is the SKU's chance to be judged as a slow mover on a new day, on the
         # stock it had before the event: a SKU that stopped selling is judged at its next
         # count, with no daily sweep over every SKU (slow_movers.py).

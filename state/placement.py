@@ -12,7 +12,7 @@ from .sourcing import Parts, source_line, why_unfilled
 
 def place(ctx: Ctx, line: Line, exclude: str | None = None) -> bool:
     """Try to fill the whole line; on success commit it and emit its commands and status."""
-    parts = source_line(line, line.qty, ctx.book, ctx.catalog, ctx.until_ms, exclude)
+    parts = source_line(line, line.qty, ctx.book, ctx.catalog, ctx.until_ms, exclude, ctx.rank)
     if parts is None:
         return False
     line.status = ALLOCATED if line.paid else HELD

@@ -55,7 +55,8 @@ def _take_back(ctx: Ctx, line: Line, node: str, short: int) -> int:
     qty = min(here, short) if splittable else here
     book.uncommit(line, node, qty)  # as if given back, to look for the units elsewhere
     want = qty if splittable else line.qty - line.committed  # a line that may not split moves whole
-    parts = source_line(line, want, book, ctx.catalog, ctx.until_ms, exclude=node)
+    parts = source_line(line, want, book, ctx.catalog, ctx.until_ms, exclude=node,
+                        rank=ctx.rank)
     if parts is not None and (splittable or not line.parts):
         if line.status == ALLOCATED:
             ctx.emit.release(line, ctx.sku, node, qty, "shortage")

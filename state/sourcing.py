@@ -5,6 +5,11 @@ pickup at its `pickup_node` only). Rank: a node that fills the whole line first,
 ship-to's region, then shorter distance, then lower ship cost, then node id, so every
 decision is reproducible from the input alone. A line is split across nodes only when its
 channel allows it; a line is either filled completely or not at all.
+
+`EngineConfig.sourcing_rank` reorders the first four. With `whole_line` after another aspect,
+a splittable line takes its units greedily in that order, so a partial node in the ship-to's
+region can come before a distant one that holds it all; a line that may not split still goes
+to the best node that fills it.
 """
 
 from __future__ import annotations
@@ -12,6 +17,7 @@ from __future__ import annotations
 from math import inf
 
 from .book import SkuBook
+from .config import DEFAULT_RANK
 from .geo import haversine_km
 from .lines import Line
 from .master import Catalog
@@ -19,14 +25,26 @@ from .master import Catalog
 Parts = list[tuple[str, int]]
 
 
-def rank_key(catalog: Catalog, node_id: str, region: str, lat: float, lon: float) -> tuple:
+def rank_key(catalog: Catalog, node_id: str, region: str, lat: float, lon: float,
+             rank: tuple[str, ...] = DEFAULT_RANK) -> tuple:
+    """How a node ranks for a ship-to, lower first: region, distance and cost in `rank`'s
+    order (`whole_line` is the caller's: it depends on the line), then node id."""
     node = catalog.nodes[node_id]
-    return (
-        node.region != region,
-        haversine_km(lat, lon, node.lat, node.lon),
-        inf if node.ship_cost is None else node.ship_cost,
-        node_id,
-    )
+    elsewhere = node.region != region
+    km = haversine_km(lat, lon, node.lat, node.lon)
+    cost = inf if node.ship_cost is None else node.ship_cost
+    if rank == DEFAULT_RANK:  # the usual case, without building a dict
+        return (elsewhere, km, cost, node_id)
+    aspects = {"region": elsewhere, "distance": km, "cost": cost}
+    return (*(aspects[a] for a in rank if a != "whole_line"), node_id)
+
+
+def _line_key(catalog: Catalog, node_id: str, atp: int, qty: int, line: Line,
+              rank: tuple[str, ...]) -> tuple:
+    """`rank_key` with `whole_line` (the node cannot fill `qty` alone) at its place in `rank`."""
+    key = rank_key(catalog, node_id, line.region, line.lat, line.lon, rank)
+    at = rank.index("whole_line")
+    return (*key[:at], atp < qty, *key[at:])
 
 
 def source_line(
@@ -36,12 +54,13 @@ def source_line(
     catalog: Catalog,
     until_ms: int,
     exclude: str | None = None,
+    rank: tuple[str, ...] = DEFAULT_RANK,
 ) -> Parts | None:
     """Nodes and units that fill `qty` of the line, best first; None when it cannot be filled.
 
     `until_ms` bounds which inbound supply counts as sellable; `exclude` is a node that must
     not be used (the one a shortage is taking units back from). A node whose lower count is
-    held back gives only what that count allows.
+    held back gives only what that count allows. `rank` is the engine's `sourcing_rank`.
     """
     channel = catalog.channels.get(line.channel)
     if channel is None:
@@ -60,16 +79,18 @@ def source_line(
     if not available:
         return None
     whole = [node_id for node_id, atp in available if atp >= qty]
-    if whole:
+    splits = channel.allow_split and line.fulfillment != "pickup"
+    if whole and (rank[0] == "whole_line" or not splits):
         if len(whole) == 1:
             return [(whole[0], qty)]
-        best = min(whole, key=lambda n: rank_key(catalog, n, line.region, line.lat, line.lon))
+        best = min(whole, key=lambda n: rank_key(catalog, n, line.region, line.lat, line.lon,
+                                                 rank))
         return [(best, qty)]
-    if not channel.allow_split or line.fulfillment == "pickup":
+    if not splits:
         return None
     if sum(atp for _, atp in available) < qty:
         return None
-    available.sort(key=lambda na: rank_key(catalog, na[0], line.region, line.lat, line.lon))
+    available.sort(key=lambda na: _line_key(catalog, na[0], na[1], qty, line, rank))
     parts: Parts = []
     need = qty
     for node_id, atp in available:
