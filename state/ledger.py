@@ -44,7 +44,7 @@ from .master import Catalog
 from .outputs import OutputEvent
 from .placement import place_or_queue
 from .position import Position
-from .quarantine import Quarantine, guard_at, quarantine_detail
+from .quarantine import GuardDecision, Quarantine, guard_at, quarantine_detail
 from .replenishment import check_reorder_point
 from .shortage import resolve_shortage
 from .slow_movers import count_sale, day_of, judge, rule_of
@@ -72,6 +72,7 @@ class Ledger:
         # Approvals and rejections that found their snapshot, since start: those routed minus
         # these (summed over buckets) named one unknown or already settled, and did nothing.
         self.verdicts_applied = 0
+        self.guard_decisions: list[GuardDecision] = []  # the last batch's, for the edge's logs
         self._note_guards()
         # After a restart: the SKUs whose availability was published whole again. The run that
         # died may have published values after the snapshot that the rerun, batching
@@ -104,6 +105,8 @@ class Ledger:
 
     def apply_batch(self, items: list[Work]) -> list[OutputEvent]:
         """Apply routed work in order; returns its outputs, then the availability changes."""
+        if self.guard_decisions:
+            self.guard_decisions = []
         for item in items:
             self.apply(item)
         self.emit.end_cause()
@@ -237,6 +240,7 @@ class Ledger:
         if ev.seq <= held.seq:
             return False
         self._lift(ctx, ev.node)
+        self.guard_decisions.append(GuardDecision("superseded", held.event_id, ev.sku, ev.node))
         return True
 
     def _hold_back(self, ctx: Ctx, ev: StockSnapshot, pos: Position) -> None:
@@ -245,6 +249,7 @@ class Ledger:
         ctx.book.hold_back(ev.node, held)
         self.quarantined[ev.event_id] = (ev.sku, ev.node)
         ctx.emit.alert("snapshot_quarantined", ev.sku, quarantine_detail(held, pos), ev.node)
+        self.guard_decisions.append(GuardDecision("quarantined", ev.event_id, ev.sku, ev.node))
         self._settle(ctx)
 
     def _lift(self, ctx: Ctx, node: str) -> Quarantine | None:
@@ -270,6 +275,8 @@ class Ledger:
         settled = self._verdict(ev.snapshot_event_id, clock_ms)
         if settled is not None:
             ctx, node, held = settled
+            self.guard_decisions.append(
+                GuardDecision("approved", ev.snapshot_event_id, ctx.sku, node))
             # As it would have been: the count, plus every change on hand since it came.
             on_hand = ctx.book.positions[node].on_hand - held.kept_out
             self._set_count(ctx, node, on_hand, held.seq)
@@ -277,7 +284,10 @@ class Ledger:
     def _rejected(self, ev: StockSnapshotRejected, clock_ms: int, seq: int, skus) -> None:
         settled = self._verdict(ev.snapshot_event_id, clock_ms)
         if settled is not None:
-            self._settle(settled[0])
+            ctx, node, _ = settled
+            self.guard_decisions.append(
+                GuardDecision("rejected", ev.snapshot_event_id, ctx.sku, node))
+            self._settle(ctx)
 
     def _adjusted(self, ev: StockAdjusted, clock_ms: int, seq: int, skus) -> None:
         ctx = self._ctx(ev.sku, clock_ms)

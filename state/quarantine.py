@@ -48,6 +48,16 @@ class Guard(NamedTuple):
         return drop > self.share * pos.on_hand and pos.committed - count > self.units
 
 
+class GuardDecision(NamedTuple):
+    """What the guard did with one count, a fact for the edge to log: `quarantined`,
+    `approved`, `rejected`, or `superseded` by a later count."""
+
+    what: str
+    snapshot_event_id: str
+    sku: str
+    node: str
+
+
 def guard_at(config: EngineConfig, node: Node | None) -> Guard | None:
     """The guard at a node: its own settings over the engine's; None where it is off."""
     share, units = config.snapshot_guard_share, config.snapshot_guard_units
