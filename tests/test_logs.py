@@ -128,8 +128,11 @@ def _recorded_resume_epoch(recovery) -> int:
     """The resume epoch Bytewax wrote down for its last start."""
     rows = []
     for path in recovery.glob("part-*.sqlite3"):
-        with sqlite3.connect(path) as db:
+        db = sqlite3.connect(path)
+        try:
             rows += db.execute("SELECT ex_num, resume_epoch FROM exs").fetchall()
+        finally:
+            db.close()
     return max(rows)[1]
 
 
