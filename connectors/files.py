@@ -14,6 +14,10 @@ from stockflow.state.outputs import STREAMS
 
 from .chunks import RawChunk
 
+# Lines read per chunk: enough to spread Bytewax's cost per item thin, few enough that a
+# chunk's events reach the merge while the next is read.
+CHUNK_LINES = 2048
+
 
 class _LinesPartition(StatefulSourcePartition[RawChunk, int]):
     def __init__(self, name: str, f: BinaryIO, chunk_lines: int, resume: int | None,

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import logging
 import time
 from typing import Callable
 
 import msgspec
 from bytewax.outputs import DynamicSink, StatelessSinkPartition
 from confluent_kafka import KafkaError, Producer
+
+log = logging.getLogger(__name__)
 
 # (stream, value) -> message key, or None to let the producer pick the partition.
 KeyOf = Callable[[str, bytes], bytes | None]
@@ -122,6 +125,10 @@ class KafkaStreamPartition(StatelessSinkPartition[tuple[str, list[bytes]]]):
     def _give_up(self) -> None:
         lost = self._unacked
         self._discard()
+        log.error("delivery_failed", extra={
+            "brokers": self._brokers, "undelivered": lost, "timeout_s": self._timeout,
+            "error": "not acknowledged in time", "next": "the flow stops; the next start "
+                                                         "resumes from the last snapshot"})
         raise KafkaSinkError(
             f"kafka broker {self._brokers} did not acknowledge {lost} message(s) within "
             f"{self._timeout:g} s (unreachable or not answering); the flow stops, and its next "
@@ -132,6 +139,10 @@ class KafkaStreamPartition(StatelessSinkPartition[tuple[str, list[bytes]]]):
             return
         (topic, err), failures = self._failed, self._failures
         self._failed, self._failures = None, 0
+        log.error("delivery_failed", extra={
+            "brokers": self._brokers, "topic": topic, "undelivered": failures,
+            "error": err.str(), "next": "the flow stops; the next start resumes from the "
+                                        "last snapshot"})
         # librdkafka retries what can be retried; a failed report means it gave up.
         # Raising restarts the flow from its last snapshot instead of losing a command.
         raise KafkaSinkError(

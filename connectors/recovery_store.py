@@ -1,6 +1,7 @@
 """Reading Bytewax's recovery store (SQLite files) from outside the flow, before a start.
 
-Used only to check that the store and the broker agree; Bytewax itself writes and resumes it.
+Used to check that the store and the broker agree, and to say where a start resumes; Bytewax
+itself writes and resumes it.
 """
 
 from __future__ import annotations
@@ -8,6 +9,7 @@ from __future__ import annotations
 import pickle
 import sqlite3
 from pathlib import Path
+from typing import NamedTuple
 
 
 def is_empty(directory: str | Path) -> bool:
@@ -24,6 +26,41 @@ def stored_offsets(directory: str | Path, step_id: str) -> dict[str, int]:
         if isinstance(offset, int) and offset > offsets.get(key, -1):
             offsets[key] = offset
     return offsets
+
+
+class ResumePoint(NamedTuple):
+    """Where a start resumes: Bytewax's resume epoch (None: from scratch) and, per input
+    partition with a snapshot before it, the offset read next."""
+
+    epoch: int | None
+    offsets: dict[str, int]
+
+
+def resume_point(directory: str | Path, step_id: str) -> ResumePoint:
+    """The epoch Bytewax resumes at, as it computes it: the last execution's slowest worker
+    frontier (a worker that recorded none is still at that execution's resume epoch); and
+    the offsets source step `step_id` snapshotted before that epoch."""
+    executions = list(_rows(directory, "SELECT ex_num, worker_count, resume_epoch FROM exs", ()))
+    if not executions:
+        return ResumePoint(None, {})
+    ex, workers, epoch = max(executions)
+    frontier = dict.fromkeys(range(workers), epoch)
+    query = "SELECT worker_index, worker_frontier FROM fronts WHERE ex_num = ?"
+    for worker, front in _rows(directory, query, (ex,)):
+        frontier[worker] = max(frontier.get(worker, epoch), front)
+    resume = min(frontier.values())
+    if not any(True for _ in _rows(directory, "SELECT 1 FROM snaps WHERE snap_epoch < ? "
+                                              "LIMIT 1", (resume,))):
+        return ResumePoint(None, {})  # nothing to restore: this start is from scratch
+    latest: dict[str, tuple[int, bytes | None]] = {}
+    query = ("SELECT state_key, snap_epoch, ser_change FROM snaps "
+             "WHERE step_id = ? AND snap_epoch < ?")
+    for key, snap_epoch, blob in _rows(directory, query, (step_id, resume)):
+        if snap_epoch > latest.get(key, (-1, None))[0]:
+            latest[key] = (snap_epoch, blob)
+    offsets = {key: pickle.loads(blob) for key, (_, blob) in sorted(latest.items())
+               if blob is not None}
+    return ResumePoint(resume, {key: n for key, n in offsets.items() if isinstance(n, int)})
 
 
 def _rows(directory: str | Path, query: str, params: tuple):

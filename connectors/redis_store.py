@@ -17,6 +17,7 @@ permission) is not an outage: it stops the engine with one line.
 
 from __future__ import annotations
 
+import logging
 import secrets
 import time
 
@@ -31,6 +32,8 @@ from .redis_keys import Keys
 from .reservations import install
 
 _ENCODE = msgspec.json.Encoder().encode
+
+log = logging.getLogger(__name__)
 
 MARK_TTL_MS = 600_000  # a mark outlives any pause of a live engine; then it is renewed
 
@@ -64,6 +67,8 @@ class ReadModelStore:
         self._mark = self.keys.mark(secrets.token_hex(8))  # this process's sign in Redis
         self._whole_at: dict[int, int] = {}  # bucket -> the outage count it was last whole at
         self._down_until = 0.0
+        self._away_since: float | None = None  # when Redis stopped answering (for the logs)
+        self._rewriting = False  # a rewrite of the read model is under way (for the logs)
         self._last_beat = float("-inf")
 
     def start(self) -> None:
@@ -74,6 +79,9 @@ class ReadModelStore:
     def whole(self, bucket: int, outages: int) -> None:
         """`bucket` has written its whole read model since outage number `outages`."""
         self._whole_at[bucket] = outages
+        if self._rewriting and not self.rebuilding:
+            self._rewriting = False
+            log.info("redis_read_model_rewritten", extra={"buckets": len(self._whole_at)})
 
     @property
     def rebuilding(self) -> bool:
@@ -154,33 +162,55 @@ class ReadModelStore:
         """Redis came back empty: functions again, and every bucket rewrites its read model."""
         self.losses += 1
         self.outages += 1
+        self._rewriting = True
+        log.warning("redis_found_empty", extra={
+            "losses": self.losses, "next": "functions loaded again, read model rewritten; "
+                                           "reservations refused as stale until then"})
         try:
             self.start()
-        except (redis.ConnectionError, redis.TimeoutError):
-            self._away()
+        except (redis.ConnectionError, redis.TimeoutError) as exc:
+            self._away(exc)
 
     def _up(self) -> bool:
         return time.monotonic() >= self._down_until
 
     def _run(self, pipe):
+        asked = len(pipe) > 0  # an empty pipeline succeeds without asking Redis anything
         try:
-            return pipe.execute()
-        except (redis.ConnectionError, redis.TimeoutError):
-            self._away()
+            replies = pipe.execute()
+        except (redis.ConnectionError, redis.TimeoutError) as exc:
+            self._away(exc)
         except redis.ResponseError as exc:
             if _functions_missing(exc):
+                self._answered()
                 self._lost()
             elif _transient(exc):
-                self._away()
+                self._away(exc)
             else:
                 raise RedisRefused(f"Redis refused the read model: {exc}") from None
+        else:
+            if asked:
+                self._answered()
+            return replies
         return None
 
-    def _away(self) -> None:
+    def _answered(self) -> None:
+        if self._away_since is not None:
+            log.info("redis_back", extra={"away_s": round(time.monotonic() - self._away_since, 1)})
+            self._away_since = None
+
+    def _away(self, exc: Exception | None = None) -> None:
         self.outages += 1
         if self.on_error is not None:
             self.on_error()
-        self._down_until = time.monotonic() + self.retry_after_s
+        now = time.monotonic()
+        self._down_until = now + self.retry_after_s
+        if self._away_since is None:  # one line per outage, not one per failed round trip
+            self._away_since = now
+            self._rewriting = True
+            log.warning("redis_away", extra={
+                "error": str(exc), "retry_every_s": self.retry_after_s,
+                "next": "the engine goes on; the read model is rewritten once Redis answers"})
 
 
 def _text(value) -> str:

@@ -15,7 +15,7 @@ from bytewax.dataflow import Dataflow
 
 from stockflow.connectors.clock_ticks import ClockTicker
 from stockflow.connectors.kafka_admin import input_topics
-from stockflow.connectors.kafka_sink import KafkaStreamSink
+from stockflow.connectors.kafka_sink import DELIVERY_TIMEOUT_S, KafkaStreamSink
 from stockflow.connectors.kafka_source import KafkaChunkSource
 from stockflow.state.config import EngineConfig
 
@@ -26,7 +26,7 @@ from .logic import AlignTiming
 def live_flow(engine_config: EngineConfig, brokers: str, topic_prefix: str,
               client_config: dict[str, str], batch_size: int, timing: AlignTiming,
               store=None, stop_at_end: bool = False, observer=None,
-              delivery_timeout_s: float = 30.0) -> Dataflow:
+              delivery_timeout_s: float = DELIVERY_TIMEOUT_S) -> Dataflow:
     flow = Dataflow("stockflow_live")
     source = KafkaChunkSource(brokers, input_topics(topic_prefix), client_config, batch_size,
                               stop_at_end=stop_at_end,

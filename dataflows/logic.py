@@ -25,7 +25,7 @@ from stockflow.state.work import with_checkout_holds
 
 DEAD_LETTERS = "dead"  # the router's output key for dead letters; buckets are "0".."n-1"
 
-log = logging.getLogger("stockflow.alignment")
+log = logging.getLogger(__name__)
 
 
 class AlignTiming(NamedTuple):
@@ -113,18 +113,33 @@ class SequencerLogic(StatefulBatchLogic):
         new = {p: n - seen.get(p, 0) for p, n in self.aligner.late_by.items()
                if n != seen.get(p, 0)}
         self.late_seen = dict(self.aligner.late_by)
-        log.warning("late events %s (total %d): their partition was passed over after "
-                    "waiting %.1f s; they apply in arrival order", new, self.aligner.late,
-                    self.timing.idle_wait_s)
+        log.warning("late_events", extra={
+            "by_partition": new, "total": self.aligner.late,
+            "idle_wait_s": self.timing.idle_wait_s,
+            "why": "their partition was passed over after the idle wait; "
+                   "they apply in arrival order"})
         if self.observer is not None:
             self.observer.late(new)
 
     def snapshot(self):
-        return pickle.dumps((self.aligner, self.router), protocol=5) if self.durable else None
+        if not self.durable:
+            return None
+        state = pickle.dumps((self.aligner, self.router), protocol=5)
+        # Once per epoch (the one sequencer): the snapshot's rhythm, for whoever asks for it.
+        log.debug("snapshot", extra={"step": "align_and_route", "bytes": len(state),
+                                     "clock_ms": self.router.clock_ms})
+        return state
 
 
 def _now_ms() -> int:
     return int(time.time() * 1000)
+
+
+def _log_guard(decisions: list) -> None:
+    """What the snapshot guard decided in a batch: rare, one line each."""
+    for d in decisions:
+        log.info(f"snapshot_{d.what}", extra={"snapshot_event_id": d.snapshot_event_id,
+                                              "sku": d.sku, "node": d.node})
 
 
 class LedgerLogic(StatefulBatchLogic):
@@ -161,6 +176,8 @@ class LedgerLogic(StatefulBatchLogic):
                 items = with_checkout_holds(items, live)
             outputs = self.ledger.apply_batch(items)
             self._publish(outputs)
+        if self.ledger.guard_decisions:
+            _log_guard(self.ledger.guard_decisions)
         by_stream = encode_by_stream(outputs)
         if self.observer is not None:
             oldest = items[0][2].ts.timestamp() if items else None

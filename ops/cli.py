@@ -6,13 +6,19 @@ import argparse
 import json
 import sys
 import tempfile
+from typing import get_args
 
 import msgspec
 
+from stockflow.connectors.files import CHUNK_LINES
 from stockflow.state.config import EngineConfig
 from stockflow.state.events import input_schema
 from stockflow.state.outputs import output_schema
 
+from .bench.settings import BenchSettings
+from .config import Config, LogFormat, LogLevel, LogSettings
+from .generate import DEMO, GENERATED, Scenario
+from .logs import QUIET, configure
 from .replay import ReplayError
 
 
@@ -45,24 +51,44 @@ _rate = _number(float, "a share", 0, 1)
 _seconds = _number(float, "seconds", 0)
 
 
-def _engine_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--buckets", type=_positive, default=64, help="ledger buckets (keyed state)")
-    p.add_argument("--inbound-horizon", type=_seconds, default=3 * 86400,
+# Every default below is read from the type that owns it (EngineConfig, Scenario,
+# BenchSettings, Config), never written here again: a default kept twice drifts.
+
+def _engine_args(p: argparse.ArgumentParser, engine: EngineConfig = EngineConfig()) -> None:
+    p.add_argument("--buckets", type=_positive, default=engine.buckets,
+                   help="ledger buckets (keyed state)")
+    p.add_argument("--inbound-horizon", type=_seconds, default=engine.inbound_horizon_s,
                    help="seconds ahead an inbound ETA still counts as sellable")
-    p.add_argument("--chunk-lines", type=_positive, default=2048, help="lines read per chunk")
+    p.add_argument("--chunk-lines", type=_positive, default=CHUNK_LINES,
+                   help="lines read per chunk")
+    guard = "off" if engine.snapshot_guard_share is None else engine.snapshot_guard_share
     p.add_argument("--snapshot-guard-share", type=_rate, metavar="SHARE",
+                   default=engine.snapshot_guard_share,
                    help="quarantine a stock.snapshot that drops on hand by more than this share "
-                        "and lies below what is committed, until approved (default: off)")
-    p.add_argument("--snapshot-guard-units", type=_units, default=0, metavar="UNITS",
-                   help="...and lies more than this many units below it (default: 0)")
+                        f"and lies below what is committed, until approved (default: {guard})")
+    p.add_argument("--snapshot-guard-units", type=_units, default=engine.snapshot_guard_units,
+                   metavar="UNITS", help="...and lies more than this many units below it "
+                                         f"(default: {engine.snapshot_guard_units})")
 
 
-def _generator_args(p: argparse.ArgumentParser, events: int) -> None:
-    p.add_argument("--events", type=_positive, default=events, help="about how many events")
-    p.add_argument("--seed", type=int, default=7)
-    p.add_argument("--skus", type=_positive, default=2000)
-    p.add_argument("--stores", type=_positive, default=24)
-    p.add_argument("--malformed-rate", type=_rate, default=0.0005)
+def _generator_args(p: argparse.ArgumentParser, scenario: Scenario) -> None:
+    p.add_argument("--events", type=_positive, default=scenario.events,
+                   help="about how many events")
+    p.add_argument("--seed", type=int, default=scenario.seed)
+    p.add_argument("--skus", type=_positive, default=scenario.skus)
+    p.add_argument("--stores", type=_positive, default=scenario.stores)
+    p.add_argument("--malformed-rate", type=_rate, default=scenario.malformed_rate)
+
+
+def _log_args(p: argparse.ArgumentParser) -> None:
+    """--log-level / --log-format on every command; unset, `run` takes `[log]` from its
+    config and the others show warnings only, so their output stays their own."""
+    p.add_argument("--log-level", type=str.lower, choices=get_args(LogLevel),
+                   help=f"log lines from this level up (default: [log] level for run, "
+                        f"{QUIET} for the others)")
+    p.add_argument("--log-format", type=str.lower, choices=get_args(LogFormat),
+                   help="text (logfmt) or json, one object per line (default: [log] format "
+                        "for run, text for the others)")
 
 
 def _version() -> str:
@@ -95,13 +121,13 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("generate", help="write a synthetic omnichannel workload as JSON Lines")
     p.add_argument("--out", default="-", help="output file, or - for stdout")
     p.add_argument("--quiet", "-q", action="store_true", help="no progress, no closing line")
-    _generator_args(p, events=100_000)
+    _generator_args(p, GENERATED)
 
     p = sub.add_parser("demo", help="generate a scenario, replay it, print what happened")
     p.add_argument("--out", help="directory for the trace and outputs (default: a temp dir)")
     p.add_argument("--json", action="store_true", help="print the summary as JSON")
     p.add_argument("--quiet", "-q", action="store_true", help="no progress bars")
-    _generator_args(p, events=200_000)
+    _generator_args(p, DEMO)
     _engine_args(p)
 
     p = sub.add_parser("run", help="run live: Kafka topics in and out, Redis read model")
@@ -126,15 +152,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("action", choices=["install"])
     p.add_argument("--config", help="TOML settings (STOCKFLOW_* environment variables override)")
 
+    bench = BenchSettings()
     p = sub.add_parser("bench", help="benchmarks, side by side in one run (see README)")
-    p.add_argument("--out", default="bench-results", help="directory for results.json, bench.png")
-    p.add_argument("--events", type=_positive, default=200_000, help="size of the workload")
-    p.add_argument("--redis-url", default="redis://127.0.0.1:6379/0")
-    p.add_argument("--postgres", default="postgresql://postgres@127.0.0.1:5432/test",
+    p.add_argument("--out", default=bench.out, help="directory for results.json, bench.png")
+    p.add_argument("--events", type=_positive, default=bench.events, help="size of the workload")
+    p.add_argument("--redis-url", default=bench.redis_url)
+    p.add_argument("--postgres", default=bench.postgres,
                    help="PostgreSQL for the row-lock allocator")
-    p.add_argument("--baseline-lines", type=_positive, default=50_000,
+    p.add_argument("--baseline-lines", type=_positive, default=bench.baseline_lines,
                    help="order lines each alternative allocator runs")
-    p.add_argument("--state-entries", type=_positive, default=1_000_000)
+    p.add_argument("--state-entries", type=_positive, default=bench.state_entries)
     p.add_argument("--quick", action="store_true", help="fewer client counts, shorter loads")
     p.add_argument("--json", action="store_true", help="print results.json instead of a table")
     p.add_argument("--quiet", "-q", action="store_true", help="no progress bars")
@@ -153,12 +180,15 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("schema", help="print the JSON Schema of the contract's events")
     p.add_argument("which", nargs="?", choices=["inputs", "outputs", "all"], default="all")
+    for p in sub.choices.values():
+        _log_args(p)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     try:
         args = build_parser().parse_args(argv)
+        configure(args.log_level or QUIET, args.log_format or LogSettings().format)
         return _COMMANDS[args.command](args)
     except UsageError as exc:
         print(exc, file=sys.stderr)
@@ -233,7 +263,7 @@ def _generate(args) -> int:
 
 
 def _scenario(args):
-    from .generate import Scenario, check_scenario
+    from .generate import check_scenario
 
     scenario = Scenario(events=args.events, seed=args.seed, skus=args.skus, stores=args.stores,
                         malformed_rate=args.malformed_rate)
@@ -269,10 +299,20 @@ def _run(args) -> int:
     if addresses is not None and not 0 <= args.process_id < len(addresses):
         raise UsageError(f"stockflow run: --process-id {args.process_id} is not one of the "
                          f"{len(addresses)} --addresses")
-    config = load(args.config)
+    config = _with_log_args(load(args.config), args)
+    configure(config.log.level, config.log.format)
     run(config, args.processes, args.process_id, addresses, args.config, args.drain,
         args.from_scratch)
     return 0
+
+
+def _with_log_args(config: Config, args) -> Config:
+    """The config with --log-level / --log-format over its `[log]`: what `run` logs at, and
+    what the worker processes it starts are told."""
+    log = msgspec.structs.replace(config.log, **{
+        name: value for name, value in (("level", args.log_level), ("format", args.log_format))
+        if value is not None})
+    return msgspec.structs.replace(config, log=log)
 
 
 def _topics(args) -> int:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 import tomllib
-from typing import Annotated
+from typing import Annotated, Literal
 
 import msgspec
 from msgspec import Meta
@@ -59,6 +59,15 @@ class RunSettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fiel
     metrics_port: Annotated[int, Meta(ge=0, le=65535)] = 9464  # 0: no /metrics
 
 
+LogLevel = Literal["debug", "info", "warning", "error"]
+LogFormat = Literal["text", "json"]
+
+
+class LogSettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    level: LogLevel = "info"  # `stockflow run --log-level` overrides it
+    format: LogFormat = "text"  # text: logfmt `key=value` lines; json: one object per line
+
+
 # Live mode defaults to 8 ledger buckets, not the replay's 64: every bucket in a batch costs
 # two Redis round trips (fence, publish), so fewer, fuller buckets cut latency (p50 ~100 ms
 # instead of ~280 ms at half load here). Buckets cap how many worker processes can share the
@@ -72,9 +81,10 @@ class Config(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=Tr
     redis: RedisSettings = RedisSettings()
     recovery: RecoverySettings = RecoverySettings()
     run: RunSettings = RunSettings()
+    log: LogSettings = LogSettings()
 
 
-SECTIONS = ("engine", "kafka", "redis", "recovery", "run")
+SECTIONS = ("engine", "kafka", "redis", "recovery", "run", "log")
 
 
 def load(path: str | None, environ: dict[str, str] | None = None) -> Config:

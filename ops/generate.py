@@ -57,6 +57,12 @@ class Scenario(msgspec.Struct, frozen=True, kw_only=True):
     malformed_rate: float = 0.0  # share of lines written as malformed messages
 
 
+# What `stockflow generate` and `stockflow demo` write unless told otherwise: a few malformed
+# lines among the events, so the dead letters show.
+GENERATED = Scenario(malformed_rate=0.0005)
+DEMO = msgspec.structs.replace(GENERATED, events=200_000)
+
+
 # -- geography -------------------------------------------------------------------------
 # (region, code, lat, lon of the capital, weight of online demand)
 PROVINCES: tuple[tuple[str, str, float, float, float], ...] = (

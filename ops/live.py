@@ -8,6 +8,7 @@ are deterministic, so consumers drop the repeats by id.
 
 from __future__ import annotations
 
+import logging
 import os
 import signal
 import subprocess
@@ -39,8 +40,18 @@ SOURCE_STEP = "stockflow_live.read"  # the step whose snapshots hold the input o
 STARTED = "stockflow-started"  # written into a recovery store on its first start
 
 
+log = logging.getLogger(__name__)
+
+
 class LiveError(Exception):
     pass
+
+
+def _refusal(reason: str, message: str, **fields) -> LiveError:
+    """A refusal to start: a log line with its fields for whoever collects logs, and the
+    error that ends the command with `message`, one readable line."""
+    log.error("refused", extra={"reason": reason, **fields})
+    return LiveError(message)
 
 
 def redis_client(config: Config) -> redis.Redis:
@@ -65,14 +76,18 @@ def run(config: Config, processes: int = 1, process_id: int | None = None,
     k = config.kafka
     missing = missing_topics(k.brokers, input_topics(k.topic_prefix), k.client)
     if missing:
-        raise LiveError(f"input topics missing on {k.brokers}: {', '.join(missing)} "
-                        "(create them with `stockflow topics create`)")
+        raise _refusal("topics_missing", f"input topics missing on {k.brokers}: "
+                       f"{', '.join(missing)} (create them with `stockflow topics create`)",
+                       brokers=k.brokers, topics=missing)
     if process_id in (None, 0):  # one member checks for the cluster
         _check_recovery_against_broker(config, from_scratch)
     recovery = _recovery(config, len(addresses) if addresses else processes)
     if processes > 1 and process_id is None:
-        _run_cluster(processes, config_path, drain)  # passes a stop on to its members
+        _run_cluster(processes, config_path, drain, config)  # passes a stop on to its members
         return
+    _log_start(config, process_id or 0, len(addresses) if addresses else 1, drain)
+    if process_id in (None, 0):
+        _log_resume_point(config)
     observer = Observer()
     store = None
     if config.redis.enabled:
@@ -82,7 +97,8 @@ def run(config: Config, processes: int = 1, process_id: int | None = None,
         try:
             store.start()  # the reservation API matches the engine that writes its keys
         except redis.RedisError as exc:
-            raise LiveError(f"cannot reach Redis at {config.redis.url}: {exc}") from None
+            raise _refusal("redis_unreachable", f"cannot reach Redis at {config.redis.url}: "
+                           f"{exc}", error=str(exc)) from None
         REGISTRY.register(ReservationCollector(client, store.keys.stats))
     _serve_metrics(config.run.metrics_port, process_id or 0)
     r = config.run
@@ -98,9 +114,31 @@ def run(config: Config, processes: int = 1, process_id: int | None = None,
     except BaseException:
         if not stopping:
             raise
-        name = signal.Signals(stopping[0]).name
-        print(f"stockflow: stopped by {name}; the next start resumes from the last snapshot "
-              f"in {config.recovery.dir}", file=sys.stderr)
+        log.info("stop", extra={"reason": signal.Signals(stopping[0]).name,
+                                "next_start": "resumes from the last snapshot",
+                                "recovery": config.recovery.dir})
+        return
+    log.info("stop", extra={"reason": "drained" if drain else "input ended",
+                            "recovery": config.recovery.dir})
+
+
+def _log_start(config: Config, process_id: int, processes: int, drain: bool) -> None:
+    k = config.kafka
+    log.info("start", extra={
+        "process_id": process_id, "processes": processes, "buckets": config.engine.buckets,
+        "brokers": k.brokers, "topic_prefix": k.topic_prefix,
+        "redis": "on" if config.redis.enabled else "off", "recovery": config.recovery.dir,
+        "snapshot_interval_s": config.recovery.snapshot_interval_s, "drain": drain})
+
+
+def _log_resume_point(config: Config) -> None:
+    """Where this start resumes, read from the recovery store as Bytewax will read it."""
+    point = recovery_store.resume_point(config.recovery.dir, SOURCE_STEP)
+    if point.epoch is None:
+        log.info("resume", extra={"from": "scratch"})
+    else:  # partitions without an offset here are read from their beginning
+        log.info("resume", extra={"from": "snapshot", "epoch": point.epoch,
+                                  "offsets": point.offsets})
 
 
 def _serve_metrics(port: int, process_id: int) -> None:
@@ -137,31 +175,38 @@ def _check_recovery_against_broker(config: Config, from_scratch: bool) -> None:
                    if high > low}
         if written:
             where = ", ".join(f"{t} ({n})" for t, n in sorted(written.items())[:3])
-            raise LiveError(
+            raise _refusal(
+                "outputs_without_store",
                 f"refusing to start: the recovery store {path} is new but the output topics "
                 f"already hold commands: {where}; restore the recovery store, or pass "
                 "--from-scratch to process every input again (consumers drop repeats by "
-                "command id)")
+                "command id)", recovery=str(path), outputs=dict(sorted(written.items())))
     if not path.exists():
         return
     ends = end_offsets(k.brokers, input_topics(k.topic_prefix), k.client)
     for part, offset in sorted(recovery_store.stored_offsets(path, SOURCE_STEP).items()):
         end = ends.get(part, (0, 0))[1]
         if offset > end and not holds_offset(k.brokers, part, offset - 1, k.client):
-            raise LiveError(
+            raise _refusal(
+                "broker_lost_data",
                 f"refusing to start: the recovery store {path} has read {part} up to offset "
                 f"{offset} but the broker's partition ends at {end}: the broker lost data; "
-                "restore it, or move the recovery store aside and start over")
+                "restore it, or move the recovery store aside and start over",
+                recovery=str(path), partition=part, stored_offset=offset, broker_end=end)
 
 
-def _run_cluster(processes: int, config_path: str | None, drain: bool) -> None:
+def _run_cluster(processes: int, config_path: str | None, drain: bool, config: Config) -> None:
     addresses = ";".join(f"127.0.0.1:{port}" for port in free_ports(processes))
+    log.info("start_cluster", extra={"processes": processes, "addresses": addresses})
+    # Members load the config again; --log-level / --log-format reach them this way.
+    env = {**os.environ, "STOCKFLOW_LOG_LEVEL": config.log.level,
+           "STOCKFLOW_LOG_FORMAT": config.log.format}
     base = [sys.executable, "-m", "stockflow.ops.cli", "run", "--addresses", addresses]
     if config_path:
         base += ["--config", config_path]
     if drain:
         base.append("--drain")
-    procs = [subprocess.Popen(base + ["--process-id", str(i)], env=os.environ)
+    procs = [subprocess.Popen(base + ["--process-id", str(i)], env=env)
              for i in range(processes)]
     try:
         codes = [p.wait() for p in procs]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import socket
 import subprocess
@@ -11,6 +12,7 @@ import time
 from bytewax.run import cli_main
 from bytewax.testing import run_main
 
+from stockflow.connectors.files import CHUNK_LINES
 from stockflow.dataflows.replay import replay_flow
 from stockflow.state.config import EngineConfig
 from stockflow.state.outputs import STREAMS
@@ -23,7 +25,7 @@ class ReplayError(Exception):
 
 
 def replay(events: str, out_dir: str, config: EngineConfig, processes: int = 1,
-           chunk_lines: int = 2048, observer=None, show_progress: bool = True) -> float:
+           chunk_lines: int = CHUNK_LINES, observer=None, show_progress: bool = True) -> float:
     """Replays `events` into `out_dir`; returns the wall time in seconds. An `observer`
     (ops.metrics) sees every batch; it needs one process."""
     if events != "-" and not os.path.exists(events):
@@ -61,13 +63,20 @@ def _run_cluster(events, out_dir, config: EngineConfig, processes: int, chunk_li
     base = [sys.executable, "-m", "stockflow.ops.cli", "replay", events, "--out", out_dir,
             "--buckets", str(config.buckets), "--chunk-lines", str(chunk_lines),
             "--inbound-horizon", str(config.inbound_horizon_s), "--addresses", addresses,
-            "--snapshot-guard-units", str(config.snapshot_guard_units)]
+            "--snapshot-guard-units", str(config.snapshot_guard_units),
+            "--log-level", _log_level()]
     if config.snapshot_guard_share is not None:
         base += ["--snapshot-guard-share", str(config.snapshot_guard_share)]
     procs = [subprocess.Popen(base + ["--process-id", str(i)]) for i in range(processes)]
     codes = [p.wait() for p in procs]
     if any(codes):
         raise ReplayError(f"a replay worker process failed (exit codes {codes})")
+
+
+def _log_level() -> str:
+    """The level this process logs at, for its worker processes to log at too."""
+    level = logging.getLogger("stockflow").getEffectiveLevel()
+    return logging.getLevelName(min(max(level, logging.DEBUG), logging.ERROR)).lower()
 
 
 def free_ports(n: int) -> list[int]:

@@ -43,7 +43,7 @@ from .lines import BACKORDERED, REJECTED, RETURNED, SHIPPED, Line
 from .master import Catalog
 from .outputs import OutputEvent
 from .placement import place_or_queue
-from .quarantine import SnapshotGuarding
+from .quarantine import GuardDecision, SnapshotGuarding
 from .replenishment import check_reorder_point
 from .shortage import resolve_shortage
 from .slow_movers import count_sale, day_of, judge, rule_of
@@ -72,6 +72,7 @@ class Ledger(SnapshotGuarding):
         # Approvals and rejections that found their snapshot, since start: those routed minus
         # these (summed over buckets) named one unknown or already settled, and did nothing.
         self.verdicts_applied = 0
+        self.guard_decisions: list[GuardDecision] = []  # the last batch's, for the edge's logs
         self._note_guards()
         # After a restart: the SKUs whose availability was published whole again. The run that
         # died may have published values after the snapshot that the rerun, batching
@@ -104,6 +105,8 @@ class Ledger(SnapshotGuarding):
 
     def apply_batch(self, items: list[Work]) -> list[OutputEvent]:
         """Apply routed work in order; returns its outputs, then the availability changes."""
+        if self.guard_decisions:
+            self.guard_decisions = []
         for item in items:
             self.apply(item)
         self.emit.end_cause()

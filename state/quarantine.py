@@ -52,6 +52,16 @@ class Guard(NamedTuple):
         return drop > self.share * pos.on_hand and pos.committed - count > self.units
 
 
+class GuardDecision(NamedTuple):
+    """What the guard did with one count, a fact for the edge to log: `quarantined`,
+    `approved`, `rejected`, or `superseded` by a later count."""
+
+    what: str
+    snapshot_event_id: str
+    sku: str
+    node: str
+
+
 def guard_at(config: EngineConfig, node: Node | None) -> Guard | None:
     """The guard at a node: its own settings over the engine's; None where it is off."""
     share, units = config.snapshot_guard_share, config.snapshot_guard_units
@@ -84,6 +94,7 @@ class SnapshotGuarding:
     books: dict[str, SkuBook]
     quarantined: dict[str, tuple[str, str]]
     verdicts_applied: int
+    guard_decisions: list[GuardDecision]
 
     def _note_guards(self) -> None:
         """Whether the guard is on anywhere: where it is not, counts skip it at no cost."""
@@ -103,6 +114,7 @@ class SnapshotGuarding:
         if ev.seq <= held.seq:
             return False
         self._lift(ctx, ev.node)
+        self.guard_decisions.append(GuardDecision("superseded", held.event_id, ev.sku, ev.node))
         return True
 
     def _hold_back(self, ctx: Ctx, ev: StockSnapshot, pos: Position) -> None:
@@ -111,6 +123,7 @@ class SnapshotGuarding:
         ctx.book.hold_back(ev.node, held)
         self.quarantined[ev.event_id] = (ev.sku, ev.node)
         ctx.emit.alert("snapshot_quarantined", ev.sku, quarantine_detail(held, pos), ev.node)
+        self.guard_decisions.append(GuardDecision("quarantined", ev.event_id, ev.sku, ev.node))
         self._settle(ctx)
 
     def _lift(self, ctx: Ctx, node: str) -> Quarantine | None:
@@ -136,6 +149,8 @@ class SnapshotGuarding:
         settled = self._verdict(ev.snapshot_event_id, clock_ms)
         if settled is not None:
             ctx, node, held = settled
+            self.guard_decisions.append(
+                GuardDecision("approved", ev.snapshot_event_id, ctx.sku, node))
             # As it would have been: the count, plus every change on hand since it came.
             on_hand = ctx.book.positions[node].on_hand - held.kept_out
             self._set_count(ctx, node, on_hand, held.seq)
@@ -143,7 +158,10 @@ class SnapshotGuarding:
     def _rejected(self, ev: StockSnapshotRejected, clock_ms: int, seq: int, skus) -> None:
         settled = self._verdict(ev.snapshot_event_id, clock_ms)
         if settled is not None:
-            self._settle(settled[0])
+            ctx, node, _ = settled
+            self.guard_decisions.append(
+                GuardDecision("rejected", ev.snapshot_event_id, ctx.sku, node))
+            self._settle(ctx)
 
     def find_quarantined(self) -> None:
         """Rebuild the index from the books (after a restore)."""

@@ -318,3 +318,49 @@ def test_version_and_an_empty_device_as_input(tmp_path, capsys):
     assert main(["replay", "/dev/null", "--out", str(tmp_path / "out"), "--quiet"]) == 0
     assert main(["replay", str(tmp_path), "--out", str(tmp_path / "o2")]) == 1
     assert capsys.readouterr().err.strip().endswith("is a directory, not an events file")
+
+
+# -- defaults ----------------------------------------------------------------------------
+
+def _defaults(*args: str):
+    from stockflow.ops.cli import build_parser
+
+    return build_parser().parse_args(list(args))
+
+
+@pytest.mark.parametrize("args", [["replay", "events.jsonl", "--out", "o"], ["demo"]])
+def test_the_engines_defaults_come_from_its_config_type(args):
+    from stockflow.connectors.files import CHUNK_LINES
+    from stockflow.ops.cli import _engine_config
+    from stockflow.state.config import EngineConfig
+
+    parsed = _defaults(*args)
+    assert _engine_config(parsed) == EngineConfig()  # every field the CLI sets, as the type's
+    assert parsed.chunk_lines == CHUNK_LINES
+
+
+@pytest.mark.parametrize("command, scenario", [("generate", "GENERATED"), ("demo", "DEMO")])
+def test_the_generators_defaults_come_from_its_scenario(command, scenario):
+    from stockflow.ops import generate
+    from stockflow.ops.cli import _scenario
+
+    assert _scenario(_defaults(command)) == getattr(generate, scenario)
+
+
+def test_the_benchs_defaults_come_from_its_settings():
+    from stockflow.ops.bench.settings import BenchSettings
+    from stockflow.ops.config import RedisSettings
+
+    parsed = vars(_defaults("bench"))
+    expected = msgspec.structs.asdict(BenchSettings())
+    assert {k: parsed[k] for k in expected} == expected
+    assert expected["redis_url"] == RedisSettings().url
+
+
+def test_logs_follow_the_config_unless_the_command_line_says_otherwise():
+    from stockflow.ops.cli import _with_log_args
+    from stockflow.ops.config import Config, LogSettings
+
+    assert _with_log_args(Config(), _defaults("run")).log == LogSettings()
+    told = _with_log_args(Config(), _defaults("run", "--log-level", "DEBUG"))
+    assert told.log == LogSettings(level="debug", format=LogSettings().format)

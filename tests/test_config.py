@@ -29,6 +29,8 @@ def test_environment_overrides_the_file(tmp_path):
     ("[kafka\n", {}, "not valid TOML"),
     ("", {"STOCKFLOW_ENGINE_BUCKETS": "many"}, "$.engine.buckets"),
     ("", {"STOCKFLOW_KAFKABROKERS": "x"}, "unknown setting STOCKFLOW_KAFKABROKERS"),
+    ("[log]\nlevel = 'loud'\n", {}, "$.log.level"),
+    ("", {"STOCKFLOW_LOG_FORMAT": "xml"}, "$.log.format"),
 ])
 def test_a_bad_setting_names_itself(tmp_path, text, env, says):
     path = tmp_path / "s.toml"
@@ -54,3 +56,11 @@ def test_the_cli_answers_a_bad_config_with_one_line(args, env):
 def test_an_engine_setting_alone_keeps_live_modes_buckets():
     config = load(None, {"STOCKFLOW_ENGINE_INBOUND_HORIZON_S": "3600"})
     assert (config.engine.buckets, config.engine.inbound_horizon_s) == (8, 3600)
+
+
+def test_log_settings_come_from_the_file_and_the_environment(tmp_path):
+    path = tmp_path / "s.toml"
+    path.write_text('[log]\nlevel = "warning"\n')
+    config = load(str(path), {"STOCKFLOW_LOG_FORMAT": "json"})
+    assert (config.log.level, config.log.format) == ("warning", "json")
+    assert (load(None, {}).log.level, load(None, {}).log.format) == ("info", "text")

@@ -43,7 +43,7 @@ def test_sink_gives_up_within_its_timeout_once_the_broker_is_gone():
         tansu.stop()
 
 
-def test_sink_gives_up_when_its_local_queue_stays_full():
+def test_sink_gives_up_when_its_local_queue_stays_full(caplog):
     nobody = f"127.0.0.1:{free_port()}"
     config = {"queue.buffering.max.messages": "1", **QUIET}
     part = KafkaStreamSink(nobody, client_config=config, delivery_timeout_s=1).build("out", 0, 1)
@@ -52,9 +52,11 @@ def test_sink_gives_up_when_its_local_queue_stays_full():
                                              r"3 message\(s\) within 1 s"):
         part.write_batch([("alerts", [b"{}"] * 3)])
     part.close()
+    said = _delivery_failures(caplog)
+    assert [(r.brokers, r.undelivered, r.timeout_s) for r in said] == [(nobody, 3, 1)]
 
 
-def test_failed_deliveries_name_the_broker_and_count_the_messages():
+def test_failed_deliveries_name_the_broker_and_count_the_messages(caplog):
     nobody = f"127.0.0.1:{free_port()}"
     config = {"message.timeout.ms": "1000", **QUIET}
     part = KafkaStreamSink(nobody, client_config=config).build("out", 0, 1)
@@ -63,6 +65,15 @@ def test_failed_deliveries_name_the_broker_and_count_the_messages():
                                              rf"stockflow.dispatch on {nobody}: .* \(2 message"):
         part.write_batch([("dispatch", [b'{"sku":"A"}', b'{"sku":"B"}'])])
     part.close()
+    said = _delivery_failures(caplog)
+    assert [(r.brokers, r.topic, r.undelivered) for r in said] == [
+        (nobody, "stockflow.dispatch", 2)]
+
+
+def _delivery_failures(caplog) -> list:
+    """The sink's log lines: one per failed batch, at error level."""
+    return [r for r in caplog.records if r.name == "stockflow.connectors.kafka_sink"
+            and r.getMessage() == "delivery_failed" and r.levelname == "ERROR"]
 
 
 def test_a_stop_signal_interrupts_the_wait_for_the_broker_at_once():

@@ -91,7 +91,10 @@ def test_sigterm_stops_the_engine_cleanly(kafka_brokers, redis_url, tmp_path, pr
     proc.send_signal(signal.SIGTERM)
     proc.wait(timeout=30)
     assert proc.returncode == 0, run.log()
-    assert "stopped by SIGTERM; the next start resumes from the last snapshot" in run.log()
+    stops = [line for line in run.log().splitlines() if " event=stop " in line]
+    assert len(stops) == int(processes), run.log()  # one per worker process
+    assert all("reason=SIGTERM next_start=\"resumes from the last snapshot\"" in line
+               for line in stops), stops
 
 
 def test_missing_topics_or_broker_are_one_readable_line(kafka_brokers, redis_url, tmp_path):

@@ -137,13 +137,13 @@ class LiveRun:
         """`stockflow replay` of the recorded input topics merged by event time: the run live
         mode must decide as. Returns the replay's output directory and the merged input
         (also written to `recorded.jsonl`)."""
+        from stockflow.ops.config import Config
         from stockflow.ops.replay import replay  # here: most users of the harness need not
-        from stockflow.state.config import EngineConfig
 
         merged = merged_input(read_partitions(self.brokers, input_topics(self.prefix)))
         trace, out = self.workdir / "recorded.jsonl", self.workdir / "recorded-replay"
         trace.write_bytes(b"\n".join(merged) + b"\n")
-        replay(str(trace), str(out), EngineConfig(buckets=8), show_progress=False)
+        replay(str(trace), str(out), Config().engine, show_progress=False)  # live's buckets
         return out, merged
 
     def written(self) -> int:

@@ -11,9 +11,10 @@ import secrets
 
 import redis
 
+from .settings import BenchSettings
 from .workload import Line, Workload, allocated_units, check_books, replay, summary
 
-DEFAULT_URL = "redis://127.0.0.1:6379/0"
+DEFAULT_URL = BenchSettings().redis_url
 
 # KEYS[1]: the SKU's stock hash; ARGV[1]: units wanted. Returns the node, or nil.
 # Same rule as the row-lock baseline: most on hand, ties to the lowest node.

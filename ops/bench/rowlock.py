@@ -12,9 +12,10 @@ import secrets
 import psycopg
 from psycopg import sql
 
+from .settings import BenchSettings
 from .workload import Line, Workload, allocated_units, check_books, replay, summary
 
-DEFAULT_DSN = "host=127.0.0.1 port=5432 user=postgres dbname=test"
+DEFAULT_DSN = BenchSettings().postgres
 
 # The schema an ORM would generate: a positive quantity, a foreign key from the allocation.
 _TABLES = """

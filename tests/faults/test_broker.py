@@ -69,4 +69,4 @@ def test_sigterm_with_the_broker_gone_stops_at_once(redis_url, tmp_path):
     took = time.monotonic() - asked
     FIGURES.add("SIGTERM with the broker gone", stopped_after_s=round(took, 2), exit_code=code)
     assert code == 0 and took < 5
-    assert "stopped by SIGTERM; the next start resumes" in run.log()
+    assert 'event=stop reason=SIGTERM next_start="resumes from the last snapshot"' in run.log()

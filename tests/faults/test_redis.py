@@ -56,6 +56,10 @@ def test_redis_back_empty_is_rebuilt_without_a_hand(kafka_brokers, tmp_path, ful
                 read_model_whole=f"{whole}/{len(expected)} (sku, channel)",
                 reservation_after="granted" if hold.hold_id == "after-outage" else "refused")
     assert whole == len(expected) > 100
+    said = [line.split(" event=")[1].split(" ")[0] for line in run.log().splitlines()
+            if "logger=stockflow.connectors.redis_store " in line]
+    assert said == ["redis_away", "redis_back", "redis_found_empty",
+                    "redis_read_model_rewritten"], said  # one line each, in that order
 
 
 def _until(check, what: str, proc, run, timeout: float = 30.0) -> None:
