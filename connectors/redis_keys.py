@@ -36,9 +36,9 @@ GROUPS = 32  # slot groups on Redis Cluster: heartbeat copies written per beat
 @lru_cache(maxsize=None)
 def group_tags(groups: int = GROUPS) -> tuple[str, ...]:
     """One hash tag per group, group i's slot in the i-th of `groups` equal slot ranges."""
-    tags = []
+    tags, slots = [], REDIS_CLUSTER_HASH_SLOTS
     for i in range(groups):
-        low, high = i * REDIS_CLUSTER_HASH_SLOTS // groups, (i + 1) * REDIS_CLUSTER_HASH_SLOTS // groups
+        low, high = i * slots // groups, (i + 1) * slots // groups
         n = 0
         while not low <= key_slot(f"g{i}.{n}".encode()) < high:
             n += 1

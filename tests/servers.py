@@ -108,15 +108,17 @@ class RedisClusterServers:
              "--dir", str(self.directory), "--save", "", "--appendonly", "no"],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
-    def restart(self, port: int, timeout: float = 20.0) -> None:
-        """Kill one node and start it again: it keeps its slots (its nodes file) and comes
-        back empty, as a primary restarted without persistence does."""
-        import redis
-
+    def kill(self, port: int) -> None:
         i = self.ports.index(port)
         self.procs[i].kill()
         self.procs[i].wait()
-        self.procs[i] = self._node(port)
+
+    def start(self, port: int, timeout: float = 20.0) -> None:
+        """Start a killed node again: it keeps its slots (its nodes file) and comes back
+        empty, as a primary restarted without persistence does."""
+        import redis
+
+        self.procs[self.ports.index(port)] = self._node(port)
         node = redis.Redis(host="127.0.0.1", port=port, socket_connect_timeout=0.2)
         deadline = time.monotonic() + timeout
         while True:

@@ -21,6 +21,8 @@ from stockflow.connectors.redis_store import ReadModelStore
 from stockflow.connectors.reservations import ReservationRefused, Reservations
 from stockflow.ops.metrics import ReservationCollector
 
+from .live import LiveRun
+from .servers import unique_prefix
 from .test_dataflow import final_availability, nonzero
 from .test_live import drained, replayed, trace  # noqa: F401 (module fixtures)
 from .test_reservations import setup_engine, try_reserve
@@ -99,6 +101,17 @@ def test_skus_land_on_every_primary_and_reserve_there(cluster):
     assert (counts["granted"], counts["short"]) == (3, 3)
 
 
+def test_a_reservation_is_one_round_trip_without_command_getkeys(cluster):
+    engine, api = setup_engine(cluster, 50, "RT")
+    for node in primaries(cluster).values():
+        node.config_resetstat()
+    for i in range(10):
+        api.reserve("RT", "web", 1, 60_000, f"h{i}")
+    stats = [node.info("commandstats") for node in primaries(cluster).values()]
+    assert sum(s.get("cmdstat_fcall", {}).get("calls", 0) for s in stats) == 10
+    assert not any("cmdstat_command|getkeys" in s for s in stats)
+
+
 def test_reserve_refuses_when_its_groups_heartbeat_is_stale(cluster):
     engine, api = setup_engine(cluster, 5, "HB")
     assert try_reserve(api, "HB", "web", 1) is not None
@@ -170,6 +183,18 @@ def test_cluster_setting_against_the_wrong_server_is_one_line(redis_cluster, red
         "cluster = true (STOCKFLOW_REDIS_CLUSTER=true)"]
 
 
+def test_stockflow_run_against_the_wrong_kind_is_one_line(kafka_brokers, redis_cluster,
+                                                          redis_url, tmp_path):
+    run = LiveRun(kafka_brokers, redis_url, unique_prefix(), tmp_path)
+    run.create_topics({})
+    for url, cluster, says in [(redis_url, "true", "is not a Redis Cluster"),
+                               (redis_cluster.url, "false", "is a Redis Cluster node")]:
+        run.env.update(STOCKFLOW_REDIS_URL=url, STOCKFLOW_REDIS_CLUSTER=cluster)
+        assert run.start().wait(timeout=60) == 1
+        [line] = run.log().strip().splitlines()  # one line, no traceback
+        assert line.startswith(f"stockflow: error: Redis at {url} {says}: set [redis] cluster")
+
+
 # -- live mode end to end ----------------------------------------------------------------------
 
 
@@ -195,14 +220,17 @@ def test_live_mode_on_a_cluster_answers_reservations(kafka_brokers, redis_cluste
     assert refused.value.code in ("SHORT", "LINE")
 
 
-# -- one primary back empty (last: it restarts a node of the session's cluster) -----------------
+# -- one primary down, then back empty (last: it restarts a node of the session's cluster) -----
 
 
-def test_a_primary_back_empty_is_rebuilt_and_refuses_as_stale_until_whole(redis_cluster,
-                                                                          cluster):
+def test_a_primary_down_is_an_outage_and_back_empty_is_rebuilt(redis_cluster, cluster):
     engine, api = setup_engine(cluster, 5, "GONE")
     node = cluster.get_node_from_key(api.keys.avail("GONE"))
-    redis_cluster.restart(node.port)  # no functions, no read model, no marks on that node
+    redis_cluster.kill(node.port)
+    out = engine.feed(engine.ev.order("O1", [("GONE", 1)], paid=True))
+    assert any(b"allocate/O1" in line for _, lines in out for line in lines)  # it goes on
+    assert engine.store.outages >= 1  # counted as an outage, not refused
+    redis_cluster.start(node.port)  # no functions, no read model, no marks on that node
     assert cluster.get_redis_connection(node).function_list() == []
     deadline = time.monotonic() + 20
     while engine.store.losses == 0:  # the first beats may meet the dropped connections
@@ -216,5 +244,5 @@ def test_a_primary_back_empty_is_rebuilt_and_refuses_as_stale_until_whole(redis_
     assert refused.value.code == "STALE"
     engine.tick()  # every bucket rewrites its whole read model...
     engine.store.beat()  # ...and only then do the heartbeats say so
-    assert api.available("GONE", "web") == 5
-    assert try_reserve(api, "GONE", "web", 5) is not None
+    assert api.available("GONE", "web") == 4
+    assert try_reserve(api, "GONE", "web", 4) is not None
