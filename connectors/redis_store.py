@@ -12,7 +12,12 @@ function Redis no longer knows, means the read model is gone. The store then loa
 functions again, has every bucket rewrite its whole read model, and writes no heartbeat until
 they all have, so reservations are refused as STALE (never granted against a half-written
 picture) for that moment. An error that waiting cannot fix (a wrong type, MOVED, CROSSSLOT, no
-permission) is not an outage: it stops the engine with one line.
+permission, functions still missing right after loading them) is not an outage: it stops the
+engine with one line.
+
+On Redis Cluster (a `RedisCluster` client) the same pipelines are split per node by the
+client; the functions are loaded on every primary, and the heartbeat and marks are kept per
+slot group (redis_keys.py), so one node that restarts empty is noticed like a whole Redis.
 """
 
 from __future__ import annotations
@@ -23,13 +28,17 @@ import time
 
 import msgspec
 import redis
+from redis.exceptions import RedisClusterException, SlotNotCoveredError
 
 from stockflow.state.checkout import CheckoutHold
 from stockflow.state.read_model import SkuView
 from stockflow.state.work import skus_in
 
+from .redis_connect import RedisRefused, is_cluster
 from .redis_keys import Keys
 from .reservations import install
+
+__all__ = ["ReadModelStore", "RedisRefused"]
 
 _ENCODE = msgspec.json.Encoder().encode
 
@@ -38,25 +47,43 @@ log = logging.getLogger(__name__)
 MARK_TTL_MS = 600_000  # a mark outlives any pause of a live engine; then it is renewed
 
 
-class RedisRefused(RuntimeError):
-    """Redis answered with an error that retrying cannot fix: the engine stops, saying it."""
+def _said(exc: redis.ResponseError) -> str:
+    """The error as Redis said it: redis-py strips the code (MOVED, READONLY...) off the
+    errors it has a class for and keeps it in `status_code`."""
+    code = getattr(exc, "status_code", None)
+    return f"{code} {exc}" if code and code != "ERR" else str(exc)
 
 
 def _functions_missing(exc: redis.ResponseError) -> bool:
-    text = str(exc)
+    text = _said(exc)
     return "Function not found" in text or text.startswith("NOSCRIPT")
 
 
 def _transient(exc: redis.ResponseError) -> bool:
-    """Errors of a Redis that is starting, failing over or busy: an outage, not a mistake."""
-    return str(exc).startswith(("LOADING", "READONLY", "BUSY ", "MASTERDOWN", "TRYAGAIN"))
+    """Errors of a Redis that is starting, failing over or busy (a cluster without a primary
+    for a slot, for now): an outage, not a mistake."""
+    return _said(exc).startswith(("LOADING", "READONLY", "BUSY ", "MASTERDOWN", "TRYAGAIN",
+                                  "CLUSTERDOWN"))
+
+
+def _unreachable(exc: RedisClusterException) -> bool:
+    """The cluster client's way of saying no node answers, or a slot has no node for now."""
+    return isinstance(exc, SlotNotCoveredError) or "cannot be connected" in str(exc)
+
+
+def _refused(exc: Exception) -> RedisRefused:
+    said = _said(exc) if isinstance(exc, redis.ResponseError) else str(exc)
+    text = said.splitlines()[0] if said else type(exc).__name__
+    if text.startswith("MOVED"):
+        text += " (Redis is a cluster: set [redis] cluster = true)"
+    return RedisRefused(f"Redis refused the read model: {text}")
 
 
 class ReadModelStore:
-    def __init__(self, client: redis.Redis, prefix: str = "sf", stale_after_s: float = 5.0,
+    def __init__(self, client, prefix: str = "sf", stale_after_s: float = 5.0,
                  fence_ms: int = 2000, retry_after_s: float = 1.0, on_error=None):
-        self.client = client
-        self.keys = Keys(prefix)
+        self.client = client  # redis.Redis, or RedisCluster: the key layout follows it
+        self.keys = Keys(prefix, cluster=is_cluster(client))
         self.stale_after_ms = int(stale_after_s * 1000)
         self.fence_ms = fence_ms  # a fence outlives a crashed engine by this much at most
         self.retry_after_s = retry_after_s
@@ -64,17 +91,21 @@ class ReadModelStore:
         # Failed round trips and losses: after either, ledgers rewrite their whole read model.
         self.outages = 0
         self.losses = 0  # times Redis was found empty
-        self._mark = self.keys.mark(secrets.token_hex(8))  # this process's sign in Redis
+        self._marks = self.keys.marks(secrets.token_hex(8))  # this process's signs in Redis
         self._whole_at: dict[int, int] = {}  # bucket -> the outage count it was last whole at
         self._down_until = 0.0
         self._away_since: float | None = None  # when Redis stopped answering (for the logs)
         self._rewriting = False  # a rewrite of the read model is under way (for the logs)
         self._last_beat = float("-inf")
+        self._reloaded = False  # functions were missing and loaded again: must answer now
 
     def start(self) -> None:
-        """Load the functions and set this process's mark; raises if Redis cannot be reached."""
+        """Load the functions (on every primary of a cluster) and set this process's marks;
+        raises if Redis cannot be reached."""
         install(self.client)
-        self.client.set(self._mark, 1, px=MARK_TTL_MS)
+        pipe = self.client.pipeline(transaction=False)
+        self._mark_into(pipe)
+        pipe.execute()
 
     def whole(self, bucket: int, outages: int) -> None:
         """`bucket` has written its whole read model since outage number `outages`."""
@@ -126,10 +157,10 @@ class ReadModelStore:
             pipe.fcall("stockflow_publish", len(keys), *keys, body)
             for order_line, (parts, ttl_ms) in view.holds.items():
                 pipe.set(self.keys.hold(sku, order_line), _ENCODE(parts), px=ttl_ms)
-            if view.released:
-                pipe.delete(*(self.keys.hold(sku, ol) for ol in view.released))
+            if view.released:  # one slot: a cluster pipeline takes it as one DEL too
+                pipe.execute_command("DEL", *(self.keys.hold(sku, ol) for ol in view.released))
         if not self.rebuilding:
-            self._beat_into(pipe)
+            self._beat_into(pipe, self.keys.heartbeats_of(v.sku for v in sku_views))
         return self._run(pipe) is not None
 
     def beat(self, at_most_every_s: float = 0.0) -> None:
@@ -140,23 +171,32 @@ class ReadModelStore:
         if not self._up() or now - self._last_beat < at_most_every_s:
             return
         self._last_beat = now
-        found = self._run(self.client.pipeline(transaction=False).get(self._mark))
+        pipe = self.client.pipeline(transaction=False)
+        for mark in self._marks:
+            pipe.get(mark)
+        found = self._run(pipe)
         if found is None:
             return
-        if found[0] is None:
+        if any(mark is None for mark in found):
             self._lost()
             return
         if self.rebuilding:
             return  # stale until every bucket has rewritten what Redis lost
         pipe = self.client.pipeline(transaction=False)
-        pipe.set(self._mark, 1, px=MARK_TTL_MS)
-        self._beat_into(pipe)
+        self._mark_into(pipe)
+        self._beat_into(pipe, self.keys.heartbeats)
         self._run(pipe)
 
     # -- internals ---------------------------------------------------------------------
 
-    def _beat_into(self, pipe) -> None:
-        pipe.set(self.keys.heartbeat, int(time.time() * 1000) + self.stale_after_ms)
+    def _beat_into(self, pipe, heartbeats) -> None:
+        fresh_until = int(time.time() * 1000) + self.stale_after_ms
+        for key in heartbeats:
+            pipe.set(key, fresh_until)
+
+    def _mark_into(self, pipe) -> None:
+        for mark in self._marks:
+            pipe.set(mark, 1, px=MARK_TTL_MS)
 
     def _lost(self) -> None:
         """Redis came back empty: functions again, and every bucket rewrites its read model."""
@@ -170,6 +210,12 @@ class ReadModelStore:
             self.start()
         except (redis.ConnectionError, redis.TimeoutError) as exc:
             self._away(exc)
+        except RedisClusterException as exc:
+            if not _unreachable(exc):
+                raise _refused(exc) from None
+            self._away(exc)
+        else:
+            self._reloaded = True
 
     def _up(self) -> bool:
         return time.monotonic() >= self._down_until
@@ -182,13 +228,21 @@ class ReadModelStore:
             self._away(exc)
         except redis.ResponseError as exc:
             if _functions_missing(exc):
+                if self._reloaded:  # loaded on every primary a moment ago, and still missing
+                    raise RedisRefused("Redis refused the read model: the stockflow functions "
+                                       f"are missing right after loading them ({exc})") from None
                 self._answered()
                 self._lost()
             elif _transient(exc):
                 self._away(exc)
             else:
-                raise RedisRefused(f"Redis refused the read model: {exc}") from None
+                raise _refused(exc) from None
+        except RedisClusterException as exc:  # the cluster client's own refusals (CROSSSLOT)
+            if not _unreachable(exc):
+                raise _refused(exc) from None
+            self._away(exc)
         else:
+            self._reloaded = False
             if asked:
                 self._answered()
             return replies

@@ -1,9 +1,10 @@
 #!lua name=stockflow
--- The reservation API, as Redis Functions. Every key a call touches carries the SKU's hash tag
--- ({sku}), so on Redis Cluster one call lives in one slot. The heartbeat is the one key
--- outside it (see the README's Redis section).
+-- The reservation API, as Redis Functions. Every key one call touches shares one hash tag, so
+-- on Redis Cluster a call lives in one slot: on one Redis the SKU's ({sku}), on a cluster its
+-- slot group's, whose heartbeat and stats copies live there too (connectors/redis_keys.py).
+-- The functions read only the keys they are given, so both layouts run the same code.
 --
--- Per SKU:
+-- Per SKU (on a cluster <p>:{group}:<sku>:avail and so on):
 --   <p>:{sku}:avail  hash  channel -> units the engine published as sellable
 --   <p>:{sku}:line   hash  channel -> max_line_qty: the most one order line can be promised
 --                    (the largest ATP at one node where the channel does not split lines)
@@ -12,10 +13,10 @@
 --   <p>:{sku}:busy   string, short TTL: the engine is applying a batch of this SKU
 --   <p>:{sku}:pend   units held by checkouts and not yet absorbed by the engine (a running
 --                    sum, so a reservation costs the same however many holds are live)
--- Global:
+-- Global on one Redis, one copy per slot group on a cluster (<p>:{group}:heartbeat):
 --   <p>:heartbeat    ms until which the engine's picture counts as fresh
 --   <p>:stats        hash  result -> calls (granted, short, line, stale, busy, badarg), for
---                    metrics
+--                    metrics (which sum the copies)
 
 local function now_ms()
   local t = redis.call('TIME')

@@ -12,6 +12,7 @@ from importlib.resources import files
 import msgspec
 import redis
 
+from .redis_connect import is_cluster
 from .redis_keys import Keys
 
 LIBRARY = files("stockflow.connectors").joinpath("reservations.lua").read_text()
@@ -32,15 +33,27 @@ class Hold(msgspec.Struct, frozen=True):
     expires_ms: int
 
 
-def install(client: redis.Redis) -> None:
-    """Load (or replace) the function library; what `stockflow redis install` runs."""
-    client.function_load(LIBRARY, replace=True)
+def install(client) -> list[str]:
+    """Load (or replace) the function library on the server, or on every primary of a Redis
+    Cluster (Functions live per node; replicas copy their primary's); what `stockflow redis
+    install` runs. Returns the nodes loaded (host:port)."""
+    if not is_cluster(client):
+        client.function_load(LIBRARY, replace=True)
+        where = client.get_connection_kwargs()
+        return [where.get("path") or f"{where.get('host', 'localhost')}:{where.get('port', 6379)}"]
+    loaded = []
+    for node in client.get_primaries():
+        client.get_redis_connection(node).function_load(LIBRARY, replace=True)
+        loaded.append(node.name)
+    return loaded
 
 
 class Reservations:
-    def __init__(self, client: redis.Redis, prefix: str = "sf", busy_wait_s: float = 1.0):
+    def __init__(self, client, prefix: str = "sf", busy_wait_s: float = 1.0):
+        """`client`: `redis.Redis`, or `RedisCluster` (then the keys take the cluster layout,
+        see redis_keys.py)."""
         self.client = client
-        self.keys = Keys(prefix)
+        self.keys = Keys(prefix, cluster=is_cluster(client))
         self.busy_wait_s = busy_wait_s  # how long to retry while the engine applies a batch
 
     def reserve(self, sku: str, channel: str, qty: int, ttl_ms: int, hold_id: str) -> Hold:

@@ -338,10 +338,12 @@ def _redis(args) -> int:
 
     config = load(args.config)
     try:
-        install(redis_client(config))
+        nodes = install(redis_client(config))
     except redis.RedisError as exc:
         raise RuntimeError(f"cannot install the reservation API in {config.redis.url}: {exc}")
-    print(f"reservation API installed in {config.redis.url} (FCALL stockflow_reserve ...)")
+    where = f"{len(nodes)} primaries ({', '.join(nodes)})" if config.redis.cluster else \
+        config.redis.url
+    print(f"reservation API installed in {where} (FCALL stockflow_reserve ...)")
     return 0
 
 

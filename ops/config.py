@@ -37,6 +37,8 @@ class KafkaSettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fi
 class RedisSettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     enabled: bool = True
     url: str = "redis://127.0.0.1:6379/0"  # rediss:// for TLS; user:password@ for AUTH
+    # Redis Cluster: `url` names any one node; keys take the cluster layout (redis_keys.py).
+    cluster: bool = False
     prefix: str = "sf"
     heartbeat_stale_s: Annotated[float, Meta(gt=0)] = 5.0  # reserve refuses past this
     timeout_s: Annotated[float, Meta(gt=0)] = 1.0

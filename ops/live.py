@@ -28,6 +28,7 @@ from stockflow.connectors.kafka_admin import (
     missing_topics,
     output_topics,
 )
+from stockflow.connectors.redis_connect import connect
 from stockflow.connectors.redis_store import ReadModelStore
 from stockflow.dataflows.live import live_flow
 from stockflow.dataflows.logic import AlignTiming
@@ -54,10 +55,11 @@ def _refusal(reason: str, message: str, **fields) -> LiveError:
     return LiveError(message)
 
 
-def redis_client(config: Config) -> redis.Redis:
-    timeout = config.redis.timeout_s
-    return redis.Redis.from_url(config.redis.url, socket_timeout=timeout,
-                                socket_connect_timeout=timeout)
+def redis_client(config: Config):
+    """`redis.Redis`, or `RedisCluster` with `[redis] cluster`; raises RedisRefused (one line)
+    when the server is not of that kind, a redis.RedisError when it cannot be reached."""
+    r = config.redis
+    return connect(r.url, r.cluster, r.timeout_s)
 
 
 def run(config: Config, processes: int = 1, process_id: int | None = None,
@@ -91,10 +93,10 @@ def run(config: Config, processes: int = 1, process_id: int | None = None,
     observer = Observer()
     store = None
     if config.redis.enabled:
-        client = redis_client(config)
-        store = ReadModelStore(client, config.redis.prefix, config.redis.heartbeat_stale_s,
-                               on_error=observer.redis_error)
         try:
+            client = redis_client(config)
+            store = ReadModelStore(client, config.redis.prefix, config.redis.heartbeat_stale_s,
+                                   on_error=observer.redis_error)
             store.start()  # the reservation API matches the engine that writes its keys
         except redis.RedisError as exc:
             raise _refusal("redis_unreachable", f"cannot reach Redis at {config.redis.url}: "

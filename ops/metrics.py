@@ -12,6 +12,7 @@ import time
 from collections import Counter as Tally
 
 import redis
+from redis.exceptions import RedisClusterException
 from prometheus_client import (
     REGISTRY,
     Counter,
@@ -185,20 +186,28 @@ class Observer:
 
 
 class ReservationCollector:
-    """The reservation API's results, counted by the Redis functions, read at scrape time."""
+    """The reservation API's results, counted by the Redis functions, read at scrape time:
+    summed over every copy of the counters (one per slot group on Redis Cluster)."""
 
     RESULTS = ("granted", "short", "line", "stale", "busy", "badarg")
 
-    def __init__(self, client: redis.Redis, stats_key: str):
+    def __init__(self, client, stats_keys: tuple[str, ...]):
         self.client = client
-        self.stats_key = stats_key
+        self.stats_keys = stats_keys
 
     def collect(self):
+        pipe = self.client.pipeline(transaction=False)
+        for key in self.stats_keys:
+            pipe.hgetall(key)
         try:
-            stats = {k.decode(): int(v) for k, v in self.client.hgetall(self.stats_key).items()}
-        except redis.RedisError:
+            copies = pipe.execute()
+        except (redis.RedisError, RedisClusterException):
             REDIS_ERRORS.inc()
             return
+        stats: dict[str, int] = {}
+        for copy in copies:
+            for result, n in copy.items():
+                stats[result.decode()] = stats.get(result.decode(), 0) + int(n)
         family = CounterMetricFamily(
             "stockflow_reservations", "Reservation API calls, by result.", labels=["result"])
         for result in self.RESULTS:

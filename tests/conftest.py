@@ -6,7 +6,7 @@ import os
 
 import pytest
 
-from .servers import check_redis, start_tansu
+from .servers import RedisClusterServers, check_redis, start_tansu
 
 
 @pytest.fixture(scope="session")
@@ -23,6 +23,14 @@ def redis_url() -> str:
     url = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
     check_redis(url)
     return url
+
+
+@pytest.fixture(scope="session")
+def redis_cluster(tmp_path_factory) -> RedisClusterServers:
+    """A 3-primary Redis Cluster of our own (nothing on disk), torn down after the session."""
+    servers = RedisClusterServers(tmp_path_factory.mktemp("redis-cluster"))
+    yield servers
+    servers.stop()
 
 
 def pytest_addoption(parser):

@@ -23,7 +23,17 @@ def test_environment_overrides_the_file(tmp_path):
     assert config.redis.prefix == "x"
 
 
+def test_redis_cluster_from_the_file_or_the_environment(tmp_path):
+    path = tmp_path / "s.toml"
+    path.write_text('[redis]\nurl = "redis://10.0.0.1:7000"\ncluster = true\n')
+    assert load(str(path), {}).redis.cluster is True
+    assert load(str(path), {"STOCKFLOW_REDIS_CLUSTER": "false"}).redis.cluster is False
+    assert load(None, {"STOCKFLOW_REDIS_CLUSTER": "true"}).redis.cluster is True
+    assert load(None, {}).redis.cluster is False  # one Redis unless told
+
+
 @pytest.mark.parametrize("text, env, says", [
+    ("", {"STOCKFLOW_REDIS_CLUSTER": "maybe"}, "$.redis.cluster"),
     ("[kafka]\npartitions = 0\n", {}, "$.kafka.partitions"),
     ("[kafka]\nbrokerz = 'x'\n", {}, "unknown field `brokerz`"),
     ("[kafka\n", {}, "not valid TOML"),

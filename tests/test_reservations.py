@@ -311,9 +311,9 @@ def test_the_read_model_carries_max_line_qty_per_channel(client):
 
 def test_a_hold_above_max_line_qty_is_refused_where_lines_do_not_split(client):
     engine, api = setup_nodes(client, "LN", {"A": 5, "B": 3})
-    before = int(client.hget(api.keys.stats, "line") or 0)
+    before = int(client.hget(api.keys.stats_of("LN"), "line") or 0)
     assert refusal(api, "LN", "web", 6) == "LINE"  # 8 in all, but no node has 6
-    assert int(client.hget(api.keys.stats, "line")) == before + 1
+    assert int(client.hget(api.keys.stats_of("LN"), "line")) == before + 1
     assert refusal(api, "LN", "web", 9) == "SHORT"  # more than there is at all: short first
     assert refusal(api, "LN", "web", 2) is None
     assert refusal(api, "LN", "split", 6) is None  # a channel that splits lines takes it
@@ -365,7 +365,7 @@ def test_line_refusals_are_counted_for_metrics(client):
     from stockflow.ops.metrics import ReservationCollector
 
     engine, api = setup_nodes(client, "MET", {"A": 2, "B": 2})
-    client.delete(api.keys.stats)
+    client.delete(*api.keys.stats)
     assert refusal(api, "MET", "web", 3) == "LINE"
     (family,) = ReservationCollector(client, api.keys.stats).collect()
     counts = {s.labels["result"]: s.value for s in family.samples if s.name.endswith("_total")}

@@ -26,7 +26,7 @@ def run_reservations(url: str, clients: int, requests: int = 50_000) -> dict:
     sku = "HOT-1"
     client.hset(keys.avail(sku), "web", 10**12)
     client.hset(keys.max_line(sku), "web", 10**12)
-    client.set(keys.heartbeat, 10**15)  # fresh for the whole run
+    client.set(keys.heartbeat_of(sku), 10**15)  # fresh for the whole run
     where = urlparse(url)
     reserve_keys = keys.reserve(sku)
     cmd = [tool, "-h", where.hostname or "127.0.0.1", "-p", str(where.port or 6379),
@@ -39,9 +39,10 @@ def run_reservations(url: str, clients: int, requests: int = 50_000) -> dict:
     rate = float(re.search(r"throughput summary: ([\d.]+) requests per second", out).group(1))
     row = re.search(r"latency summary \(msec\):\s*\n\s*avg.*\n\s*([\d.\s]+)", out).group(1).split()
     avg, _min, p50, _p95, p99, _max = (float(x) for x in row[:6])
-    granted = int(client.hget(keys.stats, "granted") or 0)
+    granted = int(client.hget(keys.stats_of(sku), "granted") or 0)
     client.delete(*[keys.avail(sku), keys.max_line(sku), keys.checkouts(sku),
-                    keys.checkout_expiry(sku), keys.pending(sku), keys.heartbeat, keys.stats])
+                    keys.checkout_expiry(sku), keys.pending(sku), keys.heartbeat_of(sku),
+                    keys.stats_of(sku)])
     return {"system": "reservation-api", "clients": clients, "requests": requests,
             "granted": granted, "holds_per_s": round(rate), "p50_ms": p50, "p99_ms": p99,
             "avg_ms": avg}
