@@ -191,7 +191,9 @@ def test_stockflow_run_against_the_wrong_kind_is_one_line(kafka_brokers, redis_c
                                (redis_cluster.url, "false", "is a Redis Cluster node")]:
         run.env.update(STOCKFLOW_REDIS_URL=url, STOCKFLOW_REDIS_CLUSTER=cluster)
         assert run.start().wait(timeout=60) == 1
-        [line] = run.log().strip().splitlines()  # one line, no traceback
+        lines = run.log().strip().splitlines()
+        assert all(ln.startswith("ts=") for ln in lines[:-1])  # the engine's own log lines...
+        line = lines[-1]  # ...then one error line, no traceback
         assert line.startswith(f"stockflow: error: Redis at {url} {says}: set [redis] cluster")
 
 
