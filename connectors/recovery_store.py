@@ -72,3 +72,14 @@ def _rows(directory: str | Path, query: str, params: tuple):
             pass
         finally:
             db.close()
+
+
+def last_snapshot(directory: str | Path) -> tuple[int, str] | None:
+    """(epoch, UTC time 'YYYY-MM-DD HH:MM:SS') of the newest snapshot in the store; None if
+    it holds none. Bytewax stamps every row it writes; the newest epoch is the one a restart
+    resumes from (or the one after it, once committed)."""
+    newest = None
+    for epoch, at in _rows(directory, "SELECT max(snap_epoch), max(created_at) FROM snaps", ()):
+        if epoch is not None and (newest is None or (epoch, at) > newest):
+            newest = (epoch, at)
+    return newest

@@ -98,6 +98,10 @@ class Keys:
     def atp(self, sku: str) -> str:
         return self._of(sku, "atp")
 
+    def position(self, sku: str) -> str:
+        """node -> the counts behind its ATP (a msgpack-encoded `NodePosition`)."""
+        return self._of(sku, "pos")
+
     def checkouts(self, sku: str) -> str:
         return self._of(sku, "ck")
 
@@ -127,4 +131,5 @@ class Keys:
 
     def publish(self, sku: str) -> list[str]:
         return [self.avail(sku), self.max_line(sku), self.atp(sku), self.checkouts(sku),
-                self.checkout_expiry(sku), self.busy(sku), self.pending(sku)]
+                self.checkout_expiry(sku), self.busy(sku), self.pending(sku),
+                self.position(sku)]

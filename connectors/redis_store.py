@@ -1,6 +1,6 @@
 """The engine's side of Redis: fence a batch's SKUs and read their checkout holds, then write
-the read model (availability and max_line_qty per channel, node ATP, hold mirrors, checkout
-outcomes) and the heartbeat.
+the read model (availability and max_line_qty per channel, node ATP and positions, hold
+mirrors, checkout outcomes) and the heartbeat.
 
 One pipeline before a batch and one after, never a round trip per event. Redis being down
 never stops the engine: calls are skipped (with a short back-off) and, once Redis answers
@@ -41,6 +41,7 @@ from .reservations import install
 __all__ = ["ReadModelStore", "RedisRefused"]
 
 _ENCODE = msgspec.json.Encoder().encode
+_ENCODE_POSITION = msgspec.msgpack.Encoder().encode  # array-like: ~20 bytes a node
 
 log = logging.getLogger(__name__)
 
@@ -154,7 +155,9 @@ class ReadModelStore:
             keys = self.keys.publish(sku)
             body = _ENCODE({"c": view.channels, "l": view.max_line_qty, "n": view.nodes,
                             "k": view.checkouts})
-            pipe.fcall("stockflow_publish", len(keys), *keys, body)
+            positions = [part for node, pos in view.positions.items()
+                         for part in (node, _ENCODE_POSITION(pos))]
+            pipe.fcall("stockflow_publish", len(keys), *keys, body, *positions)
             for order_line, (parts, ttl_ms) in view.holds.items():
                 pipe.set(self.keys.hold(sku, order_line), _ENCODE(parts), px=ttl_ms)
             if view.released:  # one slot: a cluster pipeline takes it as one DEL too

@@ -11,6 +11,8 @@
 --   <p>:{sku}:ck     hash  hold_id -> "channel \t qty \t expires_ms \t granted_ms \t absorbed"
 --   <p>:{sku}:ckx    zset  hold_id scored by expires_ms (to drop the expired)
 --   <p>:{sku}:busy   string, short TTL: the engine is applying a batch of this SKU
+--   <p>:{sku}:pos    hash  node -> its position (msgpack: on hand, inbound by kind, holds,
+--                    allocations, safety stock, ATP), for operators; reservations never read it
 --   <p>:{sku}:pend   units held by checkouts and not yet absorbed by the engine (a running
 --                    sum, so a reservation costs the same however many holds are live)
 -- Global on one Redis, one copy per slot group on a cluster (<p>:{group}:heartbeat):
@@ -127,8 +129,9 @@ local function begin(keys, args)
   return out
 end
 
--- publish (engine): KEYS avail, line, atp, ck, ckx, busy, pend; ARGV json {c: {channel: n},
--- l: {channel: max_line_qty}, n: {node: n}, k: {hold_id: "absorbed"|"gone"}}. New
+-- publish (engine): KEYS avail, line, atp, ck, ckx, busy, pend[, pos]; ARGV json
+-- {c: {channel: n}, l: {channel: max_line_qty}, n: {node: n}, k: {hold_id: "absorbed"|"gone"}},
+-- then node, position, node, position... (msgpack, for operators: written as given). New
 -- availability and the holds it accounts for change in one step, so no unit is counted twice
 -- (in avail and pending) or not at all. Lifts the fence.
 local function publish(keys, args)
@@ -138,6 +141,9 @@ local function publish(keys, args)
   for channel, n in pairs(view.c) do redis.call('HSET', avail, channel, n) end
   for channel, n in pairs(view.l or {}) do redis.call('HSET', line, channel, n) end
   for node, n in pairs(view.n) do redis.call('HSET', atp, node, n) end
+  for i = 2, #args, 200 do  -- HSET in slices: unpack's stack is bounded
+    redis.call('HSET', keys[8], unpack(args, i, math.min(i + 199, #args)))
+  end
   for hold_id, what in pairs(view.k) do
     if what == 'gone' then
       forget(ck, ckx, pend, hold_id)

@@ -144,6 +144,22 @@ def build_parser() -> argparse.ArgumentParser:
                    help="the cluster's host:port of every process, in process-id order, "
                         "separated by ';' (with --process-id)")
 
+    p = sub.add_parser("inspect", help="one SKU: position per node, availability per channel")
+    p.add_argument("sku")
+    p.add_argument("--node", help="only this node's position")
+    p.add_argument("--config", help="TOML settings (STOCKFLOW_* environment variables override)")
+    p.add_argument("--events", metavar="TRACE",
+                   help="replay this trace (.jsonl or .jsonl.gz) through the engine instead of "
+                        "reading a running engine's read model in Redis")
+    p.add_argument("--json", action="store_true", help="print JSON instead of a table")
+
+    p = sub.add_parser("api", help="serve the read-only HTTP API from the read model in Redis")
+    p.add_argument("--config", help="TOML settings (STOCKFLOW_* environment variables override)")
+    p.add_argument("--host", default="127.0.0.1",
+                   help="address to listen on (default: %(default)s)")
+    p.add_argument("--port", type=_number(int, "a port", 1, 65535), default=8080,
+                   help="port to listen on (default: %(default)s)")
+
     p = sub.add_parser("topics", help="Kafka topics")
     p.add_argument("action", choices=["create"])
     p.add_argument("--config", help="TOML settings (STOCKFLOW_* environment variables override)")
@@ -315,6 +331,20 @@ def _with_log_args(config: Config, args) -> Config:
     return msgspec.structs.replace(config, log=log)
 
 
+def _inspect(args) -> int:
+    from .inspect import inspect
+
+    print(inspect(args.sku, args.node, args.config, args.events, args.json))
+    return 0
+
+
+def _api(args) -> int:
+    from .api import serve_api
+
+    serve_api(args.config, args.host, args.port)
+    return 0
+
+
 def _topics(args) -> int:
     from stockflow.connectors.kafka_admin import create_topics, input_topics, output_topics
 
@@ -390,17 +420,18 @@ def _whatif(args) -> int:
 
 
 _COMMANDS = {"replay": _replay, "generate": _generate, "demo": _demo, "schema": _schema,
-             "run": _run, "topics": _topics, "redis": _redis, "bench": _bench,
-             "whatif": _whatif}
+             "run": _run, "inspect": _inspect, "api": _api, "topics": _topics, "redis": _redis,
+             "bench": _bench, "whatif": _whatif}
 
 
 def _readable_errors() -> tuple[type[BaseException], ...]:
     from .config import ConfigError
+    from .inspect import InspectError
     from .live import LiveError
     from .whatif.policy import PolicyError
 
     return (OSError, msgspec.ValidationError, ReplayError, ConfigError, LiveError, RuntimeError,
-            PolicyError)
+            PolicyError, InspectError)
 
 if __name__ == "__main__":
     sys.exit(main())

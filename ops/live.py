@@ -29,11 +29,15 @@ from stockflow.connectors.kafka_admin import (
     output_topics,
 )
 from stockflow.connectors.redis_connect import connect
+from stockflow.connectors.read_model_reader import ReadModelReader
 from stockflow.connectors.redis_store import ReadModelStore
 from stockflow.dataflows.live import live_flow
 from stockflow.dataflows.logic import AlignTiming
 
+from .api import ReadApi
 from .config import Config
+from .health import EngineHealth
+from .http_server import BytewaxPassThrough, serve_in_background
 from .metrics import REGISTRY, Observer, ReservationCollector
 from .replay import free_ports
 
@@ -102,7 +106,7 @@ def run(config: Config, processes: int = 1, process_id: int | None = None,
             raise _refusal("redis_unreachable", f"cannot reach Redis at {config.redis.url}: "
                            f"{exc}", error=str(exc)) from None
         REGISTRY.register(ReservationCollector(client, store.keys.stats))
-    _serve_metrics(config.run.metrics_port, process_id or 0)
+    _serve_http(config, process_id or 0)
     r = config.run
     timing = AlignTiming(idle_wait_s=r.idle_wait_s, tick_s=r.clock_tick_s,
                          waited_ms=r.tick_waited_ms)
@@ -143,12 +147,24 @@ def _log_resume_point(config: Config) -> None:
                                   "offsets": point.offsets})
 
 
-def _serve_metrics(port: int, process_id: int) -> None:
-    """/metrics from Bytewax's dataflow API server, which serves the default registry with its
-    own metrics; process i of a cluster listens on port + i."""
-    if port:
-        os.environ["BYTEWAX_DATAFLOW_API_ENABLED"] = "true"
-        os.environ["BYTEWAX_DATAFLOW_API_PORT"] = str(port + process_id)
+def _serve_http(config: Config, process_id: int) -> None:
+    """/metrics and the read API (/v1/...) on the metrics port; process i of a cluster listens
+    on port + i. Bytewax's dataflow API server, which adds its step timings to our metrics,
+    runs on a private port behind it."""
+    port = config.run.metrics_port
+    if not port:
+        return
+    os.environ["BYTEWAX_DATAFLOW_API_ENABLED"] = "true"
+    os.environ["BYTEWAX_DATAFLOW_API_PORT"] = str(bytewax_port := free_ports(1)[0])
+    reader = ReadModelReader(redis_client(config), config.redis.prefix,
+                             config.redis.heartbeat_stale_s)
+    health = EngineHealth(reader, config.kafka, config.recovery.dir, SOURCE_STEP)
+    try:
+        serve_in_background(ReadApi(reader, health, BytewaxPassThrough(bytewax_port)),
+                            "0.0.0.0", port + process_id)
+    except OSError as exc:
+        raise LiveError(f"cannot serve metrics and the API on port {port + process_id}: "
+                        f"{exc.strerror}") from None
 
 
 def _recovery(config: Config, workers: int) -> RecoveryConfig:

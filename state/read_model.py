@@ -1,6 +1,6 @@
 """The read model other services see: per SKU, what each channel may sell (in all, and in
-one order line), each node's ATP, the engine's live holds, and what became of the checkout
-holds.
+one order line), each node's ATP and the position behind it, the engine's live holds, and
+what became of the checkout holds.
 
 Built after a batch for the SKUs it touched; the reservation store writes it in one go.
 """
@@ -9,13 +9,12 @@ from __future__ import annotations
 
 import msgspec
 
-from .book import SkuBook
 from .checkout import PREFIX as CHECKOUT
 from .checkout import outcomes
 from .ledger import Ledger
 from .lines import HELD
+from .node_position import NodePosition, node_positions
 from .outputs import OrderStatus
-from .position import Position
 
 
 class SkuView(msgspec.Struct, array_like=True):
@@ -23,6 +22,7 @@ class SkuView(msgspec.Struct, array_like=True):
     channels: dict[str, int]  # channel -> availability, as published
     max_line_qty: dict[str, int]  # channel -> the most one order line can be promised
     nodes: dict[str, int]  # node -> ATP (never below 0)
+    positions: dict[str, NodePosition]  # node -> the counts behind its ATP
     checkouts: dict[str, str]  # hold_id -> absorbed | gone
     holds: dict[str, tuple[dict[str, int], int]]  # "order/line" -> (node -> units, ttl ms)
     released: list[str]  # "order/line" no longer held
@@ -58,26 +58,16 @@ def views(ledger: Ledger, outputs: list, whole: bool = False) -> list[SkuView]:
             else:
                 released.append(key)
         channels = ledger.catalog.channels
+        positions = node_positions(book)
         result.append(SkuView(
             sku=sku,
             channels={ch: book.published.get(ch, 0) for ch in channels},
             max_line_qty={ch: book.published_line.get(ch, 0) for ch in channels},
-            nodes=_node_atp(book),
+            nodes={node: max(0, p.atp) for node, p in positions.items()},
+            positions=positions,
             checkouts=outcomes(book),
             holds=holds,
             released=released,
         ))
     return result
 
-
-def _node_atp(book: SkuBook) -> dict[str, int]:
-    """Each node's ATP as channels are told it: never below 0, net of a held-back count."""
-    kept_out = book.kept_out()
-    return {node: max(0, _atp_as_applied(pos) - kept_out.get(node, 0))
-            for node, pos in book.positions.items()}
-
-
-def _atp_as_applied(pos: Position) -> int:
-    """ATP at the horizon the ledger last applied: asking at a later one would move the
-    horizon here, and the ledger would then miss the supply becoming due (backorders)."""
-    return pos.atp(pos.inbound.until if pos.inbound is not None else 0)

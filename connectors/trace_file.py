@@ -1,0 +1,25 @@
+"""A JSON Lines trace (gzipped if it ends in .gz) read as decoded events, in chunks, without
+Bytewax: for running the pure engine over a file (`stockflow inspect --events`)."""
+
+from __future__ import annotations
+
+import gzip
+from collections.abc import Iterator
+from pathlib import Path
+
+from .codec import decode_lines
+
+
+def read_events(path: str | Path, chunk_lines: int = 2048) -> Iterator[list]:
+    """Lists of events and `Malformed`s, in file order; blank lines are nothing."""
+    name = Path(path).name
+    opener = gzip.open if str(path).endswith(".gz") else open
+    with opener(path, "rb") as f:
+        first, lines = 1, []
+        for raw in f:
+            lines.append(raw)
+            if len(lines) == chunk_lines:
+                yield decode_lines(lines, name, first)
+                first, lines = first + len(lines), []
+        if lines:
+            yield decode_lines(lines, name, first)

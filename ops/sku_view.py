@@ -1,0 +1,80 @@
+"""How a SKU's report reads: JSON for machines (the HTTP API, `inspect --json`) and a table
+for people (`stockflow inspect`). Both say the same figures under the same names."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+from stockflow.state.node_position import NodePosition, SkuReport
+
+
+def eta_text(ms: int) -> str:
+    """An ETA as RFC 3339 UTC, as the contract writes times."""
+    at = datetime.fromtimestamp(ms / 1000, tz=timezone.utc)
+    return at.isoformat(timespec="milliseconds" if ms % 1000 else "seconds").replace(
+        "+00:00", "Z")
+
+
+def position_json(sku: str, node: str, pos: NodePosition) -> dict:
+    return {
+        "sku": sku, "node": node, "on_hand": pos.on_hand,
+        "inbound": {kind: {"units": i.units, "earliest_eta": eta_text(i.earliest_eta_ms)}
+                    for kind, i in sorted(pos.inbound.items())},
+        "inbound_due": pos.inbound_due, "held": pos.held, "allocated": pos.allocated,
+        "safety_stock": pos.safety_stock, "kept_out": pos.kept_out, "atp": pos.atp,
+    }
+
+
+def availability_json(report: SkuReport, channel: str) -> dict:
+    return {"sku": report.sku, "channel": channel,
+            "available": report.available.get(channel, 0),
+            "max_line_qty": report.max_line_qty.get(channel, 0)}
+
+
+def channels_json(report: SkuReport) -> dict:
+    return {"sku": report.sku, "channels": {
+        ch: {"available": n, "max_line_qty": report.max_line_qty.get(ch, 0)}
+        for ch, n in sorted(report.available.items())}}
+
+
+def report_json(report: SkuReport, node: str | None = None) -> dict:
+    """The whole report; with `node`, only that node's position."""
+    return {
+        "sku": report.sku,
+        "positions": [position_json(report.sku, n, pos)
+                      for n, pos in sorted(report.positions.items()) if node in (None, n)],
+        "channels": channels_json(report)["channels"],
+    }
+
+
+_COLUMNS = ("node", "on hand", "inbound", "due", "held", "allocated", "safety", "kept out",
+            "ATP")
+
+
+def report_table(report: SkuReport, node: str | None = None) -> str:
+    """Positions per node, inbound by kind, then each channel's availability, as aligned
+    text. `due` is the inbound counted in ATP (ETA within the horizon)."""
+    shown = [(n, pos) for n, pos in sorted(report.positions.items()) if node in (None, n)]
+    rows = [_COLUMNS] + [
+        (n, str(pos.on_hand), str(sum(i.units for i in pos.inbound.values())),
+         str(pos.inbound_due), str(pos.held), str(pos.allocated), str(pos.safety_stock),
+         str(pos.kept_out), str(pos.atp)) for n, pos in shown]
+    lines = [f"SKU {report.sku}", *_aligned(rows, left={0})]
+    inbound = [("inbound at", "kind", "units", "earliest ETA")] + [
+        (n, kind, str(i.units), eta_text(i.earliest_eta_ms))
+        for n, pos in shown for kind, i in sorted(pos.inbound.items())]
+    if len(inbound) > 1:
+        lines += ["", *_aligned(inbound, left={0, 1, 3})]
+    channels = [("channel", "available", "max_line_qty")] + [
+        (ch, str(n), str(report.max_line_qty.get(ch, 0)))
+        for ch, n in sorted(report.available.items())]
+    lines += ["", *(_aligned(channels, left={0}) if len(channels) > 1
+                    else ["no channel published"])]
+    return "\n".join(lines)
+
+
+def _aligned(rows: list[tuple[str, ...]], left: set[int]) -> list[str]:
+    """Columns in `left` aligned left (names, text), the others right (numbers)."""
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    return ["  ".join(cell.ljust(widths[i]) if i in left else cell.rjust(widths[i])
+                      for i, cell in enumerate(r)).rstrip() for r in rows]

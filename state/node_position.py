@@ -1,0 +1,86 @@
+"""What the read side shows of one SKU at one node: the counts behind its ATP.
+
+Operators asking "why can this channel sell only 3?" need on hand, inbound by kind, holds,
+allocations and safety stock side by side with the ATP they leave. The engine publishes one
+of these per node with every read-model write, and `stockflow inspect` builds the same from
+a replay, so both answer with the same figures.
+"""
+
+from __future__ import annotations
+
+import msgspec
+
+from .book import SkuBook
+from .position import Position
+
+
+class InboundOfKind(msgspec.Struct, array_like=True, frozen=True):
+    """Inbound of one supply kind at a node: its units and its earliest ETA."""
+
+    units: int
+    earliest_eta_ms: int
+
+
+class NodePosition(msgspec.Struct, array_like=True, frozen=True):
+    """One SKU at one node. atp = on_hand + inbound_due - held - allocated - safety_stock
+    - kept_out; it may be negative (a debt, a shortage being resolved), while channels are
+    told max(0, atp)."""
+
+    on_hand: int
+    inbound: dict[str, InboundOfKind]  # supply kind -> units, earliest ETA
+    inbound_due: int  # the inbound whose ETA lies within the horizon: counted in ATP
+    held: int  # engine holds, checkout holds taken in included
+    allocated: int
+    safety_stock: int
+    kept_out: int  # units a quarantined lower count keeps out of ATP (snapshot guard)
+    atp: int
+
+
+def node_positions(book: SkuBook) -> dict[str, NodePosition]:
+    """node -> its position, ATP as the ledger last applied it (what channels were told)."""
+    kept_out = book.kept_out()
+    return {node: _of(pos, kept_out.get(node, 0)) for node, pos in book.positions.items()}
+
+
+def atp_as_applied(pos: Position) -> int:
+    """ATP at the horizon the ledger last applied: asking at a later one would move the
+    horizon here, and the ledger would then miss the supply becoming due (backorders)."""
+    return pos.atp(pos.inbound.until if pos.inbound is not None else 0)
+
+
+def _of(pos: Position, kept_out: int) -> NodePosition:
+    atp = atp_as_applied(pos) - kept_out
+    supply = pos.inbound
+    by_kind: dict[str, InboundOfKind] = {}
+    if supply is not None:
+        for entry in supply.entries.values():
+            seen = by_kind.get(entry.kind)
+            by_kind[entry.kind] = InboundOfKind(entry.qty, entry.eta_ms) if seen is None else \
+                InboundOfKind(seen.units + entry.qty, min(seen.earliest_eta_ms, entry.eta_ms))
+    return NodePosition(
+        on_hand=pos.on_hand, inbound=by_kind,
+        inbound_due=supply.due if supply is not None else 0,
+        held=pos.held, allocated=pos.allocated, safety_stock=pos.safety_stock,
+        kept_out=kept_out, atp=atp,
+    )
+
+
+class SkuReport(msgspec.Struct, frozen=True):
+    """What the read side shows of one SKU: each channel's published availability and
+    max_line_qty, and each node's position."""
+
+    sku: str
+    available: dict[str, int]  # channel -> availability, as last published
+    max_line_qty: dict[str, int]  # channel -> the most one order line can be promised
+    positions: dict[str, NodePosition]
+
+
+def sku_report(sku: str, book: SkuBook, channels) -> SkuReport:
+    """The report of one SKU from its book; `channels`: the channel ids the engine knows (a
+    channel never published has 0, as the contract says)."""
+    return SkuReport(
+        sku=sku,
+        available={ch: book.published.get(ch, 0) for ch in channels},
+        max_line_qty={ch: book.published_line.get(ch, 0) for ch in channels},
+        positions=node_positions(book),
+    )
