@@ -114,8 +114,11 @@ def serve_api(config_path: str | None, host: str, port: int) -> None:
     from .live import redis_client
 
     config = load(config_path)
-    reader = ReadModelReader(redis_client(config), config.redis.prefix,
-                             config.redis.heartbeat_stale_s)
+    try:
+        client = redis_client(config)
+    except redis.RedisError as exc:
+        raise RuntimeError(f"cannot reach Redis at {config.redis.url}: {exc}") from None
+    reader = ReadModelReader(client, config.redis.prefix, config.redis.heartbeat_stale_s)
     try:
         server = serve_in_background(ReadApi(reader, EngineHealth(reader)), host, port)
     except OSError as exc:

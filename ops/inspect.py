@@ -38,9 +38,9 @@ def inspect(sku: str, node: str | None, config_path: str | None, events: str | N
 def from_redis(config: Config, sku: str) -> SkuReport:
     from .live import redis_client  # here: reading Redis needs nothing of the engine's run
 
-    reader = ReadModelReader(redis_client(config), config.redis.prefix,
-                             config.redis.heartbeat_stale_s)
     try:
+        reader = ReadModelReader(redis_client(config), config.redis.prefix,
+                                 config.redis.heartbeat_stale_s)
         report = reader.sku(sku)
     except redis.RedisError as exc:
         raise InspectError(f"cannot read the read model at {config.redis.url}: {exc}") from None

@@ -95,7 +95,7 @@ def run(config: Config, processes: int = 1, process_id: int | None = None,
     if process_id in (None, 0):
         _log_resume_point(config)
     observer = Observer()
-    store = None
+    store = client = None
     if config.redis.enabled:
         try:
             client = redis_client(config)
@@ -106,7 +106,7 @@ def run(config: Config, processes: int = 1, process_id: int | None = None,
             raise _refusal("redis_unreachable", f"cannot reach Redis at {config.redis.url}: "
                            f"{exc}", error=str(exc)) from None
         REGISTRY.register(ReservationCollector(client, store.keys.stats))
-    _serve_http(config, process_id or 0)
+    _serve_http(config, process_id or 0, client)
     r = config.run
     timing = AlignTiming(idle_wait_s=r.idle_wait_s, tick_s=r.clock_tick_s,
                          waited_ms=r.tick_waited_ms)
@@ -147,7 +147,7 @@ def _log_resume_point(config: Config) -> None:
                                   "offsets": point.offsets})
 
 
-def _serve_http(config: Config, process_id: int) -> None:
+def _serve_http(config: Config, process_id: int, client) -> None:
     """/metrics and the read API (/v1/...) on the metrics port; process i of a cluster listens
     on port + i. Bytewax's dataflow API server, which adds its step timings to our metrics,
     runs on a private port behind it."""
@@ -156,8 +156,9 @@ def _serve_http(config: Config, process_id: int) -> None:
         return
     os.environ["BYTEWAX_DATAFLOW_API_ENABLED"] = "true"
     os.environ["BYTEWAX_DATAFLOW_API_PORT"] = str(bytewax_port := free_ports(1)[0])
-    reader = ReadModelReader(redis_client(config), config.redis.prefix,
-                             config.redis.heartbeat_stale_s)
+    if client is None:  # no read model: the routes answer 503 until a Redis is there
+        client = redis.Redis.from_url(config.redis.url, socket_timeout=config.redis.timeout_s)
+    reader = ReadModelReader(client, config.redis.prefix, config.redis.heartbeat_stale_s)
     health = EngineHealth(reader, config.kafka, config.recovery.dir, SOURCE_STEP)
     try:
         serve_in_background(ReadApi(reader, health, BytewaxPassThrough(bytewax_port)),

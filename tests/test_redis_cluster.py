@@ -15,6 +15,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from redis.crc import REDIS_CLUSTER_HASH_SLOTS, key_slot
 
+from stockflow.connectors.read_model_reader import ReadModelReader
 from stockflow.connectors.redis_connect import RedisRefused, connect
 from stockflow.connectors.redis_keys import GROUPS, Keys, group_tags
 from stockflow.connectors.redis_store import ReadModelStore
@@ -220,6 +221,11 @@ def test_live_mode_on_a_cluster_answers_reservations(kafka_brokers, redis_cluste
     with pytest.raises(ReservationRefused) as refused:
         api.reserve(sku, channel, available, 60_000, "cart-2")
     assert refused.value.code in ("SHORT", "LINE")
+    # the operators' reader (inspect, the HTTP API) finds the same figures on the cluster
+    reader = ReadModelReader(cluster, run.prefix.rstrip("."), stale_after_s=120)
+    report = reader.sku(sku)
+    assert report.available[channel] == available and report.positions
+    assert 0 <= reader.heartbeat_age_ms() < 120_000
 
 
 # -- one primary down, then back empty (last: it restarts a node of the session's cluster) -----
