@@ -17,6 +17,7 @@ from stockflow.connectors.codec import decode_lines, encode_by_stream
 from stockflow.state.config import EngineConfig
 
 from .logic import DEAD_LETTERS, AlignTiming, LedgerLogic, SequencerLogic
+from .ports import Observer, ReadModel, Ticker
 
 SEQUENCER = "sequencer"  # the one key every input partition's events meet under
 
@@ -24,8 +25,9 @@ exchange.register()  # events cross processes as msgpack
 
 
 def engine(raw: Stream, config: EngineConfig, partitions: list[str] = (),
-           timing: AlignTiming = AlignTiming(), durable: bool = False, store=None,
-           ticker=None, observer=None, blank_is_message: bool = False) -> Stream:
+           timing: AlignTiming = AlignTiming(), durable: bool = False,
+           store: ReadModel | None = None, ticker: Ticker | None = None,
+           observer: Observer | None = None, blank_is_message: bool = False) -> Stream:
     """Raw chunks in; `(stream, [json bytes])` out.
 
     `partitions`: every input partition, ranked (ties in event time go to the first), so

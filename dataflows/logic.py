@@ -23,6 +23,8 @@ from stockflow.state.read_model import views
 from stockflow.state.routing import Router
 from stockflow.state.work import with_checkout_holds
 
+from .ports import BucketWork, Observer, ReadModel, Ticker
+
 DEAD_LETTERS = "dead"  # the router's output key for dead letters; buckets are "0".."n-1"
 
 log = logging.getLogger(__name__)
@@ -41,7 +43,8 @@ class SequencerLogic(StatefulBatchLogic):
     (`state/alignment.py`), routes the merged stream (`state/routing.py`) and hands each
     ledger bucket its work, in that one order.
 
-    Each bucket gets `(read_at, work)`: the wall time the batch was taken, for latency.
+    Each bucket gets a `BucketWork`: its items, and the wall time the batch was taken (for
+    latency).
     With a `ticker` (live mode), quiet partitions and partitions the merge waits on are sent
     `clock.tick` events (`timing.tick_s`, `timing.waited_ms`); Bytewax timers are wall-clock,
     which is what deciding *when to write* a tick wants, while what the ticks do is decided
@@ -49,7 +52,8 @@ class SequencerLogic(StatefulBatchLogic):
     """
 
     def __init__(self, config: EngineConfig, partitions: list[str], timing: AlignTiming,
-                 durable: bool, resume: bytes | None, ticker=None, observer=None):
+                 durable: bool, resume: bytes | None, ticker: Ticker | None = None,
+                 observer: Observer | None = None):
         now = _now_ms()
         if resume is not None:
             self.aligner, self.router = pickle.loads(resume)
@@ -103,7 +107,7 @@ class SequencerLogic(StatefulBatchLogic):
         work, dead = self.router.route(items)
         if self.observer is not None:
             self.observer.routed(items, duplicates, self.router.duplicates)
-        out = [(str(bucket), (read_at, lst)) for bucket, lst in work.items()]
+        out = [(str(bucket), BucketWork(read_at, lst)) for bucket, lst in work.items()]
         if dead:
             out.append((DEAD_LETTERS, dead))
         return out
@@ -153,8 +157,8 @@ class LedgerLogic(StatefulBatchLogic):
 
     CHECK_EVERY = timedelta(seconds=1)
 
-    def __init__(self, config: EngineConfig, durable: bool, resume: bytes | None, store=None,
-                 observer=None):
+    def __init__(self, config: EngineConfig, durable: bool, resume: bytes | None,
+                 store: ReadModel | None = None, observer: Observer | None = None):
         self.ledger = Ledger.restore(resume, config) if resume is not None else Ledger(config)
         if durable:  # a bucket new since the snapshot may still follow a run that died
             self.ledger.republished = set()
@@ -163,9 +167,9 @@ class LedgerLogic(StatefulBatchLogic):
         self.observer = observer
         self.outages_seen = -1  # the store's outage count when this read model was last whole
 
-    def on_batch(self, batches: list):
-        read_at = min(b[0] for b in batches)
-        items = batches[0][1] if len(batches) == 1 else [w for b in batches for w in b[1]]
+    def on_batch(self, batches: list[BucketWork]):
+        read_at = min(b.read_at for b in batches)
+        items = batches[0].items if len(batches) == 1 else [w for b in batches for w in b.items]
         shortage = self.ledger.shortage_units
         store = self.store
         if store is None:
