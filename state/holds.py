@@ -11,8 +11,15 @@ from __future__ import annotations
 import heapq
 
 from .context import Ctx
+from .events import Channel
 from .lines import ALLOCATED, BACKORDERED, EXPIRED, HELD, REVIVABLE, Line
 from .placement import place_or_queue, release_all
+
+
+def hold_deadline(created_clock_ms: int, channel: Channel) -> int:
+    """When an unpaid order's holds end: its creation on the engine's clock plus its channel's
+    hold life. The router schedules this and the ledger stamps lines with it, so they agree."""
+    return created_clock_ms + int(channel.hold_ttl_s * 1000)
 
 
 def pay_line(ctx: Ctx, line: Line) -> None:

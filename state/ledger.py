@@ -37,7 +37,7 @@ from .events import (
     SupplyReceived,
     epoch_ms,
 )
-from .holds import expire_line, pay_line
+from .holds import expire_line, hold_deadline, pay_line
 from .lifecycle import cancel_line, return_line, ship_line
 from .lines import BACKORDERED, REJECTED, RETURNED, SHIPPED, Line
 from .master import Catalog
@@ -301,7 +301,7 @@ class Ledger(SnapshotGuarding):
         channel = self.catalog.channels.get(ev.channel)
         deadline = None
         if not ev.paid and channel is not None:
-            deadline = clock_ms + int(channel.hold_ttl_s * 1000)  # as the router schedules it
+            deadline = hold_deadline(clock_ms, channel)
         ship_to = ev.ship_to
         for ol in ev.lines:
             if ol.sku not in skus:  # another bucket's line

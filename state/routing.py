@@ -30,6 +30,7 @@ import msgspec
 from .config import EngineConfig
 from .dedup import RecentIds
 from .events import (
+    Channel,
     ChannelUpserted,
     ClockTick,
     Malformed,
@@ -42,7 +43,7 @@ from .events import (
     SupplyInbound,
     epoch_ms,
 )
-from .holds import HoldDeadlines
+from .holds import HoldDeadlines, hold_deadline
 from .outputs import DeadLetter
 from .work import Expire, Forget, InboundDue, Work, bucket_of
 
@@ -60,7 +61,7 @@ class Router:
         self.orders: dict[str, tuple[str, ...]] = {}  # order_id -> its SKUs
         self.order_ages: deque[tuple[int, str]] = deque()  # (created clock, order_id)
         self.deadlines = HoldDeadlines()
-        self.hold_ttl_ms: dict[str, int] = {}  # channel -> hold life
+        self.channels: dict[str, Channel] = {}  # for their hold life
         self.duplicates = 0
         self.orphans = 0  # payments or cancels for orders never seen
         self.etas: list[tuple[int, str]] = []  # heap of (inbound ETA, sku) beyond the horizon
@@ -74,7 +75,7 @@ class Router:
         return _ENCODE_STATE(_RouterState(
             config=self.config, clock_ms=self.clock_ms, clock_ts=self.clock_ts, seq=self.seq,
             recent=self.recent.snapshot(), orders=self.orders, order_ages=list(self.order_ages),
-            deadlines=self.deadlines.snapshot(), hold_ttl_ms=self.hold_ttl_ms,
+            deadlines=self.deadlines.snapshot(), channels=self.channels,
             duplicates=self.duplicates, orphans=self.orphans, etas=self.etas,
         ))
 
@@ -86,7 +87,7 @@ class Router:
         self.orders = {order_id: tuple(skus) for order_id, skus in state.orders.items()}
         self.order_ages = deque((age, order_id) for age, order_id in state.order_ages)
         self.deadlines = HoldDeadlines.restore(*state.deadlines)
-        self.hold_ttl_ms = state.hold_ttl_ms
+        self.channels = state.channels
         self.duplicates, self.orphans = state.duplicates, state.orphans
         self.etas = [(eta, sku) for eta, sku in state.etas]
 
@@ -180,7 +181,7 @@ class Router:
             self._to_order_buckets(work, ev, ev, skus)
         elif t is NodeUpserted or t is ChannelUpserted:
             if t is ChannelUpserted:
-                self.hold_ttl_ms[ev.channel.id] = int(ev.channel.hold_ttl_s * 1000)
+                self.channels[ev.channel.id] = ev.channel
             self._to_every_bucket(work, ev)
         elif t is StockSnapshotApproved or t is StockSnapshotRejected:
             self._to_every_bucket(work, ev)  # only the snapshot's id: its bucket is not known
@@ -199,9 +200,9 @@ class Router:
         self.orders[ev.order_id] = skus
         self.order_ages.append((self.clock_ms, ev.order_id))
         self._to_order_buckets(work, ev, ev, skus)
-        ttl = self.hold_ttl_ms.get(ev.channel)
-        if not ev.paid and ttl is not None:
-            self.deadlines.schedule(ev.order_id, self.clock_ms + ttl)
+        channel = self.channels.get(ev.channel)
+        if not ev.paid and channel is not None:
+            self.deadlines.schedule(ev.order_id, hold_deadline(self.clock_ms, channel))
 
 
 class _RouterState(msgspec.Struct, array_like=True):
@@ -213,7 +214,7 @@ class _RouterState(msgspec.Struct, array_like=True):
     orders: dict[str, list[str]]
     order_ages: list[tuple[int, str]]
     deadlines: tuple[list[tuple[int, str]], dict[str, int]]
-    hold_ttl_ms: dict[str, int]
+    channels: dict[str, Channel]
     duplicates: int
     orphans: int
     etas: list[tuple[int, str]]
