@@ -139,6 +139,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print results.json instead of a table")
     p.add_argument("--quiet", "-q", action="store_true", help="no progress bars")
 
+    p = sub.add_parser("explain", help="replay a trace and say how one order was sourced")
+    p.add_argument("order_id", metavar="ORDER_ID")
+    p.add_argument("--events", required=True, metavar="TRACE",
+                   help="the events file (.jsonl or .jsonl.gz) that carries the order")
+    p.add_argument("--json", action="store_true", help="print the explanation as JSON")
+    _engine_args(p)
+
     p = sub.add_parser("schema", help="print the JSON Schema of the contract's events")
     p.add_argument("which", nargs="?", choices=["inputs", "outputs", "all"], default="all")
     return parser
@@ -241,6 +248,18 @@ def _demo(args) -> int:
     return 0
 
 
+def _explain(args) -> int:
+    from .explain import explain
+    from .explain_report import render
+
+    explanation = explain(args.order_id, args.events, _engine_config(args), args.chunk_lines)
+    if args.json:
+        print(msgspec.json.format(msgspec.json.encode(explanation), indent=2).decode())
+    else:
+        print(render(explanation))
+    return 0
+
+
 def _schema(args) -> int:
     schema = {"inputs": input_schema(), "outputs": output_schema()}
     print(json.dumps(schema if args.which == "all" else schema[args.which], indent=2))
@@ -313,15 +332,17 @@ def _bench(args) -> int:
     return 0
 
 
-_COMMANDS = {"replay": _replay, "generate": _generate, "demo": _demo, "schema": _schema,
-             "run": _run, "topics": _topics, "redis": _redis, "bench": _bench}
+_COMMANDS = {"replay": _replay, "generate": _generate, "demo": _demo, "explain": _explain,
+             "schema": _schema, "run": _run, "topics": _topics, "redis": _redis, "bench": _bench}
 
 
 def _readable_errors() -> tuple[type[BaseException], ...]:
     from .config import ConfigError
+    from .explain import ExplainError
     from .live import LiveError
 
-    return (OSError, msgspec.ValidationError, ReplayError, ConfigError, LiveError, RuntimeError)
+    return (OSError, msgspec.ValidationError, ReplayError, ExplainError, ConfigError, LiveError,
+            RuntimeError)
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -18,6 +18,9 @@ from .master import Catalog
 
 Parts = list[tuple[str, int]]
 
+# What each field of `rank_key` compares, in its order (explain.py names the deciding one).
+RANKS = ("region", "distance_km", "ship_cost", "node")
+
 
 def rank_key(catalog: Catalog, node_id: str, region: str, lat: float, lon: float) -> tuple:
     node = catalog.nodes[node_id]
@@ -81,11 +84,22 @@ def source_line(
     return parts
 
 
-def why_unfilled(line: Line, catalog: Catalog) -> str:
-    """The reason a line could not be sourced, for its status."""
+def why_unfilled(line: Line, book: SkuBook, catalog: Catalog, until_ms: int,
+                 exclude: str | None = None) -> str:
+    """The reason a whole line could not be sourced, for its status: unknown_channel,
+    no_eligible_node, split_not_allowed (no node fills it, the eligible nodes together
+    would, and its channel does not split lines) or no_stock."""
     if line.channel not in catalog.channels:
         return "unknown_channel"
     members = catalog.channel_nodes(line.channel)
-    if not any(catalog.can_fulfil(n, line.fulfillment, line.pickup_node) for n in members):
+    eligible = [n for n in members if catalog.can_fulfil(n, line.fulfillment, line.pickup_node)]
+    if not eligible:
         return "no_eligible_node"
-    return "no_stock"
+    kept_out = book.kept_out()
+    pooled = 0
+    for node_id in eligible:
+        pos = book.positions.get(node_id)
+        if pos is not None and node_id != exclude:
+            pooled += max(0, pos.atp(until_ms) - kept_out.get(node_id, 0))
+    # source_line fills a line the pool covers unless no node fills it and it may not split
+    return "split_not_allowed" if pooled >= line.qty else "no_stock"
