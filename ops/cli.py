@@ -194,6 +194,13 @@ def build_parser() -> argparse.ArgumentParser:
                    help="keep each run's events and outputs under DIR/<policy> (default: none)")
     p.add_argument("--quiet", "-q", action="store_true", help="no progress bars")
 
+    p = sub.add_parser("explain", help="replay a trace and say how one order was sourced")
+    p.add_argument("order_id", metavar="ORDER_ID")
+    p.add_argument("--events", required=True, metavar="TRACE",
+                   help="the events file (.jsonl or .jsonl.gz) that carries the order")
+    p.add_argument("--json", action="store_true", help="print the explanation as JSON")
+    _engine_args(p)
+
     p = sub.add_parser("schema", help="print the JSON Schema of the contract's events")
     p.add_argument("which", nargs="?", choices=["inputs", "outputs", "all"], default="all")
     for p in sub.choices.values():
@@ -296,6 +303,18 @@ def _demo(args) -> int:
     out = args.out or tempfile.mkdtemp(prefix="stockflow-demo-")
     run_demo(_scenario(args), _engine_config(args), out, args.chunk_lines, as_json=args.json,
              show_progress=not args.quiet)
+    return 0
+
+
+def _explain(args) -> int:
+    from .explain import explain
+    from .explain_report import render
+
+    explanation = explain(args.order_id, args.events, _engine_config(args), args.chunk_lines)
+    if args.json:
+        print(msgspec.json.format(msgspec.json.encode(explanation), indent=2).decode())
+    else:
+        print(render(explanation))
     return 0
 
 
@@ -420,18 +439,19 @@ def _whatif(args) -> int:
 
 
 _COMMANDS = {"replay": _replay, "generate": _generate, "demo": _demo, "schema": _schema,
-             "run": _run, "inspect": _inspect, "api": _api, "topics": _topics, "redis": _redis,
-             "bench": _bench, "whatif": _whatif}
+             "run": _run, "inspect": _inspect, "explain": _explain, "api": _api, "topics": _topics,
+             "redis": _redis, "bench": _bench, "whatif": _whatif}
 
 
 def _readable_errors() -> tuple[type[BaseException], ...]:
     from .config import ConfigError
+    from .explain import ExplainError
     from .inspect import InspectError
     from .live import LiveError
     from .whatif.policy import PolicyError
 
-    return (OSError, msgspec.ValidationError, ReplayError, ConfigError, LiveError, RuntimeError,
-            PolicyError, InspectError)
+    return (OSError, msgspec.ValidationError, ReplayError, ExplainError, ConfigError, LiveError,
+            RuntimeError, PolicyError, InspectError)
 
 if __name__ == "__main__":
     sys.exit(main())

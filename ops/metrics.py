@@ -42,8 +42,9 @@ EVENT_LAG = Histogram("stockflow_event_lag_seconds",
                       "Oldest event time of a batch -> its outputs emitted (wall clock).",
                       buckets=_LAG_BUCKETS)
 OVERSOLD = Counter("stockflow_oversold_lines",
-                   "Paid order lines rejected, by channel and reason: no_stock and shortage "
-                   "are oversell, unknown_channel and no_eligible_node are configuration.",
+                   "Paid order lines rejected, by channel and reason: no_stock, "
+                   "split_not_allowed and shortage are oversell, unknown_channel and "
+                   "no_eligible_node are configuration.",
                    ["channel", "reason"])
 SHORTAGE_UNITS = Counter("stockflow_shortage_units",
                          "Units found committed beyond supply when supply dropped.")
@@ -83,7 +84,7 @@ def dead_letter_reason(error: str) -> str:
 
 # The reasons the engine gives a rejected line (state/sourcing.py `why_unfilled`, and a line
 # taken back in a shortage); anything else is `other`, so the label stays bounded.
-OVERSELL_REASONS = frozenset({"no_stock", "shortage"})
+OVERSELL_REASONS = frozenset({"no_stock", "split_not_allowed", "shortage"})
 CONFIG_REASONS = frozenset({"unknown_channel", "no_eligible_node"})
 REJECT_REASONS = OVERSELL_REASONS | CONFIG_REASONS
 

@@ -36,7 +36,7 @@ def fill_backorders(ctx: Ctx) -> None:
         if line is None or line.status != BACKORDERED:
             filled.setdefault(shape, set()).add(entry)
         elif line.qty < failed_at.get(shape, line.qty + 1):
-            if place(ctx, line):
+            if place(ctx, line, reason="backorder_filled"):
                 filled.setdefault(shape, set()).add(entry)
             else:
                 failed_at[shape] = line.qty

@@ -2,19 +2,31 @@
 
 from __future__ import annotations
 
+from typing import Protocol
+
 from .book import SkuBook
 from .config import DEFAULT_RANK
 from .emit import Emitter
+from .lines import Line
 from .master import Catalog
+
+
+class SourcingObserver(Protocol):
+    """Sees every sourcing decision as it is made (explain.py); None on the engine's own runs."""
+
+    def sourced(self, ctx: "Ctx", line: Line, qty: int, exclude: str | None,
+                parts: list[tuple[str, int]] | None, reason: str | None) -> None:
+        """`source_line` chose `parts` (None: not filled) for `qty` units of the line, the
+        book still as it saw it; `reason` is what the statuses it leads to will say."""
 
 
 class Ctx:
     """One SKU's book, the master data, the outputs being built, and the ATP horizon."""
 
-    __slots__ = ("sku", "book", "catalog", "emit", "until_ms", "supply_rose", "rank")
+    __slots__ = ("sku", "book", "catalog", "emit", "until_ms", "supply_rose", "rank", "explain")
 
     def __init__(self, sku: str, book: SkuBook, catalog: Catalog, emit: Emitter, until_ms: int,
-                 rank: tuple[str, ...] = DEFAULT_RANK):
+                 rank: tuple[str, ...] = DEFAULT_RANK, explain: SourcingObserver | None = None):
         self.sku = sku
         self.book = book
         self.catalog = catalog
@@ -22,3 +34,4 @@ class Ctx:
         self.until_ms = until_ms  # inbound supply due by then counts as sellable
         self.supply_rose = False  # units came free: the backorder queue may be filled
         self.rank = rank  # sourcing's order of preference (EngineConfig.sourcing_rank)
+        self.explain = explain  # set only by `stockflow explain`

@@ -37,7 +37,8 @@ class Emitter:
         self.cause = ""
         self.ts: datetime | None = None
         self._ids: set[str] = set()  # command ids given under the current cause
-        self._holds: dict[tuple, tuple[str, Line]] = {}  # lines whose holds moved, this cause
+        # Lines whose holds moved under this cause, with the reason the first move gave
+        self._holds: dict[tuple, tuple[str, Line, str | None]] = {}
 
     def set_cause(self, event_id: str, ts: datetime) -> None:
         """The next work item's cause; a new cause ends the one before."""
@@ -49,10 +50,10 @@ class Emitter:
     def end_cause(self) -> None:
         """The current cause is done: its lines' hold sets go out, its command ids close."""
         if self._holds:
-            for sku, line in self._holds.values():
+            for sku, line, reason in self._holds.values():
                 if line.status == HELD:
                     for node, qty in line.parts.items():
-                        self.status(line, sku, HELD, qty, node)
+                        self.status(line, sku, HELD, qty, node, reason)
             self._holds.clear()
         self._ids.clear()
         self.cause = ""
@@ -72,9 +73,12 @@ class Emitter:
         out, self.out = self.out, []
         return out
 
-    def holds(self, line: Line, sku: str) -> None:
-        """The line's set of holds changed: its `held` statuses go out when the cause ends."""
-        self._holds[(sku, line.order_id, line.line_id)] = (sku, line)
+    def holds(self, line: Line, sku: str, reason: str | None = None) -> None:
+        """The line's set of holds changed: its `held` statuses go out when the cause ends,
+        saying why the first change of this cause was made (the one a consumer has not seen)."""
+        key = (sku, line.order_id, line.line_id)
+        if key not in self._holds:
+            self._holds[key] = (sku, line, reason)
 
     def status(
         self, line: Line, sku: str, status: str, qty: int,

@@ -8,14 +8,17 @@ from __future__ import annotations
 
 from .alignment import Aligner
 from .config import EngineConfig
+from .context import SourcingObserver
 from .ledger import Ledger
 from .outputs import OutputEvent
 from .routing import Router
 
 
 class Engine:
-    def __init__(self, config: EngineConfig | None = None, partitions: list[str] = ()) -> None:
+    def __init__(self, config: EngineConfig | None = None, partitions: list[str] = (),
+                 explain: SourcingObserver | None = None) -> None:
         self.config = config or EngineConfig()
+        self.explain = explain  # sees every sourcing decision (stockflow explain)
         self.aligner = Aligner(partitions)
         self.router = Router(self.config)
         self.ledgers: dict[int, Ledger] = {}
@@ -25,6 +28,7 @@ class Engine:
         ledger = self.ledgers.get(bucket)
         if ledger is None:
             ledger = self.ledgers[bucket] = Ledger(self.config)
+            ledger.explain = self.explain
             if self.restarted:  # as a restored one: its first publications say everything
                 ledger.republished = set()
         return ledger

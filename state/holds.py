@@ -32,7 +32,7 @@ def pay_line(ctx: Ctx, line: Line) -> None:
             ctx.emit.allocate(line, ctx.sku, node, qty)
             ctx.emit.status(line, ctx.sku, ALLOCATED, qty, node)
     elif line.status in REVIVABLE and not was_paid:
-        place_or_queue(ctx, line)
+        place_or_queue(ctx, line, "revived_by_payment")
 
 
 def expire_line(ctx: Ctx, line: Line) -> None:

@@ -16,7 +16,7 @@ from .backorders import fill_backorders
 from .book import SkuBook
 from .checkout import CheckoutHolds, reconcile, settle
 from .config import EngineConfig
-from .context import Ctx
+from .context import Ctx, SourcingObserver
 from .emit import Emitter
 from .events import (
     Channel,
@@ -62,6 +62,7 @@ class Ledger(SnapshotGuarding):
         self.emit = Emitter()
         self.horizon_ms = int(config.inbound_horizon_s * 1000)
         self.slow_movers = rule_of(config)  # None: the rule is off and no sales are kept
+        self.explain: SourcingObserver | None = None  # sees every sourcing (stockflow explain)
         self._touched: dict[str, tuple[str, datetime, int]] = {}  # sku -> last cause, ts, clock
         self.published_skus: list[str] = []  # the SKUs the last batch touched
         self.clock_ms = 0  # the clock of the last item applied
@@ -140,7 +141,7 @@ class Ledger(SnapshotGuarding):
             book = self.books[sku] = SkuBook()
         self._touched[sku] = (self.emit.cause, self.emit.ts, clock_ms)
         ctx = Ctx(sku, book, self.catalog, self.emit, clock_ms + self.horizon_ms,
-                  self.config.sourcing_rank)
+                  self.config.sourcing_rank, self.explain)
         # Any event is the SKU's chance to be judged as a slow mover on a new day, on the
         # stock it had before the event: a SKU that stopped selling is judged at its next
         # count, with no daily sweep over every SKU (slow_movers.py).

@@ -18,7 +18,7 @@ def cancel_line(ctx: Ctx, line: Line) -> None:
     elif line.status == BACKORDERED:
         ctx.book.dequeue(line)
     line.status = CANCELLED
-    ctx.emit.status(line, ctx.sku, CANCELLED, remaining)
+    ctx.emit.status(line, ctx.sku, CANCELLED, remaining, reason="order_cancelled")
 
 
 def ship_line(ctx: Ctx, line: Line | None, node: str, qty: int) -> int:

@@ -17,6 +17,19 @@ LineStatus = Literal[
     "held", "allocated", "backordered", "rejected", "expired", "cancelled", "shipped", "returned"
 ]
 AlertKind = Literal["low_stock", "shortage", "slow_mover", "drift", "snapshot_quarantined"]
+# Why a line stands where its `order.status` says, when that is not a plain success: the one
+# list of reasons (the schema and the README show it). Rejected or backordered:
+# unknown_channel, no_eligible_node (configuration), no_stock, split_not_allowed (no one node
+# fills the line, the eligible nodes together would, its channel does not split lines),
+# shortage (taken back when supply fell, not re-sourced). Held or allocated again after an
+# earlier status: backorder_filled, moved_by_shortage (to other nodes), revived_by_payment (a
+# rejected or expired line paid). Then hold_expired, order_cancelled,
+# shipped_beyond_allocation, restocked, not_restocked.
+StatusReason = Literal[
+    "unknown_channel", "no_eligible_node", "no_stock", "split_not_allowed", "shortage",
+    "backorder_filled", "moved_by_shortage", "revived_by_payment",
+    "hold_expired", "order_cancelled", "shipped_beyond_allocation", "restocked", "not_restocked",
+]
 
 
 class _Output(Struct, frozen=True, tag_field="type", kw_only=True):
@@ -51,8 +64,8 @@ class OrderStatus(_Output, frozen=True, tag="order.status"):
     status: LineStatus
     qty: int
     node: str | None = None
-    # Optional, added by stockflow: why a line was rejected, expired or released.
-    reason: str | None = None
+    # Optional, added by stockflow: why the line stands there (None: a plain success).
+    reason: StatusReason | None = None
     paid: bool | None = None
 
 

@@ -10,37 +10,43 @@ from .lines import ALLOCATED, BACKORDERED, HELD, REJECTED, Line
 from .sourcing import Parts, source_line, why_unfilled
 
 
-def place(ctx: Ctx, line: Line, exclude: str | None = None) -> bool:
-    """Try to fill the whole line; on success commit it and emit its commands and status."""
+def place(ctx: Ctx, line: Line, exclude: str | None = None, reason: str | None = None) -> bool:
+    """Try to fill the whole line; on success commit it and emit its commands and status.
+
+    `reason`: what its statuses say when this is not the line's first placement
+    (backorder_filled, revived_by_payment).
+    """
     parts = source_line(line, line.qty, ctx.book, ctx.catalog, ctx.until_ms, exclude, ctx.rank)
+    if ctx.explain is not None:
+        ctx.explain.sourced(ctx, line, line.qty, exclude, parts, reason)
     if parts is None:
         return False
     line.status = ALLOCATED if line.paid else HELD
-    add_parts(ctx, line, parts)
+    add_parts(ctx, line, parts, reason)
     return True
 
 
-def add_parts(ctx: Ctx, line: Line, parts: Parts) -> None:
+def add_parts(ctx: Ctx, line: Line, parts: Parts, reason: str | None = None) -> None:
     """Commit more units of a held or allocated line, and tell the world."""
     for node, qty in parts:
         ctx.book.commit(line, node, qty)
     if line.status == ALLOCATED:
         for node, qty in parts:
             ctx.emit.allocate(line, ctx.sku, node, qty)
-            ctx.emit.status(line, ctx.sku, ALLOCATED, qty, node)
+            ctx.emit.status(line, ctx.sku, ALLOCATED, qty, node, reason)
     else:
-        emit_holds(ctx, line)
+        emit_holds(ctx, line, reason)
 
 
-def emit_holds(ctx: Ctx, line: Line) -> None:
+def emit_holds(ctx: Ctx, line: Line, reason: str | None = None) -> None:
     """The line's holds changed: once this input event is done, a `held` status goes out for
     every node it is then held at, and none for a node it left (that hold is released)."""
-    ctx.emit.holds(line, ctx.sku)
+    ctx.emit.holds(line, ctx.sku, reason)
 
 
-def place_or_queue(ctx: Ctx, line: Line) -> None:
-    if not place(ctx, line):
-        queue_or_reject(ctx, line, why_unfilled(line, ctx.catalog))
+def place_or_queue(ctx: Ctx, line: Line, reason: str | None = None) -> None:
+    if not place(ctx, line, reason=reason):
+        queue_or_reject(ctx, line, why_unfilled(line, ctx.book, ctx.catalog, ctx.until_ms))
 
 
 def queue_or_reject(ctx: Ctx, line: Line, reason: str) -> None:

@@ -57,10 +57,14 @@ def _take_back(ctx: Ctx, line: Line, node: str, short: int) -> int:
     want = qty if splittable else line.qty - line.committed  # a line that may not split moves whole
     parts = source_line(line, want, book, ctx.catalog, ctx.until_ms, exclude=node,
                         rank=ctx.rank)
-    if parts is not None and (splittable or not line.parts):
+    if not splittable and line.parts:
+        parts = None  # a line that may not split moves whole or not at all
+    if ctx.explain is not None:
+        ctx.explain.sourced(ctx, line, want, node, parts, "moved_by_shortage")
+    if parts is not None:
         if line.status == ALLOCATED:
             ctx.emit.release(line, ctx.sku, node, qty, "shortage")
-        add_parts(ctx, line, parts)
+        add_parts(ctx, line, parts, "moved_by_shortage")
     else:
         book.commit(line, node, qty)
         release_all(ctx, line, "shortage")

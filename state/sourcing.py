@@ -24,6 +24,16 @@ from .master import Catalog
 
 Parts = list[tuple[str, int]]
 
+# What each field of `line_key` compares, by the aspect of `sourcing_rank` it stands for
+# (explain.py names the deciding one); the node id breaks ties last.
+RANK_NAMES = {"whole_line": "fills", "region": "region", "distance": "distance_km",
+              "cost": "ship_cost"}
+
+
+def rank_names(rank: tuple[str, ...] = DEFAULT_RANK) -> tuple[str, ...]:
+    """The names of `line_key`'s fields, in its order."""
+    return (*(RANK_NAMES[a] for a in rank), "node")
+
 
 def rank_key(catalog: Catalog, node_id: str, region: str, lat: float, lon: float,
              rank: tuple[str, ...] = DEFAULT_RANK) -> tuple:
@@ -39,7 +49,7 @@ def rank_key(catalog: Catalog, node_id: str, region: str, lat: float, lon: float
     return (*(aspects[a] for a in rank if a != "whole_line"), node_id)
 
 
-def _line_key(catalog: Catalog, node_id: str, atp: int, qty: int, line: Line,
+def line_key(catalog: Catalog, node_id: str, atp: int, qty: int, line: Line,
               rank: tuple[str, ...]) -> tuple:
     """`rank_key` with `whole_line` (the node cannot fill `qty` alone) at its place in `rank`."""
     key = rank_key(catalog, node_id, line.region, line.lat, line.lon, rank)
@@ -90,7 +100,7 @@ def source_line(
         return None
     if sum(atp for _, atp in available) < qty:
         return None
-    available.sort(key=lambda na: _line_key(catalog, na[0], na[1], qty, line, rank))
+    available.sort(key=lambda na: line_key(catalog, na[0], na[1], qty, line, rank))
     parts: Parts = []
     need = qty
     for node_id, atp in available:
@@ -102,11 +112,22 @@ def source_line(
     return parts
 
 
-def why_unfilled(line: Line, catalog: Catalog) -> str:
-    """The reason a line could not be sourced, for its status."""
+def why_unfilled(line: Line, book: SkuBook, catalog: Catalog, until_ms: int,
+                 exclude: str | None = None) -> str:
+    """The reason a whole line could not be sourced, for its status: unknown_channel,
+    no_eligible_node, split_not_allowed (no node fills it, the eligible nodes together
+    would, and its channel does not split lines) or no_stock."""
     if line.channel not in catalog.channels:
         return "unknown_channel"
     members = catalog.channel_nodes(line.channel)
-    if not any(catalog.can_fulfil(n, line.fulfillment, line.pickup_node) for n in members):
+    eligible = [n for n in members if catalog.can_fulfil(n, line.fulfillment, line.pickup_node)]
+    if not eligible:
         return "no_eligible_node"
-    return "no_stock"
+    kept_out = book.kept_out()
+    pooled = 0
+    for node_id in eligible:
+        pos = book.positions.get(node_id)
+        if pos is not None and node_id != exclude:
+            pooled += max(0, pos.atp(until_ms) - kept_out.get(node_id, 0))
+    # source_line fills a line the pool covers unless no node fills it and it may not split
+    return "split_not_allowed" if pooled >= line.qty else "no_stock"

@@ -20,6 +20,7 @@ import yaml
 
 from stockflow.ops import metrics
 from stockflow.ops.cli import main
+from stockflow.state.book import SkuBook
 from stockflow.state.lines import Line
 from stockflow.state.master import Catalog
 from stockflow.state.outputs import OrderStatus
@@ -54,7 +55,7 @@ def unfillable_orders(n: int) -> list[bytes]:
     return [ENCODE(ev) for ev in events]
 
 
-OVERSELL = 'stockflow_oversold_lines_total{reason=~"no_stock|shortage|other"}'
+OVERSELL = 'stockflow_oversold_lines_total{reason=~"no_stock|split_not_allowed|shortage|other"}'
 
 
 def exported_names() -> set[str]:
@@ -137,15 +138,18 @@ def test_every_reason_the_engine_rejects_for_has_its_own_label():
     e = Script()
     catalog = Catalog()
     catalog.upsert_node(e.node("A").node)  # ships, no pickup counter
-    catalog.upsert_channel(e.channel("web", ["A"]).channel)
-    shapes = {"unknown_channel": dict(channel="nowhere"), "no_stock": {},
-              "no_eligible_node": dict(pickup_node="A")}
+    catalog.upsert_node(e.node("B").node)
+    catalog.upsert_channel(e.channel("web", ["A", "B"]).channel)  # does not split lines
+    book = SkuBook()
+    book.position("A").on_hand = book.position("B").on_hand = 1
+    shapes = {"unknown_channel": dict(channel="nowhere"), "no_stock": dict(qty=3),
+              "split_not_allowed": {}, "no_eligible_node": dict(pickup_node="A")}
     for reason, shape in shapes.items():
-        line = Line(order_id="O", line_id="1", qty=1, channel=shape.get("channel", "web"),
-                    region="", lat=0.0, lon=0.0,
+        line = Line(order_id="O", line_id="1", qty=shape.get("qty", 2),
+                    channel=shape.get("channel", "web"), region="", lat=0.0, lon=0.0,
                     fulfillment="pickup" if "pickup_node" in shape else "ship",
                     pickup_node=shape.get("pickup_node"), paid=True, seq=0, deadline_ms=0)
-        assert why_unfilled(line, catalog) == reason
+        assert why_unfilled(line, book, catalog, 0) == reason
         assert metrics.reject_reason(reason) == reason
     assert metrics.reject_reason("shortage") == "shortage"
 

@@ -300,7 +300,8 @@ def test_no_split_when_the_channel_does_not_allow_it():
     e = sim.ev
     world(sim, e.node("A"), e.node("B", at=GUANGZHOU, region="Guangdong"),
                 split=False, stock={"A": 2, "B": 2})
-    assert rejection(sim, 3) == ("rejected", "no_stock")
+    # together A and B would fill it: the status says the channel's rule, not a lack of stock
+    assert rejection(sim, 3) == ("rejected", "split_not_allowed")
     assert sim.pos(SKU, "A").allocated == sim.pos(SKU, "B").allocated == 0
 
 

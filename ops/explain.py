@@ -1,0 +1,137 @@
+"""`stockflow explain`: replay a trace in the pure engine and say how one order was sourced.
+
+Live mode decides as a replay of its recorded input, so replaying the trace explains a live
+decision too. The engine runs with an `Explainer` (state/explain.py) watching the one order;
+its `order.status` outputs are matched to the sourcings by cause.
+"""
+
+from __future__ import annotations
+
+import gzip
+import os
+from collections.abc import Iterator
+
+import msgspec
+
+from stockflow.connectors.codec import decode_lines
+from stockflow.state.config import EngineConfig
+from stockflow.state.engine import Engine
+from stockflow.state.events import Malformed, OrderCreated
+from stockflow.state.explain import Explainer, Sourcing
+from stockflow.state.outputs import OrderStatus
+
+
+class ExplainError(Exception):
+    """An explanation that cannot be given; the message is one readable line."""
+
+
+class StatusSeen(msgspec.Struct, kw_only=True, omit_defaults=True):
+    status: str
+    qty: int
+    node: str | None = None
+    reason: str | None = None
+    cause: str = ""
+    event: str = ""  # the type of the cause
+
+
+class Step(msgspec.Struct, kw_only=True, omit_defaults=True):
+    """One entry of a line's history: a sourcing with the statuses its cause gave the line,
+    or a status no sourcing led to (expired, cancelled, shipped...)."""
+
+    event: str  # the type of the input event applied (its `cause`)
+    sourcing: Sourcing | None = None
+    statuses: list[StatusSeen] = []
+
+
+class LineHistory(msgspec.Struct, kw_only=True):
+    line_id: str
+    sku: str
+    qty: int
+    steps: list[Step]
+
+
+class Explanation(msgspec.Struct, kw_only=True):
+    order_id: str
+    events: str
+    lines: list[LineHistory]
+
+
+def explain(order_id: str, events: str, config: EngineConfig,
+            chunk_lines: int = 2048) -> Explanation:
+    """Replays `events` (a JSON Lines file, gzipped if .gz) and explains `order_id`."""
+    if not os.path.exists(events):
+        raise ExplainError(f"no such events file: {events}")
+    if os.path.isdir(events):
+        raise ExplainError(f"{events} is a directory, not an events file")
+    if not _mentions(events, order_id):  # no need to replay a trace to learn that
+        raise ExplainError(f"order {order_id} is not in {events}")
+    explainer = Explainer(order_id)
+    engine = Engine(config, explain=explainer)
+    causes: dict[str, tuple[int, str]] = {}  # event id -> (input position, type)
+    statuses: list[OrderStatus] = []
+    created: OrderCreated | None = None
+    for chunk in _chunks(events, chunk_lines):
+        for event in chunk:
+            if type(event) is not Malformed and event.event_id not in causes:
+                causes[event.event_id] = (len(causes), event.__struct_config__.tag)
+                if created is None and type(event) is OrderCreated and event.order_id == order_id:
+                    created = event
+        statuses += [o for o in engine.process(chunk)
+                     if type(o) is OrderStatus and o.order_id == order_id]
+    if created is None:
+        raise ExplainError(f"order {order_id} is not in {events}")
+    return Explanation(order_id=order_id, events=events,
+                       lines=_histories(created, explainer.sourcings, statuses, causes))
+
+
+def _mentions(events: str, order_id: str) -> bool:
+    """Whether the order id appears in the file at all, as JSON would write it."""
+    needle = msgspec.json.encode(order_id)
+    opener = gzip.open if events.endswith(".gz") else open
+    with opener(events, "rb") as f:
+        return any(needle in raw for raw in f)
+
+
+def _chunks(events: str, chunk_lines: int) -> Iterator[list]:
+    name = os.path.basename(events)
+    opener = gzip.open if events.endswith(".gz") else open
+    with opener(events, "rb") as f:
+        first, lines = 1, []
+        for raw in f:
+            lines.append(raw)
+            if len(lines) == chunk_lines:
+                yield decode_lines(lines, name, first)
+                first, lines = first + len(lines), []
+        if lines:
+            yield decode_lines(lines, name, first)
+
+
+def _histories(created: OrderCreated, sourcings: list[Sourcing], statuses: list[OrderStatus],
+               causes: dict[str, tuple[int, str]]) -> list[LineHistory]:
+    """Each line's sourcings and statuses in the order the engine applied their causes; a
+    status follows the last sourcing of its cause."""
+    histories = []
+    for ol in created.lines:
+        entries: list[tuple[tuple[int, int, int], Step | StatusSeen]] = []
+        for i, s in enumerate(x for x in sourcings if x.line_id == ol.line_id):
+            entries.append(((causes[s.cause][0], 0, i), Step(event=causes[s.cause][1], sourcing=s)))
+        for i, o in enumerate(x for x in statuses if x.line_id == ol.line_id):
+            event = causes.get(o.cause, (0, ""))[1]
+            seen = StatusSeen(status=o.status, qty=o.qty, node=o.node, reason=o.reason,
+                              cause=o.cause, event=event)
+            entries.append(((causes.get(o.cause, (-1,))[0], 1, i), seen))
+        entries.sort(key=lambda e: e[0])
+        steps: list[Step] = []
+        for _, entry in entries:
+            if isinstance(entry, Step):
+                steps.append(entry)
+            elif steps and _cause(steps[-1]) == entry.cause:
+                steps[-1].statuses.append(entry)
+            else:
+                steps.append(Step(event=entry.event, statuses=[entry]))
+        histories.append(LineHistory(line_id=ol.line_id, sku=ol.sku, qty=ol.qty, steps=steps))
+    return histories
+
+
+def _cause(step: Step) -> str:
+    return step.sourcing.cause if step.sourcing is not None else step.statuses[0].cause
