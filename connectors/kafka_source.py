@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+
 from datetime import datetime, timedelta, timezone
 
 from bytewax.inputs import FixedPartitionedSource, StatefulSourcePartition
@@ -16,6 +18,20 @@ IDLE_WAIT = timedelta(milliseconds=10)  # an idle partition is polled again this
 # A tombstone has no value; it reaches the decoder as JSON `null` so it becomes a dead
 # letter with a reason instead of vanishing.
 TOMBSTONE = b"null"
+
+
+_STOP = threading.Event()
+
+
+def stop_reading() -> None:
+    """A graceful stop (SIGTERM): every partition ends at its next batch without saying its
+    input ended, so the flow winds down, the sink flushes, and what was read but not yet
+    decided stays in the state for the next start."""
+    _STOP.set()
+
+
+def stop_requested() -> bool:
+    return _STOP.is_set()
 
 
 class KafkaPartition(StatefulSourcePartition[RawChunk, int | None]):
@@ -36,7 +52,7 @@ class KafkaPartition(StatefulSourcePartition[RawChunk, int | None]):
         self._awake: datetime | None = None
 
     def next_batch(self) -> list[RawChunk]:
-        if self._ended:
+        if self._ended or _STOP.is_set():
             raise StopIteration
         chunks: list[RawChunk] = []
         first, values = 0, []

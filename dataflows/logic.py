@@ -16,6 +16,7 @@ from bytewax.operators import StatefulBatchLogic
 
 from stockflow.connectors.chunks import Decoded
 from stockflow.connectors.codec import encode_by_stream
+from stockflow.connectors.kafka_source import stop_requested
 from stockflow.state.alignment import Aligner
 from stockflow.state.config import EngineConfig
 from stockflow.state.ledger import Ledger
@@ -93,7 +94,10 @@ class SequencerLogic(StatefulBatchLogic):
         return self._route(now), StatefulBatchLogic.RETAIN
 
     def on_eof(self):
-        self.aligner.end_all()
+        # The input ended (a drain, a file): nothing more will come, release everything. On a
+        # graceful stop it did not: what is buffered waits in the snapshot for the next start.
+        if not stop_requested():
+            self.aligner.end_all()
         return self._route(_now_ms()), StatefulBatchLogic.RETAIN
 
     def _route(self, now: int) -> list:
