@@ -25,6 +25,10 @@ class StoreMark(msgspec.Struct, frozen=True, kw_only=True):
     buckets: int  # the ledger buckets the store was started with, fixed too
     created: str  # UTC, ISO 8601
     where: str  # host:directory
+    # Messages the output topics held when the store was made: the same for every partition
+    # of one store (nothing is written before all its processes have joined), so partitions
+    # of two stores are told apart. -1: marked by a version that did not say.
+    outputs_at: int = -1
 
 
 _ENCODE = msgspec.json.Encoder().encode

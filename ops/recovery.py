@@ -61,10 +61,12 @@ def prepare(config: Config, processes: int, process_id: int | None,
     local = recovery_store.partitions(path) if path.is_dir() else {}
     # Replayed into a new store: the marks of the old one no longer count.
     marks = {} if from_scratch and not local else found
+    _refuse_mixed(path, found, local)
     shape = _shape(path, marks, local, config.engine.buckets)
     new_store = shape is None
     if new_store:
         shape = Shape(processes, max(config.engine.buckets, BUCKETS_PER_PROCESS * processes))
+    outputs_at = _outputs_at(config, marks)
     if config.engine.buckets > shape.buckets:
         raise StoreRefused(
             f"refusing to start: the recovery store {path} has {shape.buckets} ledger buckets "
@@ -77,8 +79,9 @@ def prepare(config: Config, processes: int, process_id: int | None,
     if missing:
         _refuse_missing(path, missing, marks, local, own, from_scratch, config)
     _refuse_lost_broker_data(path, config)
-    made = _mark(path, shape, missing)
-    unmarked = [_mark_of(i, shape, path) for i in own if i in local and i not in marks]
+    made = _mark(path, shape, missing, outputs_at)
+    unmarked = [_mark_of(i, shape, path, outputs_at) for i in own
+                if i in local and i not in marks]
     # A new store with fewer partitions than an old one: the old marks past its end go.
     gone = [i for i in found if i >= shape.partitions] if new_store and made else []
     if made or unmarked or gone:
@@ -140,6 +143,33 @@ def _refuse_missing(path: Path, missing: list[int], marks: dict, local: dict,
             "command id)")
 
 
+def _refuse_mixed(path: Path, marks: dict, local: dict[int, int]) -> None:
+    """This directory's partitions belong to another store than the newest marks (another
+    host was replayed from scratch into a new store while this one kept the old)."""
+    if not local or not marks:
+        return
+    newest = max(marks.values(), key=lambda m: m.created)
+    ours = [marks[i] for i in local if i in marks]
+    if newest.outputs_at < 0 or not ours or all(
+            m.outputs_at in (-1, newest.outputs_at) for m in ours):
+        return
+    raise StoreRefused(
+        f"refusing to start: the recovery store {path} holds partitions of an older store "
+        f"than partition {newest.partition}, made on {newest.created[:19]} at {newest.where} "
+        "(replayed from scratch?): a store mixing the two cannot resume; move this "
+        "directory aside and start this process with --from-scratch too")
+
+
+def _outputs_at(config: Config, marks: dict) -> int:
+    """The store's `outputs_at` (see StoreMark): its newest mark's, or the output topics'
+    now for a new store."""
+    if marks:
+        return max(marks.values(), key=lambda m: m.created).outputs_at
+    k = config.kafka
+    return sum(high for _, high in
+               end_offsets(k.brokers, output_topics(k.topic_prefix), k.client).values())
+
+
 def _refuse_lost_broker_data(path: Path, config: Config) -> None:
     """Stored offsets past the end of an input partition: the broker lost data, and resuming
     there would skip whatever is written next."""
@@ -156,18 +186,19 @@ def _refuse_lost_broker_data(path: Path, config: Config) -> None:
                 "restore it, or move the recovery store aside and start over")
 
 
-def _mark(path: Path, shape: Shape, indexes: list[int]) -> list:
+def _mark(path: Path, shape: Shape, indexes: list[int], outputs_at: int) -> list:
     """Makes partitions `indexes` in `path`; their marks, to leave on the broker."""
     if not indexes:
         return []
     recovery_store.make_partitions(path, indexes, shape.partitions)
     (path / STARTED).write_text(json.dumps({"partitions": shape.partitions,
                                             "buckets": shape.buckets}))
-    return [_mark_of(i, shape, path) for i in indexes]
+    return [_mark_of(i, shape, path, outputs_at) for i in indexes]
 
 
-def _mark_of(index: int, shape: Shape, path: Path):
+def _mark_of(index: int, shape: Shape, path: Path, outputs_at: int):
     return recovery_marks.StoreMark(
         partition=index, partitions=shape.partitions, buckets=shape.buckets,
+        outputs_at=outputs_at,
         created=datetime.now(timezone.utc).isoformat(timespec="milliseconds"),
         where=f"{socket.gethostname()}:{path.resolve()}")

@@ -80,6 +80,28 @@ def test_a_lost_partition_is_refused_and_from_scratch_makes_a_new_store(kafka_br
     assert prepare(config, 1, None, False)[1] == Shape(1, 8)
 
 
+def test_a_host_kept_from_an_older_store_is_refused(kafka_brokers, prefix, tmp_path):
+    """Host b replayed from scratch into a new store while host a kept the old one: the
+    two cannot resume together, and host a is told so."""
+    from confluent_kafka import Producer
+
+    a, b = tmp_path / "a", tmp_path / "b"
+    for i, d in enumerate((a, b)):
+        prepare(config_for(kafka_brokers, prefix, d), 2, i, False)
+    producer = Producer({"bootstrap.servers": kafka_brokers})
+    producer.produce(prefix + "dispatch", b"{}")  # the old store's cluster wrote commands
+    assert producer.flush(10) == 0
+    shutil.rmtree(b)
+    prepare(config_for(kafka_brokers, prefix, b), 2, 1, True)
+    with pytest.raises(StoreRefused, match=r"holds partitions of an older store than "
+                                           r"partition 1, made on .* --from-scratch too"):
+        prepare(config_for(kafka_brokers, prefix, a), 2, 0, False)
+    shutil.rmtree(a)  # as the README says: every directory aside, every host from scratch
+    assert prepare(config_for(kafka_brokers, prefix, a), 2, 0, True)[1] == Shape(2, 8)
+    assert prepare(config_for(kafka_brokers, prefix, b), 2, 1, False)[1] == Shape(2, 8)
+    assert prepare(config_for(kafka_brokers, prefix, a), 2, 0, False)[1] == Shape(2, 8)
+
+
 def test_a_process_joining_a_grown_cluster_holds_no_partition(kafka_brokers, prefix, tmp_path):
     for i in range(2):
         prepare(config_for(kafka_brokers, prefix, tmp_path / f"h{i}"), 2, i, False)
