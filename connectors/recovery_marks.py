@@ -90,7 +90,7 @@ def write_marks(brokers: str, prefix: str, marks: list[StoreMark],
                 forget: list[int] = ()) -> None:
     """Leaves `marks` on the broker, acknowledged (the topic is made if missing), and
     forgets the marks of partitions `forget` (tombstones)."""
-    topic = marks_topic(prefix)
+    topic = marks_topic(prefix)  # `stockflow topics create` makes it too, with replication
     create_topics(brokers, {topic: 1}, client_config=client_config,
                   topic_config={"cleanup.policy": "compact"})
     producer = Producer({"bootstrap.servers": brokers, "acks": "all", "log_level": 0,

@@ -277,10 +277,15 @@ def _topics(args) -> int:
 
     from .config import load
 
+    from stockflow.connectors.recovery_marks import marks_topic
+
     k = load(args.config).kafka
     names = input_topics(k.topic_prefix) + output_topics(k.topic_prefix)
     created = create_topics(k.brokers, names, k.partitions, k.replication, k.client)
-    for name in names:
+    marks = marks_topic(k.topic_prefix)  # one partition, compacted: see recovery_marks
+    created += create_topics(k.brokers, {marks: 1}, replication=k.replication,
+                             client_config=k.client, topic_config={"cleanup.policy": "compact"})
+    for name in names + [marks]:
         print(f"{name}: {'created' if name in created else 'exists'}")
     return 0
 
