@@ -18,14 +18,14 @@ from .servers import unique_prefix
 from .test_dataflow import read_events
 from .test_live import lines_of, trace  # noqa: F401 (fixture)
 from .test_live_alignment import assert_same_decisions, filled
-from .two_hosts import TwoHosts, wait_all
+from .hosts import Hosts, wait_all
 
 
-def two_hosts(kafka_brokers, redis_url, tmp_path, lines) -> TwoHosts:
+def two_hosts(kafka_brokers, redis_url, tmp_path, lines) -> Hosts:
     run = LiveRun(kafka_brokers, redis_url, unique_prefix(), tmp_path)
     run.create_topics(LAYOUT)
     run.produce(lines, topic_of)  # master 1, stock 3, orders 3 partitions, interleaved
-    return TwoHosts(run)
+    return Hosts(run)
 
 
 def test_two_hosts_decide_as_one_process(kafka_brokers, redis_url, trace, tmp_path):
@@ -88,13 +88,25 @@ def test_a_host_with_an_empty_recovery_directory_is_refused(kafka_brokers, redis
     # The documented way back: every directory aside, every process from scratch.
     shutil.rmtree(hosts.dirs[0])
     hosts.run.produce(lines[2000:], topic_of)
-    for attempt in (1, 2):
-        codes = wait_all(hosts.start("--drain", "--from-scratch"), 120)
-        if FORMATION_FAILED not in codes:
-            break
-    assert codes == [0, 0], (hosts.log(0)[-2000:], hosts.log(1)[-2000:])
+    hosts.drain("--from-scratch")
     replayed, _ = replay_of_recorded(hosts.run)
     assert commands_and_statuses(hosts.run.decoded()) == commands_and_statuses(replayed)
+
+
+def test_a_third_host_joins_the_store_of_two(kafka_brokers, redis_url, trace, tmp_path):
+    """Processes can be added up to the store's buckets: the newcomer holds no partition and
+    Bytewax moves state to it."""
+    lines = lines_of(trace)
+    hosts = two_hosts(kafka_brokers, redis_url, tmp_path, lines[:3000])
+    hosts.drain()
+    hosts.run.produce(lines[3000:], topic_of)
+    hosts.count = 3
+    hosts.drain()
+    assert hosts.dirs[2].is_dir() and list(hosts.dirs[2].glob("part-*")) == []
+    replayed, _ = replay_of_recorded(hosts.run)
+    live = hosts.run.decoded()
+    assert commands_and_statuses(live) == commands_and_statuses(replayed)
+    assert filled(live) == filled(replayed) > 1000
 
 
 def test_cluster_ports_are_free_and_outside_the_ephemeral_range():

@@ -1,6 +1,6 @@
-"""Two stockflow hosts on loopback: two `stockflow run` processes, each with its own
-`--process-id`, the shared `--addresses` list and its own recovery directory, as on two
-machines that share only the broker and Redis."""
+"""stockflow hosts on loopback: one `stockflow run` process per host, each with its own
+`--process-id`, the shared `--addresses` list and its own recovery directory, as on machines
+that share only the broker and Redis."""
 
 from __future__ import annotations
 
@@ -14,11 +14,12 @@ from stockflow.ops.cluster import FORMATION_FAILED, cluster_ports
 from .live import LiveRun
 
 
-class TwoHosts:
-    def __init__(self, run: LiveRun):
+class Hosts:
+    def __init__(self, run: LiveRun, count: int = 2):
         self.run = run
-        self.dirs = [run.workdir / "host-a" / "recovery", run.workdir / "host-b" / "recovery"]
-        self.logs: list = [None, None]
+        self.count = count
+        self.dirs = [run.workdir / f"host-{i}" / "recovery" for i in range(8)]
+        self.logs: list = [None] * 8
 
     def start_one(self, i: int, addresses: str, *args: str) -> subprocess.Popen:
         """Host i's `stockflow run -i i -a addresses [args]`."""
@@ -29,19 +30,18 @@ class TwoHosts:
              *args], env=env, stdout=self.logs[i], stderr=subprocess.STDOUT)
 
     def start(self, *args: str) -> list[subprocess.Popen]:
-        """Both hosts, on fresh ports."""
-        addresses = ";".join(f"127.0.0.1:{p}" for p in cluster_ports(2))
-        return [self.start_one(i, addresses, *args) for i in range(2)]
+        """Every host, on fresh ports."""
+        addresses = ";".join(f"127.0.0.1:{p}" for p in cluster_ports(self.count))
+        return [self.start_one(i, addresses, *args) for i in range(self.count)]
 
-    def drain(self, timeout: float = 120) -> None:
-        """Both hosts until the input topics are consumed; once more on fresh ports if a
+    def drain(self, *args: str, timeout: float = 120) -> None:
+        """Every host until the input topics are consumed; once more on fresh ports if a
         port was taken before it was bound."""
         for attempt in (1, 2):
-            procs = self.start("--drain")
-            codes = wait_all(procs, timeout)
+            codes = wait_all(self.start("--drain", *args), timeout)
             if FORMATION_FAILED in codes and attempt == 1:
                 continue
-            assert codes == [0, 0], (codes, self.log(0)[-3000:], self.log(1)[-3000:])
+            assert codes == [0] * self.count, (codes, self.log(0)[-3000:], self.log(1)[-3000:])
             return
 
     def log(self, i: int) -> str:
