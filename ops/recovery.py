@@ -113,6 +113,16 @@ def _shape(path: Path, marks: dict, local: dict[int, int], buckets: int) -> Shap
 
 def _refuse_missing(path: Path, missing: list[int], marks: dict, local: dict,
                     own, from_scratch: bool, config: Config) -> None:
+    """Partitions `missing` of this process's would be made: refused where the directory
+    holds some of its others (a partial copy), where the marks say they were made (lost),
+    or where the store is new but the outputs hold commands; `from_scratch` allows the last
+    two, never the first (a new store starts in an empty directory)."""
+    held = [i for i in own if i in local]
+    if held:
+        raise StoreRefused(
+            f"refusing to start: the recovery store {path} holds partitions {held} but not "
+            f"{missing}: restore the missing files, or move the store aside and start over "
+            "with --from-scratch")
     if from_scratch:
         return
     lost = [marks[i] for i in missing if i in marks]
@@ -124,12 +134,6 @@ def _refuse_missing(path: Path, missing: list[int], marks: dict, local: dict,
             "broker's marks; it holds its share of the state and the input offsets): restore "
             "it, or replay from scratch into a new store: stop every process, move every "
             "recovery directory aside, start them all with --from-scratch")
-    held = [i for i in own if i in local]
-    if held:  # some of this directory's partitions are there, others not: a partial copy
-        raise StoreRefused(
-            f"refusing to start: the recovery store {path} holds partitions {held} but not "
-            f"{missing}: restore the missing files, or move the store aside and start over "
-            "with --from-scratch")
     k = config.kafka
     written = {t: high - low for t, (low, high) in
                end_offsets(k.brokers, output_topics(k.topic_prefix), k.client).items()

@@ -65,7 +65,11 @@ def test_a_lost_partition_is_refused_and_from_scratch_makes_a_new_store(kafka_br
     prepare(config, 2, None, False)  # `--processes 2` on one host: both partitions here
     assert parts(store) == ["part-0.sqlite3", "part-1.sqlite3"]
     (store / "part-1.sqlite3").unlink()
-    with pytest.raises(StoreRefused, match=r"lacks partition 1 of 2, made on .*--from-scratch"):
+    for from_scratch in (False, True):  # a partial copy: never completed with an empty part
+        with pytest.raises(StoreRefused, match=r"holds partitions \[0\] but not \[1\]"):
+            prepare(config, 2, None, from_scratch)
+    (store / "part-0.sqlite3").unlink()
+    with pytest.raises(StoreRefused, match=r"lacks partition 0 of 2, made on .*--from-scratch"):
         prepare(config, 2, None, False)
     shutil.rmtree(store)
     with pytest.raises(StoreRefused, match="lacks partition 0 of 2"):
