@@ -31,10 +31,12 @@ def create_topics(
     replication: int = 1,
     client_config: dict[str, str] | None = None,
     timeout: float = 15.0,
+    topic_config: dict[str, str] | None = None,
 ) -> list[str]:
     """Creates the topics that do not exist yet; returns the names it created.
 
-    `topics` maps names to partition counts, or lists names that get `partitions` each.
+    `topics` maps names to partition counts, or lists names that get `partitions` each;
+    `topic_config` (e.g. `cleanup.policy`) applies to every one created.
     """
     counts = topics if isinstance(topics, dict) else dict.fromkeys(topics, partitions)
     if not counts:
@@ -42,7 +44,7 @@ def create_topics(
     missing_topics(brokers, [], client_config, timeout)  # no broker: one line, and soon
     # log_level 0: failures are said once, in the error below, not by librdkafka per retry.
     admin = AdminClient({"bootstrap.servers": brokers, "log_level": 0, **(client_config or {})})
-    new = [NewTopic(name, n, replication) for name, n in counts.items()]
+    new = [NewTopic(name, n, replication, config=topic_config or {}) for name, n in counts.items()]
     created, failed = [], []
     for name, future in admin.create_topics(new, request_timeout=timeout).items():
         try:

@@ -1,20 +1,35 @@
-"""Reading Bytewax's recovery store (SQLite files) from outside the flow, before a start.
+"""Bytewax's recovery store (SQLite files) from outside the flow, before a start.
 
-Used to check that the store and the broker agree, and to say where a start resumes; Bytewax
-itself writes and resumes it.
+Used to check that the store and the broker agree, to say where a start resumes, and to
+make a process's own partitions; Bytewax itself writes and resumes them.
 """
 
 from __future__ import annotations
 
 import pickle
+import shutil
 import sqlite3
+import tempfile
 from pathlib import Path
 from typing import NamedTuple
 
+from bytewax.recovery import init_db_dir
 
-def is_empty(directory: str | Path) -> bool:
-    """Whether the store holds no snapshot at all (new, or never got past its first epoch)."""
-    return not any(True for _ in _rows(directory, "SELECT 1 FROM snaps LIMIT 1", ()))
+
+def partitions(directory: str | Path) -> dict[int, int]:
+    """The recovery partitions in `directory`: index -> the store's partition count."""
+    return dict(_rows(directory, "SELECT part_index, part_count FROM parts", ()))
+
+
+def make_partitions(directory: str | Path, indexes: list[int], count: int) -> None:
+    """Partitions `indexes` of a store of `count`, new, in `directory` (and no others: on
+    separate hosts each process holds its own, and the cluster must find each exactly once)."""
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=directory, prefix=".new-") as scratch:
+        init_db_dir(Path(scratch), count)
+        for i in indexes:
+            shutil.move(Path(scratch) / f"part-{i}.sqlite3", directory / f"part-{i}.sqlite3")
 
 
 def stored_offsets(directory: str | Path, step_id: str) -> dict[str, int]:

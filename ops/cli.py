@@ -137,12 +137,16 @@ def build_parser() -> argparse.ArgumentParser:
                    help="stop at the end of the input topics instead of waiting for more")
     p.add_argument("--from-scratch", action="store_true",
                    help="start a new recovery store although the output topics hold commands "
-                        "(every input is processed again; consumers drop repeats by id)")
-    p.add_argument("--process-id", "-i", type=int,
-                   help="this process's index in a cluster of processes on several hosts")
-    p.add_argument("--addresses", "-a",
-                   help="the cluster's host:port of every process, in process-id order, "
-                        "separated by ';' (with --process-id)")
+                        "or the store's partitions were made before (every input is processed "
+                        "again; consumers drop repeats by id); give it to every process")
+    p.add_argument("--process-id", "-i", type=int, metavar="I",
+                   help="this process's index (0, 1, ...) in a cluster of processes on several "
+                        "hosts: its place in --addresses; each keeps recovery partition I in "
+                        "its own [recovery] dir")
+    p.add_argument("--addresses", "-a", metavar="HOST:PORT;...",
+                   help="every process's host:port, in process-id order, separated by ';', "
+                        "the same list on every host (with --process-id); process I listens "
+                        "on entry I and the others connect to it")
 
     p = sub.add_parser("inspect", help="one SKU: position per node, availability per channel")
     p.add_argument("sku")
@@ -218,6 +222,11 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     except KeyboardInterrupt:
         return 130
+    except _formation_error() as exc:  # the launcher of a local cluster tries again
+        print(f"stockflow: error: {exc}", file=sys.stderr)
+        from .cluster import FORMATION_FAILED
+
+        return FORMATION_FAILED
     except BrokenPipeError:
         return 0
     except _readable_errors() as exc:
@@ -369,10 +378,15 @@ def _topics(args) -> int:
 
     from .config import load
 
+    from stockflow.connectors.recovery_marks import marks_topic
+
     k = load(args.config).kafka
     names = input_topics(k.topic_prefix) + output_topics(k.topic_prefix)
     created = create_topics(k.brokers, names, k.partitions, k.replication, k.client)
-    for name in names:
+    marks = marks_topic(k.topic_prefix)  # one partition, compacted: see recovery_marks
+    created += create_topics(k.brokers, {marks: 1}, replication=k.replication,
+                             client_config=k.client, topic_config={"cleanup.policy": "compact"})
+    for name in names + [marks]:
         print(f"{name}: {'created' if name in created else 'exists'}")
     return 0
 
@@ -441,6 +455,12 @@ def _whatif(args) -> int:
 _COMMANDS = {"replay": _replay, "generate": _generate, "demo": _demo, "schema": _schema,
              "run": _run, "inspect": _inspect, "explain": _explain, "api": _api, "topics": _topics,
              "redis": _redis, "bench": _bench, "whatif": _whatif}
+
+
+def _formation_error() -> type[BaseException]:
+    from .live import FormationError
+
+    return FormationError
 
 
 def _readable_errors() -> tuple[type[BaseException], ...]:

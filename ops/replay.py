@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -17,6 +16,7 @@ from stockflow.dataflows.replay import replay_flow
 from stockflow.state.config import EngineConfig
 from stockflow.state.outputs import STREAMS
 
+from .cluster import cluster_ports
 from .progress import progress
 
 
@@ -59,7 +59,7 @@ def run_cluster_member(events: str, out_dir: str, config: EngineConfig, chunk_li
 
 
 def _run_cluster(events, out_dir, config: EngineConfig, processes: int, chunk_lines: int) -> None:
-    addresses = ";".join(f"127.0.0.1:{port}" for port in free_ports(processes))
+    addresses = ";".join(f"127.0.0.1:{port}" for port in cluster_ports(processes))
     base = [sys.executable, "-m", "stockflow.ops.cli", "replay", events, "--out", out_dir,
             "--buckets", str(config.buckets), "--chunk-lines", str(chunk_lines),
             "--inbound-horizon", str(config.inbound_horizon_s), "--addresses", addresses,
@@ -78,13 +78,3 @@ def _log_level() -> str:
     level = logging.getLogger("stockflow").getEffectiveLevel()
     return logging.getLevelName(min(max(level, logging.DEBUG), logging.ERROR)).lower()
 
-
-def free_ports(n: int) -> list[int]:
-    socks = [socket.socket() for _ in range(n)]
-    try:
-        for s in socks:
-            s.bind(("127.0.0.1", 0))
-        return [s.getsockname()[1] for s in socks]
-    finally:
-        for s in socks:
-            s.close()

@@ -86,7 +86,7 @@ def test_sigterm_stops_the_engine_cleanly(kafka_brokers, redis_url, tmp_path, pr
     run = LiveRun(kafka_brokers, redis_url, unique_prefix(), tmp_path)
     run.create_topics({})
     proc = run.start("--processes", processes)
-    time.sleep(3)  # running and tailing the empty topics
+    time.sleep(5)  # formed (a stop while forming aborts) and tailing the empty topics
     assert proc.poll() is None, run.log()
     proc.send_signal(signal.SIGTERM)
     proc.wait(timeout=30)
