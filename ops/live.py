@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import os
 import signal
+import threading
 from datetime import timedelta
 
 import msgspec
@@ -19,6 +20,7 @@ from bytewax.run import cli_main
 
 from stockflow.connectors import recovery_store
 from stockflow.connectors.kafka_admin import input_topics, missing_topics
+from stockflow.connectors.kafka_source import stop_reading
 from stockflow.connectors.read_model_reader import ReadModelReader
 from stockflow.connectors.redis_connect import connect
 from stockflow.connectors.redis_store import ReadModelStore
@@ -34,6 +36,8 @@ from .metrics import REGISTRY, Observer, ReservationCollector
 from .recovery import SOURCE_STEP
 
 log = logging.getLogger(__name__)
+
+STOP_GRACE_S = 3.0  # a stop that has not wound the flow down by then is forced
 
 
 class LiveError(Exception):
@@ -67,8 +71,15 @@ def run(config: Config, processes: int = 1, process_id: int | None = None,
     stopping: list[int] = []
 
     def stop(signum, frame):
+        if stopping:  # a second signal, or the first one's grace is over: stop at once
+            raise KeyboardInterrupt  # Bytewax checks for signals in its loop
         stopping.append(signum)
-        raise KeyboardInterrupt  # Bytewax checks for signals in its loop and stops the flow
+        # Gracefully: the sources end at their next batch, the flow winds down, the sink
+        # flushes, and what was read but not yet decided waits in the state.
+        stop_reading()
+        timer = threading.Timer(STOP_GRACE_S, os.kill, (os.getpid(), signum))
+        timer.daemon = True
+        timer.start()
 
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
@@ -129,12 +140,17 @@ def run(config: Config, processes: int = 1, process_id: int | None = None,
                             f"snapshot in {config.recovery.dir}") from None
         if not stopping:
             raise
+        graceful = False  # forced: the grace ran out, or a second signal came
+    else:
+        graceful = True
+    if stopping:
         log.info("stop", extra={"reason": signal.Signals(stopping[0]).name,
+                                "graceful": graceful,
                                 "next_start": "resumes from the last snapshot",
                                 "recovery": config.recovery.dir})
-        return
-    log.info("stop", extra={"reason": "drained" if drain else "input ended",
-                            "recovery": config.recovery.dir})
+    else:
+        log.info("stop", extra={"reason": "drained" if drain else "input ended",
+                                "recovery": config.recovery.dir})
 
 
 def _log_start(config: Config, buckets: int, process_id: int, processes: int,

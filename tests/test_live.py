@@ -93,8 +93,9 @@ def test_sigterm_stops_the_engine_cleanly(kafka_brokers, redis_url, tmp_path, pr
     assert proc.returncode == 0, run.log()
     stops = [line for line in run.log().splitlines() if " event=stop " in line]
     assert len(stops) == int(processes), run.log()  # one per worker process
-    assert all("reason=SIGTERM next_start=\"resumes from the last snapshot\"" in line
-               for line in stops), stops
+    assert all("reason=SIGTERM graceful=true next_start=\"resumes from the last snapshot\""
+               in line for line in stops), stops
+    assert "panicked" not in run.log() and "Traceback" not in run.log()  # wound down, not torn
 
 
 def test_missing_topics_or_broker_are_one_readable_line(kafka_brokers, redis_url, tmp_path):

@@ -69,4 +69,6 @@ def test_sigterm_with_the_broker_gone_stops_at_once(redis_url, tmp_path):
     took = time.monotonic() - asked
     FIGURES.add("SIGTERM with the broker gone", stopped_after_s=round(took, 2), exit_code=code)
     assert code == 0 and took < 5
-    assert 'event=stop reason=SIGTERM next_start="resumes from the last snapshot"' in run.log()
+    [stop] = [line for line in run.log().splitlines() if " event=stop " in line]
+    assert ' reason=SIGTERM graceful=' in stop and 'next_start="resumes from the last ' \
+        'snapshot"' in stop, stop
