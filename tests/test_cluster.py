@@ -78,8 +78,10 @@ def test_a_host_with_an_empty_recovery_directory_is_refused(kafka_brokers, redis
     procs = hosts.start("--drain")
     codes = wait_all(procs, 60)
     assert codes[1] == 1, (codes, hosts.log(1)[-2000:])
-    refusal = hosts.log(1).strip().splitlines()
-    assert len(refusal) == 1, refusal  # one line, no trace
+    said = hosts.log(1).strip().splitlines()
+    refusal = [line for line in said if not line.startswith("ts=")]  # log lines aside
+    assert len(refusal) == 1, said  # one line, no trace
+    assert any(" event=refused reason=recovery_store " in line for line in said), said
     assert refusal[0].startswith(
         f"stockflow: error: refusing to start: the recovery store {hosts.dirs[1]} lacks "
         "partition 1 of 2, made on "), refusal[0]
