@@ -19,6 +19,7 @@ import redis
 from stockflow.connectors.redis_store import ReadModelStore, RedisRefused
 from stockflow.connectors.reservations import ReservationRefused, Reservations, install
 from stockflow.dataflows.logic import LedgerLogic
+from stockflow.dataflows.ports import BucketWork
 from stockflow.state.config import EngineConfig
 from stockflow.state.lines import ALLOCATED, HELD
 from stockflow.state.routing import Router
@@ -54,7 +55,7 @@ class LiveEngine:
                 logic = self.buckets.get(bucket)
                 if logic is None:
                     logic = self.buckets[bucket] = LedgerLogic(self.config, False, None, self.store)
-                out.extend(logic.on_batch([(time.time(), items)])[0])
+                out.extend(logic.on_batch([BucketWork(time.time(), items)])[0])
             return out
 
     def tick(self) -> None:
