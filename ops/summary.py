@@ -15,7 +15,8 @@ from stockflow.state.events import (
     OrderCreated,
     check_rules,
 )
-from stockflow.state.outputs import DispatchAllocate, OutputEvent
+from stockflow.state.geo import haversine_km
+from stockflow.state.outputs import DispatchAllocate, OutputEvent, ReplenishmentRequested
 
 _DECODE_OUT = msgspec.json.Decoder(OutputEvent).decode
 _DECODE_IN = msgspec.json.Decoder(InputEvent).decode
@@ -30,8 +31,11 @@ class Summary(msgspec.Struct, kw_only=True):
     final_status: dict[str, int]
     split_rate: float  # allocated lines served from more than one node
     cross_region_rate: float  # allocated units served from another region than the ship-to's
+    mean_distance_km: float  # node to ship-to, per allocated unit (great circle)
     oversold_paid_lines: int  # paid lines the engine could not allocate (rejected)
     shortage_alerts: int
+    transfers_requested: int  # replenishment.requested with a from_node (rebalancing included)
+    transfer_units: int
     dead_letters: int
     duplicates: int  # input events the engine drops: an event_id again, or a resent order
     outputs: dict[str, int]
@@ -79,7 +83,9 @@ class Duplicates:
 
 def summarize(events_path: str, out_dir: str, seconds: float | None = None) -> Summary:
     node_region: dict[str, str] = {}
+    node_at: dict[str, tuple[float, float]] = {}
     ship_region: dict[tuple[str, str], str] = {}
+    ship_at: dict[str, tuple[float, float]] = {}  # order -> ship-to
     orders: set[str] = set()
     duplicates = Duplicates()
     events = 0
@@ -96,8 +102,10 @@ def summarize(events_path: str, out_dir: str, seconds: float | None = None) -> S
                 continue
             if type(ev) is NodeUpserted:
                 node_region[ev.node.id] = ev.node.region
+                node_at[ev.node.id] = (ev.node.lat, ev.node.lon)
             elif type(ev) is OrderCreated and ev.order_id not in orders:
                 orders.add(ev.order_id)
+                ship_at[ev.order_id] = (ev.ship_to.lat, ev.ship_to.lon)
                 for line in ev.lines:
                     ship_region[(ev.order_id, line.line_id)] = ev.ship_to.region
 
@@ -113,6 +121,7 @@ def summarize(events_path: str, out_dir: str, seconds: float | None = None) -> S
         sign = 1 if isinstance(cmd, DispatchAllocate) else -1
         net[(cmd.order_id, cmd.line_id)][cmd.node] += sign * cmd.qty
     allocated_lines = split = units = cross = 0
+    distance = 0.0
     for key, by_node in net.items():
         nodes = {n: q for n, q in by_node.items() if q > 0}
         if not nodes:
@@ -123,12 +132,16 @@ def summarize(events_path: str, out_dir: str, seconds: float | None = None) -> S
             units += qty
             if node_region.get(node) != ship_region.get(key):
                 cross += qty
+            if node in node_at and key[0] in ship_at:
+                distance += qty * haversine_km(*node_at[node], *ship_at[key[0]])
 
     counts = {}
     for stream in ("dispatch", "order-status", "replenishment", "availability", "alerts", "dead-letter"):
         path = Path(out_dir) / f"{stream}.jsonl"
         counts[stream] = sum(1 for _ in open(path, "rb")) if path.exists() else 0
     alerts = read_outputs(out_dir, "alerts")
+    transfers = [r for r in read_outputs(out_dir, "replenishment")
+                 if type(r) is ReplenishmentRequested and r.from_node is not None]
     return Summary(
         events=events,
         orders=len(orders),
@@ -136,8 +149,11 @@ def summarize(events_path: str, out_dir: str, seconds: float | None = None) -> S
         final_status={s: final.get(s, 0) for s in FINAL},
         split_rate=split / allocated_lines if allocated_lines else 0.0,
         cross_region_rate=cross / units if units else 0.0,
+        mean_distance_km=distance / units if units else 0.0,
         oversold_paid_lines=oversold,
         shortage_alerts=sum(1 for a in alerts if a.kind == "shortage"),
+        transfers_requested=len(transfers),
+        transfer_units=sum(r.qty for r in transfers),
         dead_letters=counts["dead-letter"],
         duplicates=duplicates.count,
         outputs=counts,
