@@ -13,7 +13,6 @@ import msgspec
 from hypothesis import given
 from hypothesis import strategies as st
 
-from stockflow.state.config import EngineConfig
 from stockflow.state.engine import Engine
 from stockflow.state.events import epoch_ms
 from stockflow.state.ledger import Ledger
