@@ -10,15 +10,16 @@ from __future__ import annotations
 import pickle
 
 import msgspec
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 from stockflow.state.engine import Engine
 from stockflow.state.events import epoch_ms
 from stockflow.state.ledger import Ledger
-from stockflow.state.outputs import ReplenishmentRequested
+from stockflow.state.outputs import Alert, ReplenishmentRequested
 
-from .invariants import audit
+from .invariants import PromiseBroken, audit
 from .scenario import (
     DAY,
     GUANGZHOU,
@@ -30,7 +31,15 @@ from .scenario import (
     replenishments,
     statuses,
 )
-from .test_promise import PROPERTY, check_books, crash_and_restore_resumes_exactly, run
+from .test_promise import (
+    PROPERTY,
+    T0,
+    _audited,
+    _tick,
+    check_books,
+    crash_and_restore_resumes_exactly,
+    run,
+)
 from .transfer_scenarios import transfer_histories
 
 K = "SKU-1"
@@ -331,3 +340,29 @@ def check_reserves(engine: Engine) -> None:
             assert (entry.entries[command_id].qty if left else 0) == left, (sku, command_id)
         for node, pos in book.positions.items():
             assert pos.transfer_out == reserved.get(node, 0), (sku, node)
+
+
+# == the auditor's side ===================================================================
+
+
+def _transfer(cause: str, qty: int, from_node: str = "N-SOUTH") -> ReplenishmentRequested:
+    return ReplenishmentRequested(ts=T0, cause=cause, command_id=f"{cause}/t", sku="K1",
+                                  node="N-EAST", qty=qty, reason="test", from_node=from_node)
+
+
+def test_auditor_counts_a_transfers_reserve_as_committed_at_its_source():
+    # N-SOUTH has 5 units: a transfer of 5 fits, one of 6 is an oversell.
+    auditor = _audited((_tick("e1"), [_transfer("e1", 5)]))
+    assert auditor.committed_at[("K1", "N-SOUTH")] == 5
+    assert auditor.inbound[("K1", "N-EAST")] == {"e1/t": 5}
+    with pytest.raises(PromiseBroken, match="N-SOUTH committed 6 > supply 5"):
+        _audited((_tick("e1"), [_transfer("e1", 6)]))
+
+
+def test_auditor_refuses_an_expiry_of_a_transfer_that_is_not_open():
+    expired = Alert(ts=T0, cause="e2", kind="transfer_expired", sku="K1", node="N-EAST",
+                    detail="late", transfer="e1/t")
+    auditor = _audited((_tick("e1"), [_transfer("e1", 5)]), (_tick("e2"), [expired]))
+    assert auditor.committed_at[("K1", "N-SOUTH")] == 0 and not auditor.inbound[("K1", "N-EAST")]
+    with pytest.raises(AssertionError, match="not open and unshipped"):
+        _audited((_tick("e2"), [expired]))
