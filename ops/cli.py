@@ -49,6 +49,9 @@ _positive = _number(int, "a whole number", 1)
 _units = _number(int, "a whole number", 0)
 _rate = _number(float, "a share", 0, 1)
 _seconds = _number(float, "seconds", 0)
+_weeks = _number(float, "weeks", 0)
+_days = _number(int, "a whole number of days", 1, 366)
+_ENGINE = EngineConfig()  # the defaults of the rules' knobs below
 
 
 # Every default below is read from the type that owns it (EngineConfig, Scenario,
@@ -69,6 +72,28 @@ def _engine_args(p: argparse.ArgumentParser, engine: EngineConfig = EngineConfig
     p.add_argument("--snapshot-guard-units", type=_units, default=engine.snapshot_guard_units,
                    metavar="UNITS", help="...and lies more than this many units below it "
                                          f"(default: {engine.snapshot_guard_units})")
+    p.add_argument("--transfer-lead", type=_seconds, default=engine.transfer_lead_s,
+                   metavar="SECONDS", help="a transfer is due at its destination this long "
+                   f"after it is asked for (default: {engine.transfer_lead_s:g})")
+    p.add_argument("--transfer-ttl", type=_number(float, "seconds", 1),
+                   default=engine.transfer_ttl_s, metavar="SECONDS",
+                   help="a transfer not shipped this long after it is asked for expires "
+                        f"(default: {engine.transfer_ttl_s:g})")
+    p.add_argument("--rebalance-cover-weeks", type=_number(float, "weeks", 0.001),
+                   metavar="WEEKS", help="rebalancing: send stock to a region whose stock "
+                   "covers fewer weeks of its orders than this (default: off)")
+    p.add_argument("--rebalance-surplus-weeks", type=_weeks,
+                   default=engine.rebalance_surplus_weeks, metavar="WEEKS",
+                   help="...from a region, of what it has beyond this many weeks of cover "
+                        f"(default: {engine.rebalance_surplus_weeks:g})")
+    p.add_argument("--rebalance-window-days", type=_days,
+                   default=engine.rebalance_window_days, metavar="DAYS",
+                   help="...weekly orders read from this many days "
+                        f"(default: {engine.rebalance_window_days})")
+    p.add_argument("--rebalance-min-units", type=_positive,
+                   default=engine.rebalance_min_units, metavar="UNITS",
+                   help="...judging only regions that ordered at least this many units in them "
+                        f"(default: {engine.rebalance_min_units})")
 
 
 def _generator_args(p: argparse.ArgumentParser, scenario: Scenario) -> None:
@@ -245,7 +270,12 @@ def _root_cause(exc: BaseException) -> BaseException:
 def _engine_config(args) -> EngineConfig:
     return EngineConfig(buckets=args.buckets, inbound_horizon_s=args.inbound_horizon,
                         snapshot_guard_share=args.snapshot_guard_share,
-                        snapshot_guard_units=args.snapshot_guard_units)
+                        snapshot_guard_units=args.snapshot_guard_units,
+                        transfer_lead_s=args.transfer_lead, transfer_ttl_s=args.transfer_ttl,
+                        rebalance_cover_weeks=args.rebalance_cover_weeks,
+                        rebalance_surplus_weeks=args.rebalance_surplus_weeks,
+                        rebalance_window_days=args.rebalance_window_days,
+                        rebalance_min_units=args.rebalance_min_units)
 
 
 def _replay(args) -> int:

@@ -64,9 +64,16 @@ def _run_cluster(events, out_dir, config: EngineConfig, processes: int, chunk_li
             "--buckets", str(config.buckets), "--chunk-lines", str(chunk_lines),
             "--inbound-horizon", str(config.inbound_horizon_s), "--addresses", addresses,
             "--snapshot-guard-units", str(config.snapshot_guard_units),
+            "--transfer-lead", str(config.transfer_lead_s),
+            "--transfer-ttl", str(config.transfer_ttl_s),
+            "--rebalance-surplus-weeks", str(config.rebalance_surplus_weeks),
+            "--rebalance-window-days", str(config.rebalance_window_days),
+            "--rebalance-min-units", str(config.rebalance_min_units),
             "--log-level", _log_level()]
     if config.snapshot_guard_share is not None:
         base += ["--snapshot-guard-share", str(config.snapshot_guard_share)]
+    if config.rebalance_cover_weeks is not None:
+        base += ["--rebalance-cover-weeks", str(config.rebalance_cover_weeks)]
     procs = [subprocess.Popen(base + ["--process-id", str(i)]) for i in range(processes)]
     codes = [p.wait() for p in procs]
     if any(codes):

@@ -25,8 +25,11 @@ def print_summary(summary: Summary, as_json: bool = False) -> None:
         table.add_row(f"  lines {status}", f"{n:,}  ({n / lines:.1%})")
     table.add_row("split rate (allocated lines)", f"{summary.split_rate:.2%}")
     table.add_row("cross-region rate (allocated units)", f"{summary.cross_region_rate:.2%}")
+    table.add_row("mean distance (allocated units)", f"{summary.mean_distance_km:,.0f} km")
     table.add_row("oversold paid lines", f"{summary.oversold_paid_lines:,}")
     table.add_row("shortage alerts", f"{summary.shortage_alerts:,}")
+    table.add_row("transfers requested (units)",
+                  f"{summary.transfers_requested:,} ({summary.transfer_units:,})")
     table.add_row("dead letters", f"{summary.dead_letters:,}")
     table.add_row("duplicates dropped", f"{summary.duplicates:,}")
     for stream, n in summary.outputs.items():

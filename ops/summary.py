@@ -16,7 +16,7 @@ from stockflow.state.events import (
     check_rules,
 )
 from stockflow.state.geo import haversine_km
-from stockflow.state.outputs import DispatchAllocate, OutputEvent
+from stockflow.state.outputs import DispatchAllocate, OutputEvent, ReplenishmentRequested
 
 _DECODE_OUT = msgspec.json.Decoder(OutputEvent).decode
 _DECODE_IN = msgspec.json.Decoder(InputEvent).decode
@@ -33,6 +33,8 @@ class Summary(msgspec.Struct, kw_only=True):
     cross_region_rate: float  # allocated units served from another region than the ship-to's
     oversold_paid_lines: int  # paid lines the engine could not allocate (rejected)
     shortage_alerts: int
+    transfers_requested: int  # replenishment.requested with a from_node (rebalancing included)
+    transfer_units: int
     dead_letters: int
     duplicates: int  # input events the engine drops: an event_id again, or a resent order
     outputs: dict[str, int]
@@ -41,7 +43,7 @@ class Summary(msgspec.Struct, kw_only=True):
     # Where the allocations went (stockflow whatif compares these between policies).
     allocated_lines: int = 0  # lines with units allocated at the end (net of releases)
     fill_rate: float = 0.0  # allocated_lines / lines
-    mean_distance_km: float = 0.0  # ship-to to node, over allocated units
+    mean_distance_km: float = 0.0  # ship-to to node, per allocated unit (great circle)
     shipments_per_order: float = 0.0  # distinct nodes per order with an allocation
     rejected_by_reason: dict[str, int] = {}  # lines whose final status is rejected
 
@@ -145,6 +147,8 @@ def summarize(events_path: str, out_dir: str, seconds: float | None = None) -> S
         path = Path(out_dir) / f"{stream}.jsonl"
         counts[stream] = sum(1 for _ in open(path, "rb")) if path.exists() else 0
     alerts = read_outputs(out_dir, "alerts")
+    transfers = [r for r in read_outputs(out_dir, "replenishment")
+                 if type(r) is ReplenishmentRequested and r.from_node is not None]
     return Summary(
         events=events,
         orders=len(orders),
@@ -154,6 +158,8 @@ def summarize(events_path: str, out_dir: str, seconds: float | None = None) -> S
         cross_region_rate=cross / units if units else 0.0,
         oversold_paid_lines=oversold,
         shortage_alerts=sum(1 for a in alerts if a.kind == "shortage"),
+        transfers_requested=len(transfers),
+        transfer_units=sum(r.qty for r in transfers),
         dead_letters=counts["dead-letter"],
         duplicates=duplicates.count,
         outputs=counts,

@@ -10,7 +10,9 @@ import msgspec
 from .lines import ALLOCATED, HELD, Line
 from .position import Position
 from .quarantine import Quarantine
+from .rebalancing import RegionDemand
 from .slow_movers import Sales
+from .transfers import Transfer
 
 NOTHING_KEPT_OUT: dict[str, int] = {}  # what `kept_out` gives almost every book; never changed
 
@@ -32,6 +34,12 @@ class SkuBook(msgspec.Struct, array_like=True, gc=False):  # no cycles: see posi
     # Units ordered per day, for the slow-mover rule (slow_movers.py); None until the SKU
     # sells, and again once it sold nothing for both windows.
     sales: Sales | None = None
+    # Transfers asked for or shipped and not yet received, by command id (transfers.py);
+    # None for almost every SKU, as `quarantined`.
+    transfers: dict[str, Transfer] | None = None
+    # Units ordered per day and region, for rebalancing (rebalancing.py); None while it is
+    # off, and until the SKU sells.
+    demand: RegionDemand | None = None
 
     def position(self, node: str) -> Position:
         pos = self.positions.get(node)
@@ -70,6 +78,22 @@ class SkuBook(msgspec.Struct, array_like=True, gc=False):  # no cycles: see posi
         if self.quarantined is None:
             return NOTHING_KEPT_OUT
         return {node: held.kept_out for node, held in self.quarantined.items()}
+
+    # -- transfers ----------------------------------------------------------------------
+
+    def transfer(self, command_id: str) -> Transfer | None:
+        return None if self.transfers is None else self.transfers.get(command_id)
+
+    def add_transfer(self, command_id: str, transfer: Transfer) -> None:
+        if self.transfers is None:
+            self.transfers = {}
+        self.transfers[command_id] = transfer
+
+    def end_transfer(self, command_id: str) -> None:
+        if self.transfers is not None:
+            self.transfers.pop(command_id, None)
+            if not self.transfers:
+                self.transfers = None
 
     # -- commitments: every change of held/allocated units goes through these two -------
 

@@ -36,6 +36,20 @@ class EngineConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fie
     slow_mover_window_days: Annotated[int, Meta(ge=1, le=366)] = 30
     slow_mover_drop: Annotated[float, Meta(gt=0)] = 0.4
     slow_mover_min_units: Annotated[int, Meta(ge=1)] = 20
+    # Transfers (transfers.py): a `replenishment.requested` with `from_node` reserves its units
+    # there and counts them in transit at its node, due `transfer_lead_s` after it was asked
+    # for; one not shipped within `transfer_ttl_s` of event time expires (reserve released).
+    transfer_lead_s: Annotated[float, Meta(ge=0)] = 2 * 86400
+    transfer_ttl_s: Annotated[float, Meta(gt=0)] = 86400
+    # Rebalancing (rebalancing.py), off unless `rebalance_cover_weeks` is set: once a day per
+    # SKU, a region whose stock covers fewer weeks of its last `rebalance_window_days` of
+    # orders than that (and which ordered at least `rebalance_min_units`) is sent a transfer
+    # from the nearest region whose cover is above `rebalance_surplus_weeks`, of what lies
+    # above it there.
+    rebalance_cover_weeks: Annotated[float, Meta(gt=0)] | None = None
+    rebalance_surplus_weeks: Annotated[float, Meta(ge=0)] = 8.0
+    rebalance_window_days: Annotated[int, Meta(ge=1, le=366)] = 28
+    rebalance_min_units: Annotated[int, Meta(ge=1)] = 4
     # Sourcing's order of preference (sourcing.py): each aspect once, in any order. The
     # default fills a line from one node when any can, then stays in the ship-to's region.
     sourcing_rank: tuple[RankAspect, ...] = DEFAULT_RANK

@@ -23,15 +23,18 @@ class SourcingObserver(Protocol):
 class Ctx:
     """One SKU's book, the master data, the outputs being built, and the ATP horizon."""
 
-    __slots__ = ("sku", "book", "catalog", "emit", "until_ms", "supply_rose", "rank", "explain")
+    __slots__ = ("sku", "book", "catalog", "emit", "until_ms", "clock_ms", "supply_rose", "rank",
+                 "explain")
 
     def __init__(self, sku: str, book: SkuBook, catalog: Catalog, emit: Emitter, until_ms: int,
-                 rank: tuple[str, ...] = DEFAULT_RANK, explain: SourcingObserver | None = None):
+                 clock_ms: int = 0, rank: tuple[str, ...] = DEFAULT_RANK,
+                 explain: SourcingObserver | None = None):
         self.sku = sku
         self.book = book
         self.catalog = catalog
         self.emit = emit
         self.until_ms = until_ms  # inbound supply due by then counts as sellable
+        self.clock_ms = clock_ms  # the engine's clock (event time)
         self.supply_rose = False  # units came free: the backorder queue may be filled
         self.rank = rank  # sourcing's order of preference (EngineConfig.sourcing_rank)
         self.explain = explain  # set only by `stockflow explain`

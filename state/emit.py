@@ -107,16 +107,20 @@ class Emitter:
             reason=reason,
         ))
 
-    def replenish(self, sku: str, node: str, qty: int, from_node: str | None, reason: str) -> None:
+    def replenish(self, sku: str, node: str, qty: int, from_node: str | None, reason: str) -> str:
+        """A replenishment request; returns its command id (a transfer is kept under it)."""
+        command_id = self._command_id(f"replenish/{sku}/{node}")
         self.out.append(ReplenishmentRequested(
-            ts=self.ts, cause=self.cause,
-            command_id=self._command_id(f"replenish/{sku}/{node}"),
+            ts=self.ts, cause=self.cause, command_id=command_id,
             sku=sku, node=node, qty=qty, from_node=from_node, reason=reason,
         ))
+        return command_id
 
-    def alert(self, kind: str, sku: str, detail: str, node: str | None = None) -> None:
+    def alert(self, kind: str, sku: str, detail: str, node: str | None = None,
+              transfer: str | None = None) -> None:
         self.out.append(Alert(
             ts=self.ts, cause=self.cause, kind=kind, sku=sku, node=node, detail=detail,
+            transfer=transfer,
         ))
 
     def availability(

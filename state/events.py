@@ -134,6 +134,26 @@ class ShipmentConfirmed(_Event, frozen=True, tag="shipment.confirmed"):
     qty: Qty
 
 
+class TransferShipped(_Event, frozen=True, tag="transfer.shipped"):
+    """Added by stockflow: the WMS shipped a transfer (`command_id` of the
+    `replenishment.requested` that asked for it). On hand at `from_node` drops by `qty` and
+    its reserve there is released; `to_node` counts `qty` in transit until its
+    `supply.received` (`supply_id` = the command id)."""
+
+    command_id: Id
+    sku: Id
+    from_node: Id
+    to_node: Id
+    qty: Qty
+
+
+class TransferCancelled(_Event, frozen=True, tag="transfer.cancelled"):
+    """Added by stockflow: a transfer will not be carried out: its reserve at the source is
+    released and its units no longer count in transit at the destination."""
+
+    command_id: Id
+
+
 # -- demand ------------------------------------------------------------------
 
 
@@ -198,6 +218,8 @@ InputEvent = Union[
     SupplyInbound,
     SupplyReceived,
     ShipmentConfirmed,
+    TransferShipped,
+    TransferCancelled,
     OrderCreated,
     OrderPaid,
     OrderCancelled,

@@ -35,25 +35,29 @@ from .events import (
     StockSnapshotRejected,
     SupplyInbound,
     SupplyReceived,
+    TransferCancelled,
+    TransferShipped,
     epoch_ms,
 )
 from .holds import expire_line, hold_deadline, pay_line
-from .lifecycle import cancel_line, return_line, ship_line
-from .lines import BACKORDERED, REJECTED, RETURNED, SHIPPED, Line
+from .lifecycle import cancel_line, forget_lines, return_line, ship_line
+from .lines import REJECTED, RETURNED, SHIPPED, Line, unknown_line
 from .master import Catalog
 from .outputs import OutputEvent
 from .placement import place_or_queue
 from .quarantine import GuardDecision, SnapshotGuarding
-from .replenishment import check_reorder_point
+from .rebalancing import count_demand, rule_of as rule_of_rebalancing
 from .shortage import resolve_shortage
 from .slow_movers import count_sale, day_of, judge, rule_of
+from .transfer_handling import TransferHandling
+from .transfers import receive_transfer, terms_of
 from .work import Expire, Forget, InboundDue, Work
 
 
-class Ledger(SnapshotGuarding):
+class Ledger(SnapshotGuarding, TransferHandling):
     """All SKUs of one bucket, with its own copy of the master data. (How it holds back a
-    suspect count, and settles it, is in `quarantine.py`.)"""
-
+    suspect count, and settles it, is in `quarantine.py`; the WMS's side of transfers, in
+    `transfer_handling.py`.)"""
 
     def __init__(self, config: EngineConfig) -> None:
         self.config = config
@@ -63,6 +67,9 @@ class Ledger(SnapshotGuarding):
         self.horizon_ms = int(config.inbound_horizon_s * 1000)
         self.slow_movers = rule_of(config)  # None: the rule is off and no sales are kept
         self.explain: SourcingObserver | None = None  # sees every sourcing (stockflow explain)
+        self.rebalancing = rule_of_rebalancing(config)  # None: off, and no demand is kept
+        self.transfer_terms = terms_of(config)
+        self.transfer_skus: set[str] = set()
         self._touched: dict[str, tuple[str, datetime, int]] = {}  # sku -> last cause, ts, clock
         self.published_skus: list[str] = []  # the SKUs the last batch touched
         self.clock_ms = 0  # the clock of the last item applied
@@ -91,6 +98,8 @@ class Ledger(SnapshotGuarding):
             StockAdjusted: self._adjusted,
             SupplyInbound: self._inbound,
             SupplyReceived: self._received,
+            TransferShipped: self._transfer_shipped,
+            TransferCancelled: self._transfer_cancelled,
             ShipmentConfirmed: self._shipment,
             OrderReturned: self._returned,
             OrderCreated: self._created,
@@ -133,6 +142,7 @@ class Ledger(SnapshotGuarding):
                     whole,
                 )
         self.published_skus = list(self._touched)
+        self._note_transfers(self.published_skus)
         self._touched.clear()
 
     def _ctx(self, sku: str, clock_ms: int) -> Ctx:
@@ -140,7 +150,7 @@ class Ledger(SnapshotGuarding):
         if book is None:
             book = self.books[sku] = SkuBook()
         self._touched[sku] = (self.emit.cause, self.emit.ts, clock_ms)
-        ctx = Ctx(sku, book, self.catalog, self.emit, clock_ms + self.horizon_ms,
+        ctx = Ctx(sku, book, self.catalog, self.emit, clock_ms + self.horizon_ms, clock_ms,
                   self.config.sourcing_rank, self.explain)
         # Any event is the SKU's chance to be judged as a slow mover on a new day, on the
         # stock it had before the event: a SKU that stopped selling is judged at its next
@@ -153,19 +163,23 @@ class Ledger(SnapshotGuarding):
             became_due |= pos.advance(ctx.until_ms)
         if became_due and book.backorders:
             fill_backorders(ctx)  # queued lines come before whatever this event brings
+        if book.transfers is not None or book.demand is not None:
+            self._transfers_before(ctx)  # late ones expire; a new day's rebalancing
         return ctx
 
     def _settle(self, ctx: Ctx, supply_fell: bool = False) -> None:
         """After an event: no node over-committed, backorders filled, reorder points checked."""
         positions = ctx.book.positions
-        if supply_fell:
+        while supply_fell:
+            # A transfer taken back from its source is no longer in transit to its
+            # destination, which may be over-committed in turn: another pass.
+            transfers = len(ctx.book.transfers or ())
             for node in list(positions):
                 self.shortage_units += resolve_shortage(ctx, node)
+            supply_fell = len(ctx.book.transfers or ()) < transfers
         if ctx.supply_rose:
             fill_backorders(ctx)
-        for node, pos in positions.items():
-            if pos.reorder_point is not None:
-                check_reorder_point(ctx, node)
+        self._check_reorder_points(ctx)
 
     # -- master data --------------------------------------------------------------------
 
@@ -267,7 +281,8 @@ class Ledger(SnapshotGuarding):
     def _received(self, ev: SupplyReceived, clock_ms: int, seq: int, skus) -> None:
         ctx = self._ctx(ev.sku, clock_ms)
         pos = ctx.book.position(ev.node)
-        pos.receive_inbound(ev.supply_id, ev.qty)
+        if ctx.book.transfers is None or not receive_transfer(ctx, ev.supply_id, ev.node, ev.qty):
+            pos.receive_inbound(ev.supply_id, ev.qty)
         pos.on_hand += ev.qty
         pos.reported = True
         ctx.supply_rose = True  # received stock is sellable now, whatever its ETA said
@@ -279,7 +294,7 @@ class Ledger(SnapshotGuarding):
         consumed = ship_line(ctx, line, ev.node, ev.qty)
         self._change_on_hand(ctx, ev.node, -ev.qty)
         ctx.emit.status(
-            line or _unknown_line(ev.order_id, ev.line_id), ev.sku, SHIPPED, ev.qty, ev.node,
+            line or unknown_line(ev.order_id, ev.line_id), ev.sku, SHIPPED, ev.qty, ev.node,
             reason=None if consumed == ev.qty else "shipped_beyond_allocation",
         )
         self._settle(ctx, supply_fell=consumed < ev.qty)
@@ -291,7 +306,7 @@ class Ledger(SnapshotGuarding):
         if ev.restock:
             self._change_on_hand(ctx, ev.node, ev.qty)
         ctx.emit.status(
-            line or _unknown_line(ev.order_id, ev.line_id), ev.sku, RETURNED, ev.qty, ev.node,
+            line or unknown_line(ev.order_id, ev.line_id), ev.sku, RETURNED, ev.qty, ev.node,
             reason="restocked" if ev.restock else "not_restocked",
         )
         self._settle(ctx)
@@ -323,6 +338,8 @@ class Ledger(SnapshotGuarding):
             if line.status != REJECTED and self.slow_movers is not None:
                 ctx.book.sales = count_sale(
                     ctx.book.sales, day_of(clock_ms), line.qty, self.slow_movers)
+            if self.rebalancing is not None:
+                count_demand(ctx, ship_to, line.qty, self.rebalancing)
             self._settle(ctx)
 
     def _order_lines(self, order_id: str, skus, clock_ms: int):
@@ -354,14 +371,8 @@ class Ledger(SnapshotGuarding):
     def _forget(self, cmd: Forget, clock_ms: int, seq: int, skus) -> None:
         for sku in skus or ():
             book = self.books.get(sku)
-            lines = book.lines.get(cmd.order_id) if book is not None else None
-            if not lines:
-                continue
-            for line_id, line in list(lines.items()):
-                if not line.parts and line.status != BACKORDERED:
-                    del lines[line_id]
-            if not lines:
-                del book.lines[cmd.order_id]
+            if book is not None:
+                forget_lines(book, cmd.order_id)
 
     # -- state --------------------------------------------------------------------------
 
@@ -378,15 +389,8 @@ class Ledger(SnapshotGuarding):
         ledger.books = snap.books
         ledger.republished = set()
         ledger.find_quarantined()
+        ledger.find_transfers()
         return ledger
-
-
-def _unknown_line(order_id: str, line_id: str) -> Line:
-    """A stand-in for a line the ledger never saw (shipped or returned outside the engine)."""
-    return Line(
-        order_id=order_id, line_id=line_id, qty=0, channel="", region="", lat=0.0, lon=0.0,
-        fulfillment="ship", pickup_node=None, paid=True, seq=-1, deadline_ms=None,
-    )
 
 
 class _Snapshot(msgspec.Struct, array_like=True):

@@ -1,7 +1,9 @@
-"""What happens to a line after it is placed: cancellation, shipment, return."""
+"""What happens to a line after it is placed: cancellation, shipment, return, and being
+forgotten once its order leaves the retention window."""
 
 from __future__ import annotations
 
+from .book import SkuBook
 from .context import Ctx
 from .lines import ALLOCATED, BACKORDERED, CANCELLABLE, CANCELLED, HELD, RETURNED, SHIPPED, Line
 from .placement import release_all
@@ -39,3 +41,15 @@ def ship_line(ctx: Ctx, line: Line | None, node: str, qty: int) -> int:
 def return_line(line: Line | None) -> None:
     if line is not None and line.status in (SHIPPED, ALLOCATED) and not line.parts:
         line.status = RETURNED
+
+
+def forget_lines(book: SkuBook, order_id: str) -> None:
+    """The order left the retention window: drop its lines that hold and queue nothing."""
+    lines = book.lines.get(order_id)
+    if not lines:
+        return
+    for line_id, line in list(lines.items()):
+        if not line.parts and line.status != BACKORDERED:
+            del lines[line_id]
+    if not lines:
+        del book.lines[order_id]

@@ -44,3 +44,11 @@ class Line(msgspec.Struct, array_like=True, gc=False):  # no cycles: see positio
     @property
     def committed(self) -> int:
         return sum(self.parts.values())
+
+
+def unknown_line(order_id: str, line_id: str) -> Line:
+    """A stand-in for a line the ledger never saw (shipped or returned outside the engine)."""
+    return Line(
+        order_id=order_id, line_id=line_id, qty=0, channel="", region="", lat=0.0, lon=0.0,
+        fulfillment="ship", pickup_node=None, paid=True, seq=-1, deadline_ms=None,
+    )

@@ -16,7 +16,10 @@ from msgspec import Struct
 LineStatus = Literal[
     "held", "allocated", "backordered", "rejected", "expired", "cancelled", "shipped", "returned"
 ]
-AlertKind = Literal["low_stock", "shortage", "slow_mover", "drift", "snapshot_quarantined"]
+AlertKind = Literal[
+    "low_stock", "shortage", "slow_mover", "drift", "snapshot_quarantined",
+    "transfer_expired", "transfer_taken_back",
+]
 # Why a line stands where its `order.status` says, when that is not a plain success: the one
 # list of reasons (the schema and the README show it). Rejected or backordered:
 # unknown_channel, no_eligible_node (configuration), no_stock, split_not_allowed (no one node
@@ -94,6 +97,9 @@ class Alert(_Output, frozen=True, tag="alert"):
     sku: str
     detail: str
     node: str | None = None
+    # Optional, added by stockflow: the transfer a `transfer_*` alert ends (the command id of
+    # its `replenishment.requested`).
+    transfer: str | None = None
 
 
 class DeadLetter(_Output, frozen=True, tag="dead_letter"):

@@ -10,9 +10,9 @@ from .inbound import InboundSupply
 class Position(msgspec.Struct, array_like=True, gc=False):  # gc=False: see inbound.py
     """Counts for one SKU at one node.
 
-    supply = on hand + inbound; committed = held + allocated. The engine's promise is
-    committed <= supply at every node, after every event, and nothing committed where supply
-    is below zero. On hand is a signed running sum: below zero it is a debt (the WMS shipped
+    supply = on hand + inbound; committed = held + allocated + reserved for transfers out.
+    The engine's promise is committed <= supply at every node, after every event, and
+    nothing committed where supply is below zero. On hand is a signed running sum: below zero it is a debt (the WMS shipped
     more than the engine knew of), which later receipts pay first.
     """
 
@@ -26,6 +26,9 @@ class Position(msgspec.Struct, array_like=True, gc=False):  # gc=False: see inbo
     order_up_to: int | None = None
     replenishing: bool = False  # a replenishment request is open: do not repeat it
     reported: bool = False  # some supply was reported here (a count, a change, an inbound)
+    # Units reserved for transfers not yet shipped from here (transfers.py): committed like
+    # holds, out of ATP. Last, so snapshots taken before it still restore.
+    transfer_out: int = 0
 
     @property
     def inbound_qty(self) -> int:
@@ -37,21 +40,23 @@ class Position(msgspec.Struct, array_like=True, gc=False):  # gc=False: see inbo
 
     @property
     def committed(self) -> int:
-        return self.held + self.allocated
+        return self.held + self.allocated + self.transfer_out
 
     @property
     def over_committed(self) -> int:
         """Units committed beyond supply (0 when the promise holds). A debt is not supply
         that can be promised: where supply is below zero, every committed unit is over."""
-        return max(0, self.held + self.allocated - max(0, self.supply))
+        return max(0, self.committed - max(0, self.supply))
 
     def atp(self, until_ms: int) -> int:
         """Available to promise: on hand + inbound due by `until_ms` - holds - allocations
-        - safety stock. Negative under a debt or a shortage; callers selling from it use
-        max(0, atp), so one node's debt never lowers what other nodes can sell. A count the
+        - transfers reserved out - safety stock. Negative under a debt or a shortage; callers
+        selling from it use max(0, atp), so one node's debt never lowers what other nodes
+        can sell. A count the
         snapshot guard holds back lowers it further: that is the book's (`SkuBook.kept_out`)."""
         due = self.inbound.due_by(until_ms) if self.inbound is not None else 0
-        return self.on_hand + due - self.held - self.allocated - self.safety_stock
+        return (self.on_hand + due - self.held - self.allocated - self.transfer_out
+                - self.safety_stock)
 
     def advance(self, until_ms: int) -> bool:
         """Move the ATP horizon forward; True if some inbound became due."""

@@ -1,18 +1,19 @@
 """Replenishment: a node whose ATP falls below its reorder point asks for stock, once.
 
 The request tops ATP back up to the policy's `order_up_to` (default twice the reorder point):
-a transfer from the nearest node whose surplus (ATP above its own reorder point) covers it,
-else a purchase. No repeat while that request is open; it closes when ATP is back at or above
-the reorder point.
+a transfer from the nearest node whose surplus (ATP above its own reorder point) covers it
+(reserved there and counted in transit here: `transfers.py`), else a purchase. No repeat
+while that request is open; it closes when ATP is back at or above the reorder point.
 """
 
 from __future__ import annotations
 
 from .context import Ctx
 from .geo import haversine_km
+from .transfers import TransferTerms, open_transfer
 
 
-def check_reorder_point(ctx: Ctx, node: str) -> None:
+def check_reorder_point(ctx: Ctx, node: str, terms: TransferTerms) -> None:
     pos = ctx.book.positions.get(node)
     if pos is None or pos.reorder_point is None or not pos.reported:
         return  # a node whose stock was never reported has nothing to judge yet
@@ -29,7 +30,10 @@ def check_reorder_point(ctx: Ctx, node: str) -> None:
     qty = max(1, target - atp)
     source = _transfer_source(ctx, node, qty)
     reason = f"atp {atp} below reorder point {pos.reorder_point}"
-    ctx.emit.replenish(ctx.sku, node, qty, source, reason)
+    if source is None:
+        ctx.emit.replenish(ctx.sku, node, qty, None, reason)
+    else:
+        open_transfer(ctx, source, node, qty, reason, terms)
     ctx.emit.alert("low_stock", ctx.sku, reason, node)
 
 

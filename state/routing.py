@@ -9,8 +9,9 @@ It keeps what needs the whole input's view, and hands each ledger bucket its sha
 - inbound ETAs: when the clock brings one within the ATP horizon, its bucket gets an
   `InboundDue`, so availability and backorders move with time and not only with events;
 - master data (nodes, channels) goes to every bucket, so each can source on its own;
-- so do approvals and rejections of quarantined snapshots: they name only the snapshot's
-  event id, and are rare, so every bucket is asked and the one holding it acts;
+- so do approvals and rejections of quarantined snapshots, and `transfer.cancelled`: they
+  name only an event or command id, and are rare, so every bucket is asked and the one
+  holding it acts;
 - malformed messages become dead letters.
 
 Because one router feeds every bucket through one ordered channel per worker, each bucket sees
@@ -41,6 +42,7 @@ from .events import (
     StockSnapshotApproved,
     StockSnapshotRejected,
     SupplyInbound,
+    TransferCancelled,
     epoch_ms,
 )
 from .holds import HoldDeadlines, hold_deadline
@@ -183,8 +185,8 @@ class Router:
             if t is ChannelUpserted:
                 self.channels[ev.channel.id] = ev.channel
             self._to_every_bucket(work, ev)
-        elif t is StockSnapshotApproved or t is StockSnapshotRejected:
-            self._to_every_bucket(work, ev)  # only the snapshot's id: its bucket is not known
+        elif t is StockSnapshotApproved or t is StockSnapshotRejected or t is TransferCancelled:
+            self._to_every_bucket(work, ev)  # only an id: its bucket is not known
         else:  # every other event names its SKU
             if t is SupplyInbound and ev.qty:
                 eta_ms = epoch_ms(ev.eta)

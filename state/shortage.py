@@ -1,8 +1,9 @@
 """Shortage: supply at a node fell below what is committed there.
 
 The engine says so (alert `shortage`) and takes units back until the node is no longer
-over-committed: holds before allocations, newest orders first, so the oldest promises are the
-last to break. Each line it takes units from is re-sourced at other nodes; a line that cannot
+over-committed: transfers not yet shipped out of it first (`transfers.py`: moving stock
+matters less than an order), then holds before allocations, newest orders first, so the
+oldest promises are the last to break. Each line it takes units from is re-sourced at other nodes; a line that cannot
 be re-sourced gives back everything and is backordered (if its channel takes backorders) or
 rejected.
 """
@@ -13,6 +14,7 @@ from .context import Ctx
 from .lines import ALLOCATED, HELD, Line
 from .placement import add_parts, queue_or_reject, release_all
 from .sourcing import source_line
+from .transfers import take_back_transfers
 
 
 def resolve_shortage(ctx: Ctx, node: str) -> int:
@@ -27,7 +29,7 @@ def resolve_shortage(ctx: Ctx, node: str) -> int:
         f"inbound {pos.inbound_qty}): {over} units over",
         node,
     )
-    short = over
+    short = over - take_back_transfers(ctx, node, over)
     for line in _victims(ctx, node):
         if short <= 0:
             break

@@ -10,6 +10,8 @@ after every input event and the outputs it caused:
 - the `held` statuses one input event gives a line are its whole set of holds from then on:
   at most one per node, and no other status of the line after them under that event;
 - no line has more units committed than it asked for, nor a negative allocation;
+- transfers (`transfer_audit.py`): units reserved for a transfer not yet shipped count as
+  committed at its source, and its units in transit as inbound at its destination;
 - with the snapshot guard on: a count said quarantined (`alert` snapshot_quarantined, caused by
   that snapshot) is one the guard may hold back at its node (a newer count, dropping on hand
   by more than the guard's share); it leaves on hand as it was until approved (then the count
@@ -45,6 +47,8 @@ from stockflow.state.outputs import (
     OrderStatus,
 )
 
+from .transfer_audit import TransferAudit
+
 LineKey = tuple[str, str]
 SkuNode = tuple[str, str]
 
@@ -62,7 +66,7 @@ class HeldCount(NamedTuple):
     on_hand_then: int  # the model's on hand when it came
 
 
-class Auditor:
+class Auditor(TransferAudit):
     def __init__(self, event_by_event: bool = True, config: EngineConfig | None = None) -> None:
         # Whether outputs are applied right after their cause (then a debt's drift alert is
         # checked), or after all the inputs (several partitions: only end states compare).
@@ -96,6 +100,7 @@ class Auditor:
         self._dirty_lines: set[LineKey] = set()
         self._debts_made: set[SkuNode] = set()  # by the last input: must be said as drift
         self._drift_said: set[SkuNode] = set()
+        self._init_transfers()
 
     # -- inputs -------------------------------------------------------------------------
 
@@ -111,7 +116,9 @@ class Auditor:
         }
         if hasattr(ev, "sku") and hasattr(ev, "node"):
             self._dirty_nodes.add((ev.sku, ev.node))
-        if t is StockSnapshot:
+        if self._transfer_input(ev):
+            pass
+        elif t is StockSnapshot:
             key = (ev.sku, ev.node)
             if self._newer(key, ev.seq):
                 self._lift(key)  # a later count supersedes a held one
@@ -230,6 +237,7 @@ class Auditor:
         self._judge_count(outputs)
         for out in outputs:
             t = type(out)
+            self._transfer_output(out)
             if t is OrderStatus:
                 self._status(out, held_now)
             elif t is Alert and out.kind == "drift":

@@ -35,6 +35,8 @@ from stockflow.state.events import (
     StockSnapshotRejected,
     SupplyInbound,
     SupplyReceived,
+    TransferCancelled,
+    TransferShipped,
 )
 from stockflow.state.outputs import (
     Alert,
@@ -153,6 +155,15 @@ class Script:
                 ts=None, event_id=None) -> ShipmentConfirmed:
         return ShipmentConfirmed(**self._meta(ts, event_id), order_id=order_id,
                                  line_id=line_id, sku=sku, node=node, qty=qty)
+
+    def transfer_shipped(self, command_id: str, sku: str, from_node: str, to_node: str,
+                         qty: int, *, ts=None, event_id=None) -> TransferShipped:
+        return TransferShipped(**self._meta(ts, event_id), command_id=command_id, sku=sku,
+                               from_node=from_node, to_node=to_node, qty=qty)
+
+    def transfer_cancelled(self, command_id: str, *, ts=None,
+                           event_id=None) -> TransferCancelled:
+        return TransferCancelled(**self._meta(ts, event_id), command_id=command_id)
 
     # -- demand -------------------------------------------------------------------------
 

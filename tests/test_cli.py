@@ -45,8 +45,12 @@ def test_schema_prints_json_with_every_input_and_output_type(capsys):
     assert set(schema) == {"inputs", "outputs"}
     assert set(schema["inputs"]["discriminator"]["mapping"]) == tags(InputEvent)
     assert set(schema["outputs"]["discriminator"]["mapping"]) == tags(OutputEvent)
-    # contract v1.1 (clock.tick), and stockflow's stock.snapshot.approved / .rejected
-    assert len(tags(InputEvent)) == 15
+    # contract v1.1 (clock.tick), and stockflow's stock.snapshot.approved / .rejected and
+    # transfer.shipped / .cancelled
+    assert len(tags(InputEvent)) == 17
+    transfer = schema["inputs"]["$defs"]["TransferShipped"]
+    assert set(transfer["required"]) >= {"command_id", "sku", "from_node", "to_node", "qty"}
+    assert "transfer" in schema["outputs"]["$defs"]["Alert"]["properties"]
 
 
 def test_schema_can_print_only_the_inputs(capsys):
@@ -176,6 +180,12 @@ BAD_ARGS = {
     "explain a missing file": ["explain", "O1", "--events", "{out}/no-such-events.jsonl"],
     "explain a directory": ["explain", "O1", "--events", "{out}/.."],
     "explain an order not there": ["explain", "NOPE-404", "--events", str(EXAMPLES)],
+    "negative transfer lead": ["replay", str(EXAMPLES), "--out", "{out}", "--transfer-lead", "-1"],
+    "transfer ttl 0": ["replay", str(EXAMPLES), "--out", "{out}", "--transfer-ttl", "0"],
+    "rebalance cover 0": ["replay", str(EXAMPLES), "--out", "{out}",
+                          "--rebalance-cover-weeks", "0"],
+    "rebalance window 0": ["replay", str(EXAMPLES), "--out", "{out}",
+                           "--rebalance-window-days", "0"],
 }
 
 

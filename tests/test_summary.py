@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import msgspec
+import pytest
 
 from stockflow.ops import metrics
 from stockflow.ops.cli import main
@@ -57,3 +58,37 @@ def test_the_printed_summary_shows_the_duplicates(tmp_path, capsys):
     assert main(["replay", str(events), "--out", str(tmp_path / "out"), "--summary"]) == 0
     row = [r for r in capsys.readouterr().out.splitlines() if "duplicates dropped" in r]
     assert len(row) == 1 and row[0].split()[-2] == str(dropped)
+
+
+def rebalancing_trace(path) -> None:
+    """North (Beijing) has 2 jackets, South (Guangzhou) 100; seven orders of 2 ship to
+    Tianjin on one day, and the next day's count at South is the SKU's first event."""
+    from .scenario import BEIJING, DAY, GUANGZHOU
+
+    e = Script()
+    events = [e.node("DC-N", region="North", at=BEIJING),
+              e.node("DC-S", region="South", at=GUANGZHOU), e.channel("web"),
+              e.snapshot("JACKET", "DC-N", 2), e.snapshot("JACKET", "DC-S", 100)]
+    events += [e.order(f"T-{i}", [("JACKET", 2)], paid=True, region="Tianjin",
+                       ship_to=(39.1, 117.2), ts=6 * DAY + i) for i in range(7)]
+    events.append(e.snapshot("JACKET", "DC-S", 88, ts=7 * DAY))
+    path.write_bytes(b"".join(ENCODE(ev) + b"\n" for ev in events))
+
+
+def test_replay_rebalances_when_asked_and_the_summary_counts_transfers(tmp_path, capsys):
+    rebalancing_trace(tmp_path / "events.jsonl")
+    base = ["replay", str(tmp_path / "events.jsonl"), "--summary", "--json", "--quiet"]
+    assert main(base + ["--out", str(tmp_path / "off")]) == 0
+    off = json.loads(capsys.readouterr().out)
+    assert main(base + ["--out", str(tmp_path / "on"), "--rebalance-cover-weeks", "2",
+                        "--rebalance-surplus-weeks", "4", "--rebalance-window-days", "7"]) == 0
+    on = json.loads(capsys.readouterr().out)
+    assert (off["transfers_requested"], on["transfers_requested"]) == (0, 1)
+    assert on["transfer_units"] == 28  # two weeks of 14 a week
+    # North shipped 2 units to Tianjin, South the other 12 (before the transfer was asked).
+    from stockflow.state.geo import haversine_km
+
+    from .scenario import BEIJING, GUANGZHOU
+
+    mean = (2 * haversine_km(*BEIJING, 39.1, 117.2) + 12 * haversine_km(*GUANGZHOU, 39.1, 117.2)) / 14
+    assert off["mean_distance_km"] == on["mean_distance_km"] == pytest.approx(mean)
