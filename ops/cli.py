@@ -279,12 +279,13 @@ def _engine_config(args) -> EngineConfig:
 
 
 def _replay(args) -> int:
-    from .replay import replay, run_cluster_member
+    from .replay import member_engine, replay, run_cluster_member
     from .report import print_summary
     from .summary import summarize
 
     config = _engine_config(args)
     if args.process_id is not None:
+        config = member_engine(config)
         run_cluster_member(args.events, args.out, config, args.chunk_lines,
                            args.process_id, args.addresses.split(";"))
         return 0

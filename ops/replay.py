@@ -8,6 +8,7 @@ import subprocess
 import sys
 import time
 
+import msgspec
 from bytewax.run import cli_main
 from bytewax.testing import run_main
 
@@ -51,6 +52,15 @@ def replay(events: str, out_dir: str, config: EngineConfig, processes: int = 1,
     return time.perf_counter() - started
 
 
+MEMBER_ENGINE = "STOCKFLOW_REPLAY_MEMBER_ENGINE"  # the launcher's EngineConfig, as JSON
+
+
+def member_engine(default: EngineConfig) -> EngineConfig:
+    """A member's engine settings: its launcher's, where it was started by one."""
+    given = os.environ.get(MEMBER_ENGINE)
+    return default if given is None else msgspec.json.decode(given, type=EngineConfig)
+
+
 def run_cluster_member(events: str, out_dir: str, config: EngineConfig, chunk_lines: int,
                        process_id: int, addresses: list[str]) -> None:
     """One process of a replay cluster (started by `_run_cluster`)."""
@@ -61,20 +71,12 @@ def run_cluster_member(events: str, out_dir: str, config: EngineConfig, chunk_li
 def _run_cluster(events, out_dir, config: EngineConfig, processes: int, chunk_lines: int) -> None:
     addresses = ";".join(f"127.0.0.1:{port}" for port in cluster_ports(processes))
     base = [sys.executable, "-m", "stockflow.ops.cli", "replay", events, "--out", out_dir,
-            "--buckets", str(config.buckets), "--chunk-lines", str(chunk_lines),
-            "--inbound-horizon", str(config.inbound_horizon_s), "--addresses", addresses,
-            "--snapshot-guard-units", str(config.snapshot_guard_units),
-            "--transfer-lead", str(config.transfer_lead_s),
-            "--transfer-ttl", str(config.transfer_ttl_s),
-            "--rebalance-surplus-weeks", str(config.rebalance_surplus_weeks),
-            "--rebalance-window-days", str(config.rebalance_window_days),
-            "--rebalance-min-units", str(config.rebalance_min_units),
+            "--chunk-lines", str(chunk_lines), "--addresses", addresses,
             "--log-level", _log_level()]
-    if config.snapshot_guard_share is not None:
-        base += ["--snapshot-guard-share", str(config.snapshot_guard_share)]
-    if config.rebalance_cover_weeks is not None:
-        base += ["--rebalance-cover-weeks", str(config.rebalance_cover_weeks)]
-    procs = [subprocess.Popen(base + ["--process-id", str(i)]) for i in range(processes)]
+    # Every member runs the rules with this engine's settings, all of them, whatever flags
+    # the command line has for them.
+    env = {**os.environ, MEMBER_ENGINE: msgspec.json.encode(config).decode()}
+    procs = [subprocess.Popen(base + ["--process-id", str(i)], env=env) for i in range(processes)]
     codes = [p.wait() for p in procs]
     if any(codes):
         raise ReplayError(f"a replay worker process failed (exit codes {codes})")

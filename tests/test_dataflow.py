@@ -123,6 +123,15 @@ def test_two_processes_give_the_same_outputs_as_one(trace, one_process, tmp_path
     assert nonzero(final_availability(two)) == nonzero(final_availability(one))
 
 
+def test_every_engine_setting_reaches_the_worker_processes(trace, one_process, tmp_path):
+    # A setting no command-line flag carries: the members must still decide with it.
+    nearest = EngineConfig(buckets=16, sourcing_rank=("region", "distance", "whole_line", "cost"))
+    replay(str(trace), str(tmp_path / "one"), nearest, processes=1, chunk_lines=1000)
+    replay(str(trace), str(tmp_path / "two"), nearest, processes=2, chunk_lines=1000)
+    one, two = all_outputs(tmp_path / "one"), all_outputs(tmp_path / "two")
+    assert decisions(two) == decisions(one) != decisions(all_outputs(one_process))
+
+
 def test_real_olist_trace_keeps_the_promise(tmp_path):
     replay(str(OLIST), str(tmp_path), EngineConfig())
     events, malformed = read_events(OLIST)
