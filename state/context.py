@@ -9,6 +9,7 @@ from .config import DEFAULT_RANK
 from .emit import Emitter
 from .lines import Line
 from .master import Catalog
+from .supply_policy import SupplyView
 
 
 class SourcingObserver(Protocol):
@@ -23,10 +24,12 @@ class SourcingObserver(Protocol):
 class Ctx:
     """One SKU's book, the master data, the outputs being built, and the ATP horizon."""
 
-    __slots__ = ("sku", "book", "catalog", "emit", "until_ms", "supply_rose", "rank", "explain")
+    __slots__ = ("sku", "book", "catalog", "emit", "until_ms", "supply_rose", "rank", "explain",
+                 "clock_ms")
 
     def __init__(self, sku: str, book: SkuBook, catalog: Catalog, emit: Emitter, until_ms: int,
-                 rank: tuple[str, ...] = DEFAULT_RANK, explain: SourcingObserver | None = None):
+                 rank: tuple[str, ...] = DEFAULT_RANK, explain: SourcingObserver | None = None,
+                 clock_ms: int | None = None):
         self.sku = sku
         self.book = book
         self.catalog = catalog
@@ -35,3 +38,10 @@ class Ctx:
         self.supply_rose = False  # units came free: the backorder queue may be filled
         self.rank = rank  # sourcing's order of preference (EngineConfig.sourcing_rank)
         self.explain = explain  # set only by `stockflow explain`
+        self.clock_ms = until_ms if clock_ms is None else clock_ms  # the engine's clock
+
+    def view(self, channel_id: str) -> SupplyView | None:
+        """What the channel counts of inbound supply now (None: the engine's view)."""
+        if not self.catalog.supply_policies:
+            return None  # the usual case, at the cost of one attribute
+        return self.catalog.supply_view(channel_id, self.until_ms - self.clock_ms)

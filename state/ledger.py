@@ -130,7 +130,7 @@ class Ledger(SnapshotGuarding):
                     republished.add(sku)
                 publish_changes(
                     sku, book, self.catalog, clock_ms + self.horizon_ms, self.emit, cause, ts,
-                    whole,
+                    whole, clock_ms,
                 )
         self.published_skus = list(self._touched)
         self._touched.clear()
@@ -141,7 +141,7 @@ class Ledger(SnapshotGuarding):
             book = self.books[sku] = SkuBook()
         self._touched[sku] = (self.emit.cause, self.emit.ts, clock_ms)
         ctx = Ctx(sku, book, self.catalog, self.emit, clock_ms + self.horizon_ms,
-                  self.config.sourcing_rank, self.explain)
+                  self.config.sourcing_rank, self.explain, clock_ms)
         # Any event is the SKU's chance to be judged as a slow mover on a new day, on the
         # stock it had before the event: a SKU that stopped selling is judged at its next
         # count, with no daily sweep over every SKU (slow_movers.py).
@@ -151,6 +151,10 @@ class Ledger(SnapshotGuarding):
         became_due = False
         for pos in book.positions.values():
             became_due |= pos.advance(ctx.until_ms)
+        if self.catalog.supply_policies and book.backorders:  # channels' own horizons too
+            for pos in book.positions.values():
+                if pos.inbound is not None and pos.inbound.windows:
+                    became_due |= pos.inbound.advance_windows(clock_ms)
         if became_due and book.backorders:
             fill_backorders(ctx)  # queued lines come before whatever this event brings
         return ctx

@@ -53,9 +53,18 @@ class Position(msgspec.Struct, array_like=True, gc=False):  # gc=False: see inbo
         due = self.inbound.due_by(until_ms) if self.inbound is not None else 0
         return self.on_hand + due - self.held - self.allocated - self.safety_stock
 
+    def atp_counting(self, counted: int) -> int:
+        """`atp` counting `counted` units of inbound (what a channel's supply policy counts,
+        `supply_policy.py`) in place of the inbound due by a horizon; keep the two alike."""
+        return self.on_hand + counted - self.held - self.allocated - self.safety_stock
+
     def advance(self, until_ms: int) -> bool:
         """Move the ATP horizon forward; True if some inbound became due."""
         return self.inbound is not None and self.inbound.advance(until_ms)
+
+    def advance_windows(self, clock_ms: int) -> bool:
+        """Move the horizons of channels' supply policies forward; True if inbound became due."""
+        return self.inbound is not None and self.inbound.advance_windows(clock_ms)
 
     def set_inbound(self, supply_id: str, qty: int, eta_ms: int, kind: str) -> int:
         """Announce, revise (qty > 0) or withdraw (qty == 0) a supply; returns its old qty."""
