@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import gzip
 import os
+from datetime import datetime
 from collections.abc import Iterator
 
 import msgspec
@@ -32,6 +33,7 @@ class StatusSeen(msgspec.Struct, kw_only=True, omit_defaults=True):
     reason: str | None = None
     cause: str = ""
     event: str = ""  # the type of the cause
+    promised_at: datetime | None = None  # units waiting for inbound supply: its ETA
 
 
 class Step(msgspec.Struct, kw_only=True, omit_defaults=True):
@@ -118,6 +120,7 @@ def _histories(created: OrderCreated, sourcings: list[Sourcing], statuses: list[
         for i, o in enumerate(x for x in statuses if x.line_id == ol.line_id):
             event = causes.get(o.cause, (0, ""))[1]
             seen = StatusSeen(status=o.status, qty=o.qty, node=o.node, reason=o.reason,
+                              promised_at=o.promised_at,
                               cause=o.cause, event=event)
             entries.append(((causes.get(o.cause, (-1,))[0], 1, i), seen))
         entries.sort(key=lambda e: e[0])

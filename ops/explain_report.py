@@ -132,5 +132,7 @@ def _statuses(statuses: list[StatusSeen]) -> str:
     return "; ".join(
         st.status + (f" at {st.node}" if st.node else "") + f" {st.qty}"
         + (f" ({st.reason})" if st.reason else "")
+        + (f", promised {st.promised_at.isoformat().replace('+00:00', 'Z')}"
+           if st.promised_at else "")
         for st in statuses
     )

@@ -22,6 +22,7 @@ def position_json(sku: str, node: str, pos: NodePosition) -> dict:
                     for kind, i in sorted(pos.inbound.items())},
         "inbound_due": pos.inbound_due, "held": pos.held, "allocated": pos.allocated,
         "safety_stock": pos.safety_stock, "kept_out": pos.kept_out, "atp": pos.atp,
+        **({"atp_by_channel": dict(sorted(pos.by_channel.items()))} if pos.by_channel else {}),
     }
 
 
@@ -65,6 +66,10 @@ def report_table(report: SkuReport, node: str | None = None) -> str:
         for n, pos in shown for kind, i in sorted(pos.inbound.items())]
     if len(inbound) > 1:
         lines += ["", *_aligned(inbound, left={0, 1, 3})]
+    policies = [("ATP at", "channel (own supply policy)", "ATP")] + [
+        (n, ch, str(atp)) for n, pos in shown for ch, atp in sorted((pos.by_channel or {}).items())]
+    if len(policies) > 1:
+        lines += ["", *_aligned(policies, left={0, 1})]
     channels = [("channel", "available", "max_line_qty")] + [
         (ch, str(n), str(report.max_line_qty.get(ch, 0)))
         for ch, n in sorted(report.available.items())]

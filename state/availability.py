@@ -16,6 +16,7 @@ from typing import NamedTuple
 from .book import SkuBook
 from .emit import Emitter
 from .master import Catalog
+from .supply_policy import SupplyView, channel_atp
 
 
 class Availability(NamedTuple):
@@ -25,14 +26,17 @@ class Availability(NamedTuple):
 
 def channel_availability(
     book: SkuBook, catalog: Catalog, channel: str, until_ms: int,
+    view: SupplyView | None = None,
 ) -> Availability:
+    """`view`: what the channel counts of inbound supply (None: all due by `until_ms`)."""
     members = catalog.channel_nodes(channel)
     shippers = catalog.channel_ship_nodes(channel)
     total = largest = 0
     kept_out = book.kept_out()  # what a held-back lower count says is not there
     for node, pos in book.positions.items():
         if node in members:
-            atp = pos.atp(until_ms) - kept_out.get(node, 0)
+            atp = pos.atp(until_ms) if view is None else channel_atp(pos, until_ms, view)
+            atp -= kept_out.get(node, 0)
             if atp > 0:
                 total += atp
                 if atp > largest and node in shippers:
@@ -43,13 +47,16 @@ def channel_availability(
 
 def publish_changes(
     sku: str, book: SkuBook, catalog: Catalog, until_ms: int,
-    emit: Emitter, cause: str, ts: datetime, whole: bool = False,
+    emit: Emitter, cause: str, ts: datetime, whole: bool = False, clock_ms: int | None = None,
 ) -> None:
     """Emit `availability.changed` for every channel whose availability of `sku` moved, in all
-    or in one line; `whole`: for every channel."""
+    or in one line; `whole`: for every channel. Each channel counts inbound supply by its own
+    policy at `clock_ms` (the engine's clock; `until_ms` is its horizon)."""
     published, published_line = book.published, book.published_line
-    for channel in catalog.channels:
-        available, max_line_qty = channel_availability(book, catalog, channel, until_ms)
+    horizon_ms = 0 if clock_ms is None else until_ms - clock_ms
+    for channel, master in catalog.channels.items():
+        view = None if master.supply is None else catalog.supply_view(channel, horizon_ms)
+        available, max_line_qty = channel_availability(book, catalog, channel, until_ms, view)
         if (whole or published.get(channel, 0) != available
                 or published_line.get(channel, 0) != max_line_qty):
             published[channel] = available

@@ -21,8 +21,14 @@ def fill_backorders(ctx: Ctx) -> None:
     if not book.backorders:
         return
     kept_out = book.kept_out()
-    if not any(pos.atp(ctx.until_ms) - kept_out.get(node, 0) > 0
-               for node, pos in book.positions.items()):
+    until_ms = ctx.until_ms
+    if ctx.catalog.supply_policies:  # a channel may count more than the engine's horizon
+        sellable = (pos.atp_counting(pos.inbound_qty) - kept_out.get(node, 0) > 0
+                    for node, pos in book.positions.items())
+    else:
+        sellable = (pos.atp(until_ms) - kept_out.get(node, 0) > 0
+                    for node, pos in book.positions.items())
+    if not any(sellable):
         return
     failed_at: dict[str, int] = {}  # shape -> smallest quantity that could not be filled
     filled: dict[str, set] = {}

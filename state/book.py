@@ -118,6 +118,8 @@ class SkuBook(msgspec.Struct, array_like=True, gc=False):  # no cycles: see posi
             line.parts[node] = left
         else:
             del line.parts[node]
+            if line.promised is not None:
+                line.promise(node, None)
 
     def convert_to_allocation(self, line: Line) -> None:
         """A paid held line: its holds become allocations at the same nodes."""

@@ -9,6 +9,7 @@ from .config import DEFAULT_RANK
 from .emit import Emitter
 from .lines import Line
 from .master import Catalog
+from .supply_policy import SupplyView
 
 
 class SourcingObserver(Protocol):
@@ -27,14 +28,20 @@ class Ctx:
                  "explain")
 
     def __init__(self, sku: str, book: SkuBook, catalog: Catalog, emit: Emitter, until_ms: int,
-                 clock_ms: int = 0, rank: tuple[str, ...] = DEFAULT_RANK,
+                 clock_ms: int | None = None, rank: tuple[str, ...] = DEFAULT_RANK,
                  explain: SourcingObserver | None = None):
         self.sku = sku
         self.book = book
         self.catalog = catalog
         self.emit = emit
         self.until_ms = until_ms  # inbound supply due by then counts as sellable
-        self.clock_ms = clock_ms  # the engine's clock (event time)
         self.supply_rose = False  # units came free: the backorder queue may be filled
         self.rank = rank  # sourcing's order of preference (EngineConfig.sourcing_rank)
         self.explain = explain  # set only by `stockflow explain`
+        self.clock_ms = until_ms if clock_ms is None else clock_ms  # the engine's clock
+
+    def view(self, channel_id: str) -> SupplyView | None:
+        """What the channel counts of inbound supply now (None: the engine's view)."""
+        if not self.catalog.supply_policies:
+            return None  # the usual case, at the cost of one attribute
+        return self.catalog.supply_view(channel_id, self.until_ms - self.clock_ms)

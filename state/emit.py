@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from .lines import HELD, Line
+from .lines import ALLOCATED, HELD, Line
 from .outputs import (
     Alert,
     AvailabilityChanged,
@@ -23,6 +23,7 @@ from .outputs import (
     OutputEvent,
     ReplenishmentRequested,
 )
+from .supply_policy import datetime_of
 
 
 class Emitter:
@@ -86,9 +87,15 @@ class Emitter:
     ) -> None:
         if status == "rejected" and line.paid:
             self.oversold[line.channel] = self.oversold.get(line.channel, 0) + 1
+        promised_at = None
+        if line.promised is not None and (status == HELD or status == ALLOCATED):
+            eta_ms = line.promised.get(node)
+            if eta_ms is not None:
+                promised_at = datetime_of(eta_ms)
         self.out.append(OrderStatus(
             ts=self.ts, cause=self.cause, order_id=line.order_id, line_id=line.line_id,
             sku=sku, status=status, qty=qty, node=node, reason=reason, paid=line.paid,
+            promised_at=promised_at,
         ))
 
     def allocate(self, line: Line, sku: str, node: str, qty: int) -> None:

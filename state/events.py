@@ -50,6 +50,15 @@ class Node(Struct, frozen=True, kw_only=True):
     snapshot_guard_units: Count | None = None
 
 
+class SupplyTerms(Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """What a channel counts of one kind of inbound supply (a stockflow addition)."""
+
+    share: Share = 1.0  # of the units due, rounded down: 0.5 of 7 counts 3
+    # How far ahead of the engine's clock an ETA may lie to count; None: the engine's
+    # `inbound_horizon_s`.
+    horizon_s: Annotated[float, Meta(ge=0)] | None = None
+
+
 class Channel(Struct, frozen=True, kw_only=True):
     id: Id
     nodes: Annotated[list[Id], Meta(min_length=1)]  # ["*"] means every node
@@ -57,6 +66,10 @@ class Channel(Struct, frozen=True, kw_only=True):
     allow_split: bool
     backorder: bool
     wos_weeks: Annotated[float, Meta(ge=0)] | None = None
+    # Optional, added by stockflow: which inbound supply this channel may promise, by kind
+    # (`supply_policy.py`). None: every kind, whole, within the engine's horizon. A kind not
+    # listed is not promised; {} promises stock on hand only (an immediate-ship channel).
+    supply: dict[SupplyKind, SupplyTerms] | None = None
 
     @property
     def all_nodes(self) -> bool:

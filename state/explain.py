@@ -22,6 +22,7 @@ from .context import Ctx
 from .lines import Line
 from .master import Catalog
 from .sourcing import Parts, line_key, rank_key, rank_names, why_unfilled
+from .supply_policy import SupplyView, channel_atp, counted_inbound
 
 # What started a sourcing, by the reason its statuses carry (None: the line's first placement)
 TRIGGERS = {
@@ -40,9 +41,10 @@ class NodeView(msgspec.Struct, kw_only=True):
     rank: int | None = None
     ineligible: str | None = None  # inactive, not_in_channel, cannot_ship, not_pickup_store,
     # no_pickup_counter, shortage_node (the node a shortage takes units back from)
-    atp: int = 0  # on hand + inbound due within the horizon - held - allocated - safety
+    atp: int = 0  # on hand + inbound counted - held - allocated - safety
     on_hand: int = 0
-    inbound_due: int = 0
+    inbound_due: int = 0  # inbound the channel counts (by its supply policy, else due
+    # within the engine's horizon)
     held: int = 0
     allocated: int = 0
     safety_stock: int = 0
@@ -81,15 +83,18 @@ class Sourcing(msgspec.Struct, kw_only=True):
 def explain_sourcing(line: Line, qty: int, book: SkuBook, catalog: Catalog, until_ms: int,
                      exclude: str | None, parts: Parts | None, reason: str | None = None,
                      sku: str = "", cause: str = "", ts: datetime | None = None,
-                     rank: tuple[str, ...] = DEFAULT_RANK) -> Sourcing:
+                     rank: tuple[str, ...] = DEFAULT_RANK,
+                     view: SupplyView | None = None) -> Sourcing:
     """The explanation of `source_line(line, qty, book, catalog, until_ms, exclude) == parts`,
-    made from the same book before anything is committed."""
+    made from the same book before anything is committed; `view`: what the line's channel
+    counts of inbound supply (None: the engine's view)."""
     channel = catalog.channels.get(line.channel)
     members = catalog.channel_nodes(line.channel)
     kept_out = book.kept_out()
+    supply = view
     views: list[NodeView] = []
     for node_id in sorted(catalog.nodes):
-        view = _view(line, qty, book, catalog, until_ms, node_id, kept_out)
+        view = _view(line, qty, book, catalog, until_ms, node_id, kept_out, supply)
         view.ineligible = _ineligible(line, catalog, members, node_id, exclude)
         views.append(view)
     ranked = [v for v in views if v.ineligible is None and v.atp > 0]
@@ -105,7 +110,7 @@ def explain_sourcing(line: Line, qty: int, book: SkuBook, catalog: Catalog, unti
     unfilled = None
     if parts is None:
         unfilled = "shortage" if trigger == "shortage" else why_unfilled(
-            line, book, catalog, until_ms, exclude)
+            line, book, catalog, until_ms, exclude, supply)
     return Sourcing(
         order_id=line.order_id, line_id=line.line_id, sku=sku, trigger=trigger, cause=cause,
         ts=ts, qty=qty, channel=line.channel,
@@ -143,7 +148,7 @@ def ranked_choice(sourcing: Sourcing) -> Parts | None:
 
 
 def _view(line: Line, qty: int, book: SkuBook, catalog: Catalog, until_ms: int, node_id: str,
-          kept_out: dict[str, int]) -> NodeView:
+          kept_out: dict[str, int], supply: SupplyView | None) -> NodeView:
     node = catalog.nodes[node_id]
     key = rank_key(catalog, node_id, line.region, line.lat, line.lon)  # the default order
     view = NodeView(node=node_id, same_region=node.region == line.region,
@@ -152,10 +157,13 @@ def _view(line: Line, qty: int, book: SkuBook, catalog: Catalog, until_ms: int, 
     pos = book.positions.get(node_id)
     if pos is not None:
         view.on_hand = pos.on_hand
-        view.inbound_due = pos.inbound.due_by(until_ms) if pos.inbound is not None else 0
+        if supply is not None:
+            view.inbound_due = counted_inbound(pos, supply, until_ms)
+        elif pos.inbound is not None:
+            view.inbound_due = pos.inbound.due_by(until_ms)
         view.held, view.allocated, view.safety_stock = pos.held, pos.allocated, pos.safety_stock
         view.kept_out = kept_out.get(node_id, 0)
-        view.atp = pos.atp(until_ms) - view.kept_out
+        view.atp = channel_atp(pos, until_ms, supply) - view.kept_out
     view.fills = view.atp >= qty
     return view
 
@@ -212,4 +220,5 @@ class Explainer:
         self.sourcings.append(explain_sourcing(
             line, qty, ctx.book, ctx.catalog, ctx.until_ms, exclude, parts, reason,
             sku=ctx.sku, cause=ctx.emit.cause, ts=ctx.emit.ts, rank=ctx.rank,
+            view=ctx.view(line.channel),
         ))

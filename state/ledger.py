@@ -139,7 +139,7 @@ class Ledger(SnapshotGuarding, TransferHandling):
                     republished.add(sku)
                 publish_changes(
                     sku, book, self.catalog, clock_ms + self.horizon_ms, self.emit, cause, ts,
-                    whole,
+                    whole, clock_ms,
                 )
         self.published_skus = list(self._touched)
         self._note_transfers(self.published_skus)
@@ -161,6 +161,10 @@ class Ledger(SnapshotGuarding, TransferHandling):
         became_due = False
         for pos in book.positions.values():
             became_due |= pos.advance(ctx.until_ms)
+        if self.catalog.supply_policies and book.backorders:  # channels' own horizons too
+            for pos in book.positions.values():
+                if pos.inbound is not None and pos.inbound.windows:
+                    became_due |= pos.inbound.advance_windows(clock_ms)
         if became_due and book.backorders:
             fill_backorders(ctx)  # queued lines come before whatever this event brings
         if book.transfers is not None or book.demand is not None:

@@ -36,6 +36,9 @@ class Line(msgspec.Struct, array_like=True, gc=False):  # no cycles: see positio
     status: str = BACKORDERED
     parts: dict[str, int] = {}  # node -> units held or allocated (by `status`)
     shipped: int = 0
+    # node -> ETA (ms) of the inbound supply its units there wait for, where on hand does not
+    # cover them (`supply_policy.promise_date`); None for a line served from on hand
+    promised: dict[str, int] | None = None
 
     @property
     def key(self) -> tuple[str, str]:
@@ -44,6 +47,17 @@ class Line(msgspec.Struct, array_like=True, gc=False):  # no cycles: see positio
     @property
     def committed(self) -> int:
         return sum(self.parts.values())
+
+    def promise(self, node: str, eta_ms: int | None) -> None:
+        """Its units at `node` wait for inbound due at `eta_ms` (None: they are on hand)."""
+        if eta_ms is not None:
+            if self.promised is None:
+                self.promised = {}
+            self.promised[node] = eta_ms
+        elif self.promised is not None:
+            self.promised.pop(node, None)
+            if not self.promised:
+                self.promised = None
 
 
 def unknown_line(order_id: str, line_id: str) -> Line:

@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 from .events import Channel, Node
+from .supply_policy import SupplyView, supply_view
 
 
 class Catalog:
     """Nodes and channels, with the eligible-node sets that sourcing asks for, cached."""
 
-    __slots__ = ("nodes", "channels", "_members", "_shippers")
+    __slots__ = ("nodes", "channels", "_members", "_shippers", "supply_policies", "_views")
 
     def __init__(self) -> None:
         self.nodes: dict[str, Node] = {}
         self.channels: dict[str, Channel] = {}
+        self.supply_policies = False  # some channel counts inbound by its own policy
+        self._views: dict[tuple[str, int], SupplyView | None] = {}
         self._members: dict[str, frozenset[str]] = {}
         self._shippers: dict[str, frozenset[str]] = {}
 
@@ -23,6 +26,8 @@ class Catalog:
 
     def upsert_channel(self, channel: Channel) -> None:
         self.channels[channel.id] = channel
+        self.supply_policies = any(c.supply is not None for c in self.channels.values())
+        self._views.clear()
         self._members.clear()
         self._shippers.clear()
 
@@ -51,6 +56,16 @@ class Catalog:
             )
         return shippers
 
+    def supply_view(self, channel_id: str, horizon_ms: int) -> SupplyView | None:
+        """What the channel counts of inbound supply (`supply_policy.py`), built once;
+        `horizon_ms`: the engine's inbound horizon. None: the engine's view."""
+        key = (channel_id, horizon_ms)
+        try:
+            return self._views[key]
+        except KeyError:
+            view = self._views[key] = supply_view(self.channels.get(channel_id), horizon_ms)
+            return view
+
     def can_fulfil(self, node_id: str, fulfillment: str, pickup_node: str | None) -> bool:
         """Whether a node has the capability a line needs: ship, or pickup at that store only."""
         node = self.nodes.get(node_id)
@@ -69,5 +84,5 @@ class Catalog:
         for node in nodes:
             catalog.nodes[node.id] = node
         for channel in channels:
-            catalog.channels[channel.id] = channel
+            catalog.upsert_channel(channel)
         return catalog

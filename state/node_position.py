@@ -11,7 +11,9 @@ from __future__ import annotations
 import msgspec
 
 from .book import SkuBook
+from .events import Channel
 from .position import Position
+from .supply_policy import SupplyView, counted_as_applied, supply_view
 
 
 class InboundOfKind(msgspec.Struct, array_like=True, frozen=True):
@@ -34,12 +36,27 @@ class NodePosition(msgspec.Struct, array_like=True, frozen=True):
     safety_stock: int
     kept_out: int  # units a quarantined lower count keeps out of ATP (snapshot guard)
     atp: int
+    # The ATP each channel with its own supply policy sees here (`supply_policy.py`), where
+    # it sells from this node; the other channels see `atp`. None: no such channel.
+    by_channel: dict[str, int] | None = None
 
 
-def node_positions(book: SkuBook) -> dict[str, NodePosition]:
-    """node -> its position, ATP as the ledger last applied it (what channels were told)."""
+def policy_views(channels: dict[str, Channel], horizon_ms: int) -> dict[str, SupplyView]:
+    """channel -> the kinds, shares and horizons it counts, for channels with a policy."""
+    views = {}
+    for channel_id, channel in channels.items():
+        view = supply_view(channel, horizon_ms)
+        if view is not None:
+            views[channel_id] = view
+    return views
+
+
+def node_positions(book: SkuBook, views: dict[str, SupplyView] | None = None,
+                   ) -> dict[str, NodePosition]:
+    """node -> its position, ATP as the ledger last applied it (what channels were told);
+    `views`: channels with a supply policy (`policy_views`), for `by_channel`."""
     kept_out = book.kept_out()
-    return {node: _of(pos, kept_out.get(node, 0)) for node, pos in book.positions.items()}
+    return {node: _of(pos, kept_out.get(node, 0), views) for node, pos in book.positions.items()}
 
 
 def atp_as_applied(pos: Position) -> int:
@@ -48,8 +65,16 @@ def atp_as_applied(pos: Position) -> int:
     return pos.atp(pos.inbound.until if pos.inbound is not None else 0)
 
 
-def _of(pos: Position, kept_out: int) -> NodePosition:
+def _of(pos: Position, kept_out: int, views: dict[str, SupplyView] | None) -> NodePosition:
     atp = atp_as_applied(pos) - kept_out
+    by_channel = None
+    if views:
+        for channel_id, view in views.items():
+            counted = counted_as_applied(pos, view)
+            if counted is not None:
+                if by_channel is None:
+                    by_channel = {}
+                by_channel[channel_id] = pos.atp_counting(counted) - kept_out
     supply = pos.inbound
     by_kind: dict[str, InboundOfKind] = {}
     if supply is not None:
@@ -61,7 +86,7 @@ def _of(pos: Position, kept_out: int) -> NodePosition:
         on_hand=pos.on_hand, inbound=by_kind,
         inbound_due=supply.due if supply is not None else 0,
         held=pos.held, allocated=pos.allocated, safety_stock=pos.safety_stock,
-        kept_out=kept_out, atp=atp,
+        kept_out=kept_out, atp=atp, by_channel=by_channel,
     )
 
 
@@ -75,12 +100,13 @@ class SkuReport(msgspec.Struct, frozen=True):
     positions: dict[str, NodePosition]
 
 
-def sku_report(sku: str, book: SkuBook, channels) -> SkuReport:
-    """The report of one SKU from its book; `channels`: the channel ids the engine knows (a
-    channel never published has 0, as the contract says)."""
+def sku_report(sku: str, book: SkuBook, channels, horizon_ms: int = 0) -> SkuReport:
+    """The report of one SKU from its book; `channels`: the channels the engine knows, by id
+    (a channel never published has 0, as the contract says); `horizon_ms`: the engine's."""
+    views = policy_views(channels, horizon_ms) if isinstance(channels, dict) else None
     return SkuReport(
         sku=sku,
         available={ch: book.published.get(ch, 0) for ch in channels},
         max_line_qty={ch: book.published_line.get(ch, 0) for ch in channels},
-        positions=node_positions(book),
+        positions=node_positions(book, views),
     )

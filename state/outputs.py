@@ -70,6 +70,10 @@ class OrderStatus(_Output, frozen=True, tag="order.status"):
     # Optional, added by stockflow: why the line stands there (None: a plain success).
     reason: StatusReason | None = None
     paid: bool | None = None
+    # Optional, added by stockflow: a line held or allocated at a node whose on hand, less
+    # what is committed there, does not cover it is promised for the ETA of the inbound
+    # supply its channel counts that does. None: served from stock on hand.
+    promised_at: datetime | None = None
 
 
 class ReplenishmentRequested(_Output, frozen=True, tag="replenishment.requested"):

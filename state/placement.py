@@ -8,6 +8,7 @@ from __future__ import annotations
 from .context import Ctx
 from .lines import ALLOCATED, BACKORDERED, HELD, REJECTED, Line
 from .sourcing import Parts, source_line, why_unfilled
+from .supply_policy import promise_date
 
 
 def place(ctx: Ctx, line: Line, exclude: str | None = None, reason: str | None = None) -> bool:
@@ -16,7 +17,9 @@ def place(ctx: Ctx, line: Line, exclude: str | None = None, reason: str | None =
     `reason`: what its statuses say when this is not the line's first placement
     (backorder_filled, revived_by_payment).
     """
-    parts = source_line(line, line.qty, ctx.book, ctx.catalog, ctx.until_ms, exclude, ctx.rank)
+    view = ctx.view(line.channel) if ctx.catalog.supply_policies else None
+    parts = source_line(line, line.qty, ctx.book, ctx.catalog, ctx.until_ms, exclude, ctx.rank,
+                        view)
     if ctx.explain is not None:
         ctx.explain.sourced(ctx, line, line.qty, exclude, parts, reason)
     if parts is None:
@@ -27,8 +30,12 @@ def place(ctx: Ctx, line: Line, exclude: str | None = None, reason: str | None =
 
 
 def add_parts(ctx: Ctx, line: Line, parts: Parts, reason: str | None = None) -> None:
-    """Commit more units of a held or allocated line, and tell the world."""
+    """Commit more units of a held or allocated line, and tell the world. Units on hand does
+    not cover are promised for the ETA of the inbound that does (`line.promised`)."""
     for node, qty in parts:
+        pos = ctx.book.position(node)
+        if pos.held + pos.allocated + qty > pos.on_hand or line.promised is not None:
+            line.promise(node, promise_date(pos, qty, ctx.until_ms, ctx.view(line.channel)))
         ctx.book.commit(line, node, qty)
     if line.status == ALLOCATED:
         for node, qty in parts:
@@ -46,7 +53,8 @@ def emit_holds(ctx: Ctx, line: Line, reason: str | None = None) -> None:
 
 def place_or_queue(ctx: Ctx, line: Line, reason: str | None = None) -> None:
     if not place(ctx, line, reason=reason):
-        queue_or_reject(ctx, line, why_unfilled(line, ctx.book, ctx.catalog, ctx.until_ms))
+        queue_or_reject(ctx, line, why_unfilled(line, ctx.book, ctx.catalog, ctx.until_ms,
+                                                view=ctx.view(line.channel)))
 
 
 def queue_or_reject(ctx: Ctx, line: Line, reason: str) -> None:

@@ -52,15 +52,23 @@ class Position(msgspec.Struct, array_like=True, gc=False):  # gc=False: see inbo
         """Available to promise: on hand + inbound due by `until_ms` - holds - allocations
         - transfers reserved out - safety stock. Negative under a debt or a shortage; callers
         selling from it use max(0, atp), so one node's debt never lowers what other nodes
-        can sell. A count the
-        snapshot guard holds back lowers it further: that is the book's (`SkuBook.kept_out`)."""
+        can sell. A count the snapshot guard holds back lowers it further: that is the
+        book's (`SkuBook.kept_out`)."""
         due = self.inbound.due_by(until_ms) if self.inbound is not None else 0
-        return (self.on_hand + due - self.held - self.allocated - self.transfer_out
-                - self.safety_stock)
+        return self.atp_counting(due)
+
+    def atp_counting(self, counted: int) -> int:
+        """ATP counting `counted` units of inbound: those due by a horizon (`atp`), or what a
+        channel's supply policy counts (`supply_policy.py`). The one formula."""
+        return self.on_hand + counted - self.committed - self.safety_stock
 
     def advance(self, until_ms: int) -> bool:
         """Move the ATP horizon forward; True if some inbound became due."""
         return self.inbound is not None and self.inbound.advance(until_ms)
+
+    def advance_windows(self, clock_ms: int) -> bool:
+        """Move the horizons of channels' supply policies forward; True if inbound became due."""
+        return self.inbound is not None and self.inbound.advance_windows(clock_ms)
 
     def set_inbound(self, supply_id: str, qty: int, eta_ms: int, kind: str) -> int:
         """Announce, revise (qty > 0) or withdraw (qty == 0) a supply; returns its old qty."""

@@ -13,7 +13,7 @@ from .checkout import PREFIX as CHECKOUT
 from .checkout import outcomes
 from .ledger import Ledger
 from .lines import HELD
-from .node_position import NodePosition, node_positions
+from .node_position import NodePosition, node_positions, policy_views
 from .outputs import OrderStatus
 
 
@@ -42,6 +42,7 @@ def views(ledger: Ledger, outputs: list, whole: bool = False) -> list[SkuView]:
                 if line.status == HELD
             )
     result = []
+    supply_views = policy_views(ledger.catalog.channels, ledger.horizon_ms)
     for sku in list(ledger.books) if whole else ledger.published_skus:
         book = ledger.books.get(sku)
         if book is None:
@@ -58,7 +59,7 @@ def views(ledger: Ledger, outputs: list, whole: bool = False) -> list[SkuView]:
             else:
                 released.append(key)
         channels = ledger.catalog.channels
-        positions = node_positions(book)
+        positions = node_positions(book, supply_views)
         result.append(SkuView(
             sku=sku,
             channels={ch: book.published.get(ch, 0) for ch in channels},

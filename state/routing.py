@@ -6,8 +6,9 @@ It keeps what needs the whole input's view, and hands each ledger bucket its sha
 - duplicates (same `event_id`, or an `order.created` for a known order) stop here;
 - which SKUs an order touches, so `order.paid` / `order.cancelled` reach the right buckets;
 - hold deadlines: when the clock passes one, the order's buckets get an `Expire`;
-- inbound ETAs: when the clock brings one within the ATP horizon, its bucket gets an
-  `InboundDue`, so availability and backorders move with time and not only with events;
+- inbound ETAs: when the clock brings one within the ATP horizon, or within the horizon a
+  channel's supply policy gives its kind, its bucket gets an `InboundDue`, so availability
+  and backorders move with time and not only with events;
 - master data (nodes, channels) goes to every bucket, so each can source on its own;
 - so do approvals and rejections of quarantined snapshots, and `transfer.cancelled`: they
   name only an event or command id, and are rare, so every bucket is asked and the one
@@ -70,6 +71,9 @@ class Router:
         self._retention_ms = int(config.order_retention_s * 1000)
         self._horizon_ms = int(config.inbound_horizon_s * 1000)
         self._bucket_cache: dict[str, int] = {}
+        # heap of (when an inbound ETA comes within a channel policy's horizon, sku)
+        self.policy_due: list[tuple[int, str]] = []
+        self._policy_horizons: dict[str, set[int]] | None = None  # kind -> horizons (ms)
 
     # A snapshot is msgpack of `_RouterState`, several times faster than pickling the
     # objects: it is taken at every epoch, and the order index grows with retention.
@@ -79,6 +83,7 @@ class Router:
             recent=self.recent.snapshot(), orders=self.orders, order_ages=list(self.order_ages),
             deadlines=self.deadlines.snapshot(), channels=self.channels,
             duplicates=self.duplicates, orphans=self.orphans, etas=self.etas,
+            policy_due=self.policy_due,
         ))
 
     def __setstate__(self, data: bytes) -> None:
@@ -92,6 +97,7 @@ class Router:
         self.channels = state.channels
         self.duplicates, self.orphans = state.duplicates, state.orphans
         self.etas = [(eta, sku) for eta, sku in state.etas]
+        self.policy_due = [(at, sku) for at, sku in state.policy_due]
 
     def bucket(self, sku: str) -> int:
         b = self._bucket_cache.get(sku)
@@ -168,6 +174,26 @@ class Router:
             sku = heapq.heappop(etas)[1]
             item = (self.clock_ms, self.seq, cause, InboundDue(sku), None)
             self._send(work, self.bucket(sku), item)
+        due, sent = self.policy_due, set()
+        while due and due[0][0] <= self.clock_ms:
+            sku = heapq.heappop(due)[1]
+            if sku not in sent:
+                sent.add(sku)
+                self._send(work, self.bucket(sku),
+                           (self.clock_ms, self.seq, cause, InboundDue(sku), None))
+
+    def _horizons_of(self, kind: str) -> set[int]:
+        """The horizons (ms) channels' supply policies give `kind`, besides the engine's."""
+        if self._policy_horizons is None:
+            horizons: dict[str, set[int]] = {}
+            for channel in self.channels.values():
+                for k, rule in (channel.supply or {}).items():
+                    if rule.horizon_s is not None and rule.share > 0:
+                        horizons.setdefault(k, set()).add(int(rule.horizon_s * 1000))
+            for found in horizons.values():
+                found.discard(self._horizon_ms)
+            self._policy_horizons = horizons
+        return self._policy_horizons.get(kind, set())
 
     def _route_event(self, ev, work) -> None:
         t = type(ev)
@@ -184,6 +210,7 @@ class Router:
         elif t is NodeUpserted or t is ChannelUpserted:
             if t is ChannelUpserted:
                 self.channels[ev.channel.id] = ev.channel
+                self._policy_horizons = None
             self._to_every_bucket(work, ev)
         elif t is StockSnapshotApproved or t is StockSnapshotRejected or t is TransferCancelled:
             self._to_every_bucket(work, ev)  # only an id: its bucket is not known
@@ -192,6 +219,9 @@ class Router:
                 eta_ms = epoch_ms(ev.eta)
                 if eta_ms > self.clock_ms + self._horizon_ms:
                     heapq.heappush(self.etas, (eta_ms, ev.sku))
+                for horizon_ms in self._horizons_of(ev.kind):
+                    if eta_ms - horizon_ms > self.clock_ms:
+                        heapq.heappush(self.policy_due, (eta_ms - horizon_ms, ev.sku))
             self._send(work, self.bucket(ev.sku), (self.clock_ms, self.seq, ev, ev, None))
 
     def _created(self, ev: OrderCreated, work) -> None:
@@ -220,6 +250,7 @@ class _RouterState(msgspec.Struct, array_like=True):
     duplicates: int
     orphans: int
     etas: list[tuple[int, str]]
+    policy_due: list[tuple[int, str]] = []
 
 
 _ENCODE_STATE = msgspec.msgpack.Encoder().encode

@@ -21,6 +21,7 @@ from .config import DEFAULT_RANK
 from .geo import haversine_km
 from .lines import Line
 from .master import Catalog
+from .supply_policy import SupplyView, channel_atp
 
 Parts = list[tuple[str, int]]
 
@@ -65,12 +66,14 @@ def source_line(
     until_ms: int,
     exclude: str | None = None,
     rank: tuple[str, ...] = DEFAULT_RANK,
+    view: SupplyView | None = None,
 ) -> Parts | None:
     """Nodes and units that fill `qty` of the line, best first; None when it cannot be filled.
 
     `until_ms` bounds which inbound supply counts as sellable; `exclude` is a node that must
     not be used (the one a shortage is taking units back from). A node whose lower count is
-    held back gives only what that count allows. `rank` is the engine's `sourcing_rank`.
+    held back gives only what that count allows. `rank` is the engine's `sourcing_rank`;
+    `view` what the line's channel counts of inbound supply (None: all due by `until_ms`).
     """
     channel = catalog.channels.get(line.channel)
     if channel is None:
@@ -83,7 +86,8 @@ def source_line(
             continue
         if not catalog.can_fulfil(node_id, line.fulfillment, line.pickup_node):
             continue
-        atp = pos.atp(until_ms) - kept_out.get(node_id, 0)
+        atp = pos.atp(until_ms) if view is None else channel_atp(pos, until_ms, view)
+        atp -= kept_out.get(node_id, 0)
         if atp > 0:
             available.append((node_id, atp))
     if not available:
@@ -113,7 +117,7 @@ def source_line(
 
 
 def why_unfilled(line: Line, book: SkuBook, catalog: Catalog, until_ms: int,
-                 exclude: str | None = None) -> str:
+                 exclude: str | None = None, view: SupplyView | None = None) -> str:
     """The reason a whole line could not be sourced, for its status: unknown_channel,
     no_eligible_node, split_not_allowed (no node fills it, the eligible nodes together
     would, and its channel does not split lines) or no_stock."""
@@ -128,6 +132,6 @@ def why_unfilled(line: Line, book: SkuBook, catalog: Catalog, until_ms: int,
     for node_id in eligible:
         pos = book.positions.get(node_id)
         if pos is not None and node_id != exclude:
-            pooled += max(0, pos.atp(until_ms) - kept_out.get(node_id, 0))
+            pooled += max(0, channel_atp(pos, until_ms, view) - kept_out.get(node_id, 0))
     # source_line fills a line the pool covers unless no node fills it and it may not split
     return "split_not_allowed" if pooled >= line.qty else "no_stock"

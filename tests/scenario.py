@@ -35,6 +35,7 @@ from stockflow.state.events import (
     StockSnapshotRejected,
     SupplyInbound,
     SupplyReceived,
+    SupplyTerms,
     TransferCancelled,
     TransferShipped,
 )
@@ -103,10 +104,15 @@ class Script:
 
     def channel(self, id: str = "web", nodes: list[str] | None = None, *,
                 hold_ttl_s: float = 900, allow_split: bool = False, backorder: bool = False,
-                ts=None, event_id=None) -> ChannelUpserted:
+                supply: dict | None = None, ts=None, event_id=None) -> ChannelUpserted:
+        """`supply`: kind -> SupplyTerms, or kind -> (share, horizon_s) for short."""
+        if supply is not None:
+            supply = {kind: terms if isinstance(terms, SupplyTerms)
+                      else SupplyTerms(share=terms[0], horizon_s=terms[1])
+                      for kind, terms in supply.items()}
         return ChannelUpserted(**self._meta(ts, event_id), channel=Channel(
             id=id, nodes=nodes or ["*"], hold_ttl_s=hold_ttl_s, allow_split=allow_split,
-            backorder=backorder,
+            backorder=backorder, supply=supply,
         ))
 
     def policy(self, sku: str, node: str, *, safety_stock: int = 0,

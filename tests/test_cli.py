@@ -53,6 +53,22 @@ def test_schema_prints_json_with_every_input_and_output_type(capsys):
     assert "transfer" in schema["outputs"]["$defs"]["Alert"]["properties"]
 
 
+def test_schema_has_stockflows_supply_policy_and_promise_date(capsys):
+    """Additions to contract v1.1: a channel's optional `supply` (per kind: share, horizon_s)
+    and an order status's optional `promised_at`."""
+    assert main(["schema"]) == 0
+    schema = json.loads(capsys.readouterr().out)
+    channel = schema["inputs"]["$defs"]["Channel"]
+    assert "supply" in channel["properties"] and "supply" not in channel["required"]
+    terms = schema["inputs"]["$defs"]["SupplyTerms"]["properties"]
+    assert set(terms) == {"share", "horizon_s"}
+    assert (terms["share"]["minimum"], terms["share"]["maximum"]) == (0, 1)
+    kinds = channel["properties"]["supply"]["anyOf"][0]["propertyNames"]["enum"]
+    assert kinds == ["in_transit", "production", "purchase_order"]
+    status = schema["outputs"]["$defs"]["OrderStatus"]
+    assert "promised_at" in status["properties"] and "promised_at" not in status["required"]
+
+
 def test_schema_can_print_only_the_inputs(capsys):
     assert main(["schema", "inputs"]) == 0
     schema = json.loads(capsys.readouterr().out)

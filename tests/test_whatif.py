@@ -121,6 +121,31 @@ def test_the_sourcing_rank_of_a_policy_reaches_the_engine(tmp_path):
     assert cols["as recorded"]["engine"]["sourcing_rank"][0] == "whole_line"
 
 
+def test_a_channels_supply_policy_decides_what_inbound_it_sells(tmp_path):
+    """1 on hand at SH and a purchase order of 4 due tomorrow; a paid order for 3. As
+    recorded every inbound counts (filled); half of the purchase order counts 2 (filled,
+    promised for its ETA); on hand only, or a kind the policy does not list, rejects it."""
+    e = Script()
+    events = [e.node("SH", region="Shanghai", at=SHANGHAI), e.channel("web"),
+              e.snapshot("SKU-3", "SH", 1),
+              e.inbound("PO-1", "SKU-3", "SH", 4, eta_s=86400, kind="purchase_order"),
+              e.order("O4", [("SKU-3", 3)], paid=True)]
+    (tmp_path / "trace.jsonl").write_bytes(b"".join(ENCODE(ev) + b"\n" for ev in events))
+    cols = whatif(
+        tmp_path,
+        policy(tmp_path, "recorded", ""),
+        policy(tmp_path, "half-po", "[channels.web.supply]\npurchase_order = { share = 0.5 }\n"),
+        policy(tmp_path, "on-hand", '[channels."*"]\nsupply = {}\n'),
+        policy(tmp_path, "transit", "[channels.web.supply]\nin_transit = {}\n"),
+    )
+    fill = {name: col["figures"]["fill_rate"] for name, col in cols.items()}
+    assert fill == {"recorded": 1.0, "half-po": 1.0, "on-hand": 0.0, "transit": 0.0}
+    status = json.loads((tmp_path / "runs" / "half-po" / "out" / "order-status.jsonl")
+                        .read_text().splitlines()[0])
+    assert (status["status"], status["promised_at"]) == ("allocated", "2026-11-12T00:00:03Z")
+    assert cols["on-hand"]["events_changed"] == 1  # the channel
+
+
 def test_the_plot_is_a_png(tmp_path):
     small_trace(tmp_path / "trace.jsonl")
     png = tmp_path / "ratios.png"
@@ -150,6 +175,8 @@ def test_the_table_shows_differences_against_the_first_column(tmp_path, capsys):
     ('[sourcing]\nrank = ["region", "cost"]\n', "rank"),
     ("[sourcing]\nrank = [\"region\",\n", "not valid TOML"),
     ("[stock]\nx = 1\n", "stock"),
+    ("[channels.web.supply]\nboat = {}\n", "$.channels.web.supply"),
+    ("[channels.web.supply]\nproduction = { share = 2 }\n", "$.channels.web.supply[...].share"),
 ])
 def test_a_bad_policy_is_one_line_naming_the_file_and_the_setting(tmp_path, capsys, text, names):
     small_trace(tmp_path / "trace.jsonl")

@@ -15,7 +15,7 @@ import msgspec
 from msgspec import Meta, Struct
 
 from stockflow.state.config import EngineConfig, RankAspect, check_rank
-from stockflow.state.events import Count, Id, Share
+from stockflow.state.events import Count, Id, Share, SupplyKind, SupplyTerms
 
 
 class PolicyError(Exception):
@@ -30,6 +30,8 @@ class ChannelOverride(Struct, frozen=True, kw_only=True, forbid_unknown_fields=T
     allow_split: bool | None = None
     backorder: bool | None = None
     wos_weeks: Annotated[float, Meta(ge=0)] | None = None
+    # which inbound supply the channel may promise, by kind; {} for stock on hand only
+    supply: dict[SupplyKind, SupplyTerms] | None = None
 
 
 class NodeOverride(Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
