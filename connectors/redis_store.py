@@ -145,7 +145,7 @@ class ReadModelStore:
 
     # -- after a batch -----------------------------------------------------------------
 
-    def publish(self, sku_views: list[SkuView]) -> bool:
+    def write(self, sku_views: list[SkuView]) -> bool:
         """Write the views and the heartbeat in one pipeline; False if Redis did not take it."""
         if not self._up():
             return False

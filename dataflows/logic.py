@@ -183,7 +183,7 @@ class LedgerLogic(StatefulBatchLogic):
             if live is not None:
                 items = with_checkout_holds(items, live)
             outputs = self.ledger.apply_batch(items)
-            self._publish(outputs)
+            self._write_read_model(outputs)
         if self.ledger.guard_decisions:
             _log_guard(self.ledger.guard_decisions)
         by_stream = encode_by_stream(outputs)
@@ -197,15 +197,15 @@ class LedgerLogic(StatefulBatchLogic):
 
     def on_notify(self):
         if self.outages_seen != self.store.outages:
-            self._publish([])
+            self._write_read_model([])
         self.store.beat(at_most_every_s=0.5)  # once per process, whichever buckets ask
         return [], StatefulBatchLogic.RETAIN
 
-    def _publish(self, outputs: list) -> None:
+    def _write_read_model(self, outputs: list) -> None:
         store = self.store
         whole = self.outages_seen != store.outages  # first write, or Redis was away or lost
         outages = store.outages
-        if store.publish(views(self.ledger, outputs, whole)) and whole:
+        if store.write(views(self.ledger, outputs, whole)) and whole:
             self.outages_seen = outages
             store.whole(id(self), outages)
 

@@ -30,7 +30,7 @@ class ReadModel(Protocol):
     def begin(self, items: list[Work]) -> dict[str, list[CheckoutHold]] | None:
         """Fence the batch's SKUs and return their live checkout holds (None: unreachable)."""
 
-    def publish(self, sku_views: list[SkuView]) -> bool:
+    def write(self, sku_views: list[SkuView]) -> bool:
         """Write the views and lift the fence; False if it did not take them."""
 
     def whole(self, bucket: int, outages: int) -> None:

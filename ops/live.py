@@ -24,7 +24,7 @@ from stockflow.connectors.kafka_source import stop_reading
 from stockflow.connectors.read_model_reader import ReadModelReader
 from stockflow.connectors.redis_connect import connect
 from stockflow.connectors.redis_store import ReadModelStore
-from stockflow.dataflows.live import live_flow
+from stockflow.dataflows.kafka_flow import live_flow
 from stockflow.dataflows.logic import AlignTiming
 
 from . import cluster, recovery

@@ -59,13 +59,13 @@ class SkuBook(msgspec.Struct, array_like=True, gc=False):  # no cycles: see posi
     def quarantine_at(self, node: str) -> Quarantine | None:
         return None if self.quarantined is None else self.quarantined.get(node)
 
-    def hold_back(self, node: str, held: Quarantine) -> None:
+    def quarantine(self, node: str, held: Quarantine) -> None:
         if self.quarantined is None:
             self.quarantined = {}
         self.quarantined[node] = held
 
     def lift(self, node: str) -> Quarantine | None:
-        """The count held back at `node` is settled or superseded; returns it."""
+        """The count held back at `node` is decided (approved, rejected) or superseded; returns it."""
         held = None if self.quarantined is None else self.quarantined.pop(node, None)
         if held is not None and not self.quarantined:
             self.quarantined = None

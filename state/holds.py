@@ -60,7 +60,7 @@ class HoldDeadlines:
         self._live[order_id] = deadline_ms
         heapq.heappush(self._heap, (deadline_ms, order_id))
 
-    def settle(self, order_id: str) -> None:
+    def drop(self, order_id: str) -> None:
         """The order was paid or cancelled: its deadline no longer matters."""
         self._live.pop(order_id, None)
 

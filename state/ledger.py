@@ -1,8 +1,9 @@
 """The ledger of one bucket of SKUs: applies routed events and returns their outputs.
 
 Each SKU's book (positions, lines, backorders) is changed only here, one event at a time, in
-the order the router sent them. After every event the SKU is settled: shortages resolved,
-backorders filled, reorder points checked. Availability is published once per batch.
+the order the router sent them. After every event the SKU's consequences follow
+(`_after_change`): shortages resolved, backorders filled, reorder points checked.
+Availability is published once per batch.
 """
 
 from __future__ import annotations
@@ -56,7 +57,7 @@ from .work import Expire, Forget, InboundDue, Work
 
 class Ledger(SnapshotGuarding, TransferHandling):
     """All SKUs of one bucket, with its own copy of the master data. (How it holds back a
-    suspect count, and settles it, is in `quarantine.py`; the WMS's side of transfers, in
+    suspect count, and decides it, is in `quarantine.py`; the WMS's side of transfers, in
     `transfer_handling.py`.)"""
 
     def __init__(self, config: EngineConfig) -> None:
@@ -78,7 +79,7 @@ class Ledger(SnapshotGuarding, TransferHandling):
         # rejections name only the event id, and reach every bucket; the one holding it acts.
         self.quarantined: dict[str, tuple[str, str]] = {}
         # Approvals and rejections that found their snapshot, since start: those routed minus
-        # these (summed over buckets) named one unknown or already settled, and did nothing.
+        # these (summed over buckets) named one unknown or already decided, and did nothing.
         self.verdicts_applied = 0
         self.guard_decisions: list[GuardDecision] = []  # the last batch's, for the edge's logs
         self._note_guards()
@@ -171,7 +172,7 @@ class Ledger(SnapshotGuarding, TransferHandling):
             self._transfers_before(ctx)  # late ones expire; a new day's rebalancing
         return ctx
 
-    def _settle(self, ctx: Ctx, supply_fell: bool = False) -> None:
+    def _after_change(self, ctx: Ctx, supply_fell: bool = False) -> None:
         """After an event: no node over-committed, backorders filled, reorder points checked."""
         positions = ctx.book.positions
         while supply_fell:
@@ -207,7 +208,7 @@ class Ledger(SnapshotGuarding, TransferHandling):
         pos.safety_stock = ev.safety_stock
         pos.reorder_point = ev.reorder_point
         pos.order_up_to = ev.order_up_to
-        self._settle(ctx)
+        self._after_change(ctx)
 
     # -- supply -------------------------------------------------------------------------
 
@@ -219,7 +220,7 @@ class Ledger(SnapshotGuarding, TransferHandling):
         if ctx.book.quarantined is not None and not self._supersede(ctx, ev):
             return  # stale: not newer than the count held back
         if self.guarded and self._suspect(ev, pos):
-            self._hold_back(ctx, ev, pos)
+            self._quarantine(ctx, ev, pos)
         else:
             self._set_count(ctx, ev.node, ev.on_hand, ev.seq)
 
@@ -238,12 +239,12 @@ class Ledger(SnapshotGuarding, TransferHandling):
         pos.seq = seq
         pos.reported = True
         ctx.supply_rose = ctx.supply_rose or change > 0
-        self._settle(ctx, supply_fell=change < 0)
+        self._after_change(ctx, supply_fell=change < 0)
 
     def _adjusted(self, ev: StockAdjusted, clock_ms: int, seq: int, skus) -> None:
         ctx = self._ctx(ev.sku, clock_ms)
         self._change_on_hand(ctx, ev.node, ev.delta)
-        self._settle(ctx, supply_fell=ev.delta < 0)
+        self._after_change(ctx, supply_fell=ev.delta < 0)
 
     def _change_on_hand(self, ctx: Ctx, node: str, delta: int) -> None:
         """On hand moves by `delta`, a signed running sum: below zero it is a debt (the WMS
@@ -269,7 +270,7 @@ class Ledger(SnapshotGuarding, TransferHandling):
         pos.reported = True
         old_qty = pos.set_inbound(ev.supply_id, ev.qty, epoch_ms(ev.eta), ev.kind)
         ctx.supply_rose = ev.qty > 0
-        self._settle(ctx, supply_fell=ev.qty < old_qty)
+        self._after_change(ctx, supply_fell=ev.qty < old_qty)
 
     def _inbound_due(self, cmd: InboundDue, clock_ms: int, seq: int, skus) -> None:
         self._ctx(cmd.sku, clock_ms)  # counts the supply in, fills backorders, republishes
@@ -280,7 +281,7 @@ class Ledger(SnapshotGuarding, TransferHandling):
             return
         ctx = self._ctx(cmd.sku, clock_ms)
         reconcile(ctx, cmd.holds, seq)
-        self._settle(ctx)
+        self._after_change(ctx)
 
     def _received(self, ev: SupplyReceived, clock_ms: int, seq: int, skus) -> None:
         ctx = self._ctx(ev.sku, clock_ms)
@@ -290,7 +291,7 @@ class Ledger(SnapshotGuarding, TransferHandling):
         pos.on_hand += ev.qty
         pos.reported = True
         ctx.supply_rose = True  # received stock is sellable now, whatever its ETA said
-        self._settle(ctx)
+        self._after_change(ctx)
 
     def _shipment(self, ev: ShipmentConfirmed, clock_ms: int, seq: int, skus) -> None:
         ctx = self._ctx(ev.sku, clock_ms)
@@ -301,7 +302,7 @@ class Ledger(SnapshotGuarding, TransferHandling):
             line or unknown_line(ev.order_id, ev.line_id), ev.sku, SHIPPED, ev.qty, ev.node,
             reason=None if consumed == ev.qty else "shipped_beyond_allocation",
         )
-        self._settle(ctx, supply_fell=consumed < ev.qty)
+        self._after_change(ctx, supply_fell=consumed < ev.qty)
 
     def _returned(self, ev: OrderReturned, clock_ms: int, seq: int, skus) -> None:
         ctx = self._ctx(ev.sku, clock_ms)
@@ -313,7 +314,7 @@ class Ledger(SnapshotGuarding, TransferHandling):
             line or unknown_line(ev.order_id, ev.line_id), ev.sku, RETURNED, ev.qty, ev.node,
             reason="restocked" if ev.restock else "not_restocked",
         )
-        self._settle(ctx)
+        self._after_change(ctx)
 
     # -- demand -------------------------------------------------------------------------
 
@@ -344,7 +345,7 @@ class Ledger(SnapshotGuarding, TransferHandling):
                     ctx.book.sales, day_of(clock_ms), line.qty, self.slow_movers)
             if self.rebalancing is not None:
                 count_demand(ctx, ship_to, line.qty, self.rebalancing)
-            self._settle(ctx)
+            self._after_change(ctx)
 
     def _order_lines(self, order_id: str, skus, clock_ms: int):
         """(ctx, line) for every line of the order in this bucket, in line order."""
@@ -358,19 +359,19 @@ class Ledger(SnapshotGuarding, TransferHandling):
     def _paid(self, ev: OrderPaid, clock_ms: int, seq: int, skus) -> None:
         for ctx, line in self._order_lines(ev.order_id, skus, clock_ms):
             pay_line(ctx, line)
-            self._settle(ctx)
+            self._after_change(ctx)
 
     def _cancelled(self, ev: OrderCancelled, clock_ms: int, seq: int, skus) -> None:
         only = set(ev.line_ids) if ev.line_ids is not None else None
         for ctx, line in self._order_lines(ev.order_id, skus, clock_ms):
             if only is None or line.line_id in only:
                 cancel_line(ctx, line)
-                self._settle(ctx)
+                self._after_change(ctx)
 
     def _expire(self, cmd: Expire, clock_ms: int, seq: int, skus) -> None:
         for ctx, line in self._order_lines(cmd.order_id, skus, clock_ms):
             expire_line(ctx, line)
-            self._settle(ctx)
+            self._after_change(ctx)
 
     def _forget(self, cmd: Forget, clock_ms: int, seq: int, skus) -> None:
         for sku in skus or ():

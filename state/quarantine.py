@@ -38,7 +38,7 @@ class Quarantine(msgspec.Struct, array_like=True, gc=False):  # gc=False: see in
     seq: int
     on_hand: int  # its count
     # The ledger's on hand when it came minus its count (> 0): the units it says are not
-    # there. They stay out of ATP until it is settled, whatever else moves on hand meanwhile.
+    # there. They stay out of ATP until it is decided, whatever else moves on hand meanwhile.
     kept_out: int
 
 
@@ -86,7 +86,7 @@ class SnapshotGuarding:
 
     A `Ledger` is one: it has the `config`, `catalog`, `books`, the `quarantined` index
     (event id -> (sku, node): approvals and rejections name only the event id and reach every
-    bucket; the one holding it acts) and the `_ctx` / `_settle` / `_set_count` used here.
+    bucket; the one holding it acts) and the `_ctx` / `_after_change` / `_set_count` used here.
     """
 
     config: EngineConfig
@@ -117,14 +117,14 @@ class SnapshotGuarding:
         self.guard_decisions.append(GuardDecision("superseded", held.event_id, ev.sku, ev.node))
         return True
 
-    def _hold_back(self, ctx: Ctx, ev: StockSnapshot, pos: Position) -> None:
+    def _quarantine(self, ctx: Ctx, ev: StockSnapshot, pos: Position) -> None:
         """Quarantine a suspect count: commitments stay, new ones get only what it allows."""
         held = Quarantine(ev.event_id, ev.seq, ev.on_hand, pos.on_hand - ev.on_hand)
-        ctx.book.hold_back(ev.node, held)
+        ctx.book.quarantine(ev.node, held)
         self.quarantined[ev.event_id] = (ev.sku, ev.node)
         ctx.emit.alert("snapshot_quarantined", ev.sku, quarantine_detail(held, pos), ev.node)
         self.guard_decisions.append(GuardDecision("quarantined", ev.event_id, ev.sku, ev.node))
-        self._settle(ctx)
+        self._after_change(ctx)
 
     def _lift(self, ctx: Ctx, node: str) -> Quarantine | None:
         held = ctx.book.lift(node)
@@ -138,7 +138,7 @@ class SnapshotGuarding:
         count held back), else None."""
         where = self.quarantined.get(snapshot_event_id)
         if where is None:
-            return None  # another bucket's, already settled or superseded, or never held
+            return None  # another bucket's, already decided or superseded, or never held
         sku, node = where
         ctx = self._ctx(sku, clock_ms)
         held = self._lift(ctx, node)
@@ -146,9 +146,9 @@ class SnapshotGuarding:
         return ctx, node, held
 
     def _approved(self, ev: StockSnapshotApproved, clock_ms: int, seq: int, skus) -> None:
-        settled = self._verdict(ev.snapshot_event_id, clock_ms)
-        if settled is not None:
-            ctx, node, held = settled
+        decided = self._verdict(ev.snapshot_event_id, clock_ms)
+        if decided is not None:
+            ctx, node, held = decided
             self.guard_decisions.append(
                 GuardDecision("approved", ev.snapshot_event_id, ctx.sku, node))
             # As it would have been: the count, plus every change on hand since it came.
@@ -156,12 +156,12 @@ class SnapshotGuarding:
             self._set_count(ctx, node, on_hand, held.seq)
 
     def _rejected(self, ev: StockSnapshotRejected, clock_ms: int, seq: int, skus) -> None:
-        settled = self._verdict(ev.snapshot_event_id, clock_ms)
-        if settled is not None:
-            ctx, node, _ = settled
+        decided = self._verdict(ev.snapshot_event_id, clock_ms)
+        if decided is not None:
+            ctx, node, _ = decided
             self.guard_decisions.append(
                 GuardDecision("rejected", ev.snapshot_event_id, ctx.sku, node))
-            self._settle(ctx)
+            self._after_change(ctx)
 
     def find_quarantined(self) -> None:
         """Rebuild the index from the books (after a restore)."""

@@ -166,7 +166,7 @@ class Router:
         while ages and ages[0][0] < horizon:
             _, order_id = ages.popleft()
             skus = self.orders.pop(order_id, None)
-            self.deadlines.settle(order_id)
+            self.deadlines.drop(order_id)
             if skus:
                 self._to_order_buckets(work, cause, Forget(order_id), skus)
         etas, until = self.etas, self.clock_ms + self._horizon_ms
@@ -205,7 +205,7 @@ class Router:
                 self.orphans += 1
                 return
             if t is OrderPaid or ev.line_ids is None:
-                self.deadlines.settle(ev.order_id)
+                self.deadlines.drop(ev.order_id)
             self._to_order_buckets(work, ev, ev, skus)
         elif t is NodeUpserted or t is ChannelUpserted:
             if t is ChannelUpserted:

@@ -23,7 +23,7 @@ if TYPE_CHECKING:
 
 
 class TransferHandling:
-    """A `Ledger` is one: it has the `books`, the rules' settings, the `_ctx` / `_settle` /
+    """A `Ledger` is one: it has the `books`, the rules' settings, the `_ctx` / `_after_change` /
     `_change_on_hand` used here, and `_touched` (the SKUs the batch touched so far)."""
 
     books: dict[str, SkuBook]
@@ -37,7 +37,7 @@ class TransferHandling:
         promised against their units in transit once they are late), and on a new day the
         rebalancing rule is judged."""
         if ctx.book.transfers is not None and expire_transfers(ctx):
-            self._settle(ctx, supply_fell=True)
+            self._after_change(ctx, supply_fell=True)
         if self.rebalancing is not None and rebalancing.due(ctx):
             opened = len(ctx.book.transfers or ())
             rebalancing.judge(ctx, self.rebalancing, self.transfer_terms)
@@ -60,7 +60,7 @@ class TransferHandling:
         ctx = self._ctx(ev.sku, clock_ms)
         if ship_transfer(ctx, ev, self.transfer_terms):
             self._change_on_hand(ctx, ev.from_node, -ev.qty)
-        self._settle(ctx, supply_fell=True)
+        self._after_change(ctx, supply_fell=True)
 
     def _transfer_cancelled(self, ev: TransferCancelled, clock_ms: int, seq: int, skus) -> None:
         for sku in sorted(self.transfer_skus.union(self._touched)):
@@ -68,7 +68,7 @@ class TransferHandling:
             if book is not None and book.transfer(ev.command_id) is not None:
                 ctx = self._ctx(sku, clock_ms)
                 cancel_transfer(ctx, ev.command_id)
-                self._settle(ctx, supply_fell=True)
+                self._after_change(ctx, supply_fell=True)
 
     def _note_transfers(self, skus) -> None:
         """After a batch: which of the SKUs it touched have transfers open."""

@@ -11,7 +11,7 @@ import time
 
 from stockflow.ops.cluster import FORMATION_FAILED, cluster_ports
 
-from .live import LiveRun
+from .live_runs import LiveRun
 
 
 class Hosts:

@@ -23,7 +23,7 @@ from stockflow.ops.health import EngineHealth
 from stockflow.ops.live import SOURCE_STEP
 
 from . import read_side_trace as trace
-from .live import LiveRun
+from .live_runs import LiveRun
 from .servers import free_port, unique_prefix
 
 SKU = trace.SKU

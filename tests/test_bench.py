@@ -9,7 +9,7 @@ import json
 import msgspec
 import pytest
 
-from stockflow.ops.bench import live
+from stockflow.ops.bench import kafka_runs
 from stockflow.ops.bench.report import markdown, plot, rows
 from stockflow.ops.bench.reservations import run_reservations
 from stockflow.ops.bench.run import ratios
@@ -26,16 +26,16 @@ def lines() -> list[bytes]:
 
 
 def test_live_benchmarks_measure_real_runs(kafka_brokers, redis_url, lines, tmp_path):
-    bare = live.passthrough(kafka_brokers, lines)
+    bare = kafka_runs.passthrough(kafka_brokers, lines)
     assert bare["outputs"] > 0.99 * len(lines)  # one message per valid event
-    one = live.throughput(kafka_brokers, redis_url, lines, processes=1)
-    assert one["order_lines"] == live.order_lines(lines) > 1000
+    one = kafka_runs.throughput(kafka_brokers, redis_url, lines, processes=1)
+    assert one["order_lines"] == kafka_runs.order_lines(lines) > 1000
     assert one["outputs"] > one["order_lines"] and one["order_lines_per_s"] > 0
     assert one["decisions_equal_replay"]  # checked against the recorded topics' replay
     assert one["cpu_s"] > 0.3 and one["cpu_us_per_line"] > 0  # the engine process, imports too
-    setup, orders = live.split_setup(lines, orders=20)
+    setup, orders = kafka_runs.split_setup(lines, orders=20)
     assert b'"order.created"' in b"".join(orders[:200])
-    load = live.latency_under_load(kafka_brokers, redis_url, setup, orders[:600], rate=400)
+    load = kafka_runs.latency_under_load(kafka_brokers, redis_url, setup, orders[:600], rate=400)
     assert load["outputs_timed"] > 100
     assert 0 < load["p50_ms"] <= load["p99_ms"] <= load["max_ms"]
     results = {
@@ -69,16 +69,16 @@ def test_state_cost_counts_every_entry():
 def test_throughput_is_not_reported_when_live_decides_unlike_replay(kafka_brokers, redis_url,
                                                                    lines, monkeypatch):
     """The check that guards every throughput figure fails when one command goes missing."""
-    real = live.LiveRun.outputs
+    real = kafka_runs.LiveRun.outputs
 
     def one_dispatch_lost(self, *args, **kwargs):
         got = real(self, *args, **kwargs)
         first = next(i for i, o in enumerate(got) if o[0] == "dispatch")
         return got[:first] + got[first + 1:]
 
-    monkeypatch.setattr(live.LiveRun, "outputs", one_dispatch_lost)
-    with pytest.raises(live.DecisionsDiffer, match="dispatch differs .* 1 missing"):
-        live.throughput(kafka_brokers, redis_url, lines[:3000], processes=1)
+    monkeypatch.setattr(kafka_runs.LiveRun, "outputs", one_dispatch_lost)
+    with pytest.raises(kafka_runs.DecisionsDiffer, match="dispatch differs .* 1 missing"):
+        kafka_runs.throughput(kafka_brokers, redis_url, lines[:3000], processes=1)
 
 
 def test_a_hot_sku_takes_its_share_of_lines_into_one_bucket(lines):
@@ -86,7 +86,7 @@ def test_a_hot_sku_takes_its_share_of_lines_into_one_bucket(lines):
     decoded = [msgspec.json.decode(line) for line in hot if line.startswith(b"{")]
     on_hot = [ln for m in decoded if m.get("type") == "order.created"
               for ln in m["lines"] if ln["sku"] == HOT_SKU]
-    assert 0.25 < len(on_hot) / live.order_lines(lines) < 0.35
+    assert 0.25 < len(on_hot) / kafka_runs.order_lines(lines) < 0.35
     moved = {(m["order_id"], ln["line_id"]) for m in decoded if m.get("type") == "order.created"
              for ln in m["lines"] if ln["sku"] == HOT_SKU}
     returned = [m for m in decoded if m.get("type") == "order.returned"]  # no shipments made

@@ -8,12 +8,12 @@ import shutil
 import signal
 import time
 
-from stockflow.ops.bench.live import topic_of
+from stockflow.ops.bench.kafka_runs import topic_of
 from stockflow.ops.cluster import FORMATION_FAILED, cluster_ports, run_local
 
 from .faults.judge import judge
 from .invariants import audit
-from .live import LAYOUT, LiveRun, commands_and_statuses, generated_trace, replay_of_recorded
+from .live_runs import LAYOUT, LiveRun, commands_and_statuses, generated_trace, replay_of_recorded
 from .servers import unique_prefix
 from .test_dataflow import read_events
 from .test_live import lines_of, trace  # noqa: F401 (fixture)

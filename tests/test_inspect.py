@@ -87,7 +87,7 @@ def published(redis_url: str, path) -> str:
     for events in read_events(path, chunk_lines=4):  # several batches, as live would
         engine.process(events)
         for ledger in engine.ledgers.values():
-            assert store.publish(views(ledger, []))
+            assert store.write(views(ledger, []))
     return prefix
 
 
@@ -156,7 +156,7 @@ def test_a_node_position_adds_up_to_its_atp(ops):
         else:
             book.lift("N")
             if op[1]:
-                book.hold_back("N", Quarantine("e", 0, 0, op[1]))
+                book.quarantine("N", Quarantine("e", 0, 0, op[1]))
     shown = node_positions(book)["N"]
     entries = pos.inbound.entries if pos.inbound is not None else {}
     assert sum(i.units for i in shown.inbound.values()) == pos.inbound_qty

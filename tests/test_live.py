@@ -19,7 +19,7 @@ from stockflow.state.config import EngineConfig
 from stockflow.state.outputs import DeadLetter
 
 from .invariants import audit
-from .live import LiveRun, generated_trace
+from .live_runs import LiveRun, generated_trace
 from .servers import unique_prefix
 from .test_dataflow import all_outputs, decisions, final_availability, nonzero, read_events
 

@@ -18,7 +18,7 @@ import pytest
 from confluent_kafka import Producer
 
 from stockflow.connectors.kafka_admin import input_topics
-from stockflow.ops.bench.live import topic_of
+from stockflow.ops.bench.kafka_runs import topic_of
 from stockflow.state.events import (
     Channel,
     ChannelUpserted,
@@ -33,7 +33,7 @@ from stockflow.state.events import (
 from stockflow.state.outputs import DeadLetter, OrderStatus
 
 from .invariants import audit
-from .live import LAYOUT, LiveRun, commands_and_statuses, replay_of_recorded
+from .live_runs import LAYOUT, LiveRun, commands_and_statuses, replay_of_recorded
 from .servers import unique_prefix
 from .test_dataflow import decisions, final_availability, read_events
 from .test_live import lines_of, nonzero, trace, without_dead  # noqa: F401 (fixture)

@@ -19,7 +19,7 @@ import redis
 from stockflow.connectors.redis_store import ReadModelStore
 from stockflow.ops.logs import configure
 
-from .live import LiveRun, generated_trace
+from .live_runs import LiveRun, generated_trace
 from .scenario import Script
 from .servers import RedisServer, unique_prefix
 
@@ -161,7 +161,7 @@ def test_redis_away_back_and_found_empty_are_one_line_each(caplog):
         server.start()  # back empty: no mark, no functions
         store.beat()
         assert store.rebuilding and store.losses == 1
-        assert store.publish([])
+        assert store.write([])
         store.whole(1, store.outages)  # the bucket wrote its read model again
     finally:
         server.stop()

@@ -26,7 +26,7 @@ from stockflow.state.master import Catalog
 from stockflow.state.outputs import OrderStatus
 from stockflow.state.sourcing import why_unfilled
 
-from .live import LiveRun
+from .live_runs import LiveRun
 from .scenario import Script
 from .servers import free_port, unique_prefix
 

@@ -22,7 +22,7 @@ from stockflow.connectors.redis_store import ReadModelStore
 from stockflow.connectors.reservations import ReservationRefused, Reservations
 from stockflow.ops.metrics import ReservationCollector
 
-from .live import LiveRun
+from .live_runs import LiveRun
 from .servers import unique_prefix
 from .test_dataflow import final_availability, nonzero
 from .test_live import drained, replayed, trace  # noqa: F401 (module fixtures)

@@ -20,7 +20,7 @@ from stockflow.state.config import EngineConfig
 from ..generate import Scenario, write_jsonl
 from ..progress import progress
 from ..replay import replay
-from . import live
+from . import kafka_runs
 from .broker import start_tansu
 from .naive_redis import run_naive_redis
 from .reservations import run_reservations
@@ -44,7 +44,7 @@ def run_bench(out_dir: str, events: int, redis_url: str, postgres_dsn: str,
     results: dict = {
         "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
-        "workload": {"events": len(lines), "order_lines": live.order_lines(lines), "seed": 7},
+        "workload": {"events": len(lines), "order_lines": kafka_runs.order_lines(lines), "seed": 7},
     }
     steps = [
         ("replay", lambda: _replay(trace, out)),
@@ -74,15 +74,15 @@ def _replay(trace: Path, out: Path) -> dict:
 def _live(lines: list[bytes], redis_url: str, quick: bool) -> dict:
     tansu = start_tansu()
     try:
-        bare = live.passthrough(tansu.brokers, lines)
-        one = live.throughput(tansu.brokers, redis_url, lines, processes=1)
-        two = live.throughput(tansu.brokers, redis_url, lines, processes=2)
-        setup, orders = live.split_setup(lines)
+        bare = kafka_runs.passthrough(tansu.brokers, lines)
+        one = kafka_runs.throughput(tansu.brokers, redis_url, lines, processes=1)
+        two = kafka_runs.throughput(tansu.brokers, redis_url, lines, processes=2)
+        setup, orders = kafka_runs.split_setup(lines)
         paced = orders[: 8_000 if quick else 30_000]  # the same events at every load level
         loads = []
         for share in LOAD_LEVELS:
             rate = share * one["events_per_s"]
-            result = live.latency_under_load(tansu.brokers, redis_url, setup, paced, rate)
+            result = kafka_runs.latency_under_load(tansu.brokers, redis_url, setup, paced, rate)
             loads.append({"load": share, **result})
         return {"passthrough": bare, "one_process": one, "two_processes": two,
                 "latency_under_load": loads}

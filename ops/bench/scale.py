@@ -28,9 +28,9 @@ from stockflow.state.ledger import Ledger
 from stockflow.state.routing import Router
 
 from ..generate import Scenario, write_jsonl
-from . import live
+from . import kafka_runs
 from .broker import start_tansu
-from .live import LAYOUT, order_lines, topic_of
+from .kafka_runs import LAYOUT, order_lines, topic_of
 
 HOT_SKU = "HOT-0001"
 CHUNK = 2000  # messages a source hands over at once, as `[kafka] batch_size` does live
@@ -176,9 +176,9 @@ def run_scale(lines: list[bytes], brokers: str, redis_url: str, share: float = 0
         "stages": {"uniform": stage_costs(lines), "hot_sku": stage_costs(hot)},
         "hot_sku_share": share,
         "live": {
-            "one_process": live.throughput(brokers, redis_url, lines, processes=1),
-            "two_processes": live.throughput(brokers, redis_url, lines, processes=2),
-            "two_processes_hot_sku": live.throughput(brokers, redis_url, hot, processes=2),
+            "one_process": kafka_runs.throughput(brokers, redis_url, lines, processes=1),
+            "two_processes": kafka_runs.throughput(brokers, redis_url, lines, processes=2),
+            "two_processes_hot_sku": kafka_runs.throughput(brokers, redis_url, hot, processes=2),
         },
     }
 

@@ -10,7 +10,7 @@ from stockflow.state.events import Malformed
 from stockflow.state.outputs import DeadLetter, OrderStatus
 
 from ..invariants import PromiseBroken, audit_end_state
-from ..live import LiveRun, commands_and_statuses, replay_of_recorded
+from ..live_runs import LiveRun, commands_and_statuses, replay_of_recorded
 from ..test_dataflow import final_availability, nonzero
 
 _ENCODE = msgspec.json.Encoder().encode

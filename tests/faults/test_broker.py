@@ -6,9 +6,9 @@ from __future__ import annotations
 
 import time
 
-from stockflow.ops.bench.live import topic_of
+from stockflow.ops.bench.kafka_runs import topic_of
 
-from ..live import LAYOUT, LiveRun, generated_trace
+from ..live_runs import LAYOUT, LiveRun, generated_trace
 from ..servers import start_tansu, unique_prefix
 from .figures import FIGURES
 

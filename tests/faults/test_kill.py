@@ -7,9 +7,9 @@ import random
 import signal
 import time
 
-from stockflow.ops.bench.live import topic_of
+from stockflow.ops.bench.kafka_runs import topic_of
 
-from ..live import LAYOUT, LiveRun, generated_trace
+from ..live_runs import LAYOUT, LiveRun, generated_trace
 from ..servers import unique_prefix
 from .figures import FIGURES
 from .judge import judge

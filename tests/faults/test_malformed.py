@@ -6,10 +6,10 @@ from __future__ import annotations
 import random
 
 from stockflow.connectors.codec import decode_message
-from stockflow.ops.bench.live import topic_of
+from stockflow.ops.bench.kafka_runs import topic_of
 from stockflow.state.events import Malformed
 
-from ..live import LAYOUT, LiveRun, generated_trace
+from ..live_runs import LAYOUT, LiveRun, generated_trace
 from ..servers import unique_prefix
 from .figures import FIGURES
 from .judge import judge

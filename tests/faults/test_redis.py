@@ -10,9 +10,9 @@ import time
 import redis
 
 from stockflow.connectors.reservations import Reservations
-from stockflow.ops.bench.live import topic_of
+from stockflow.ops.bench.kafka_runs import topic_of
 
-from ..live import LAYOUT, LiveRun, generated_trace
+from ..live_runs import LAYOUT, LiveRun, generated_trace
 from ..servers import RedisServer, unique_prefix
 from .figures import FIGURES
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import msgspec
 
 from stockflow.ops.bench.harness import LiveRun as _LiveRun
-from stockflow.ops.bench.live import LAYOUT  # noqa: F401 (the README's layout, for tests)
+from stockflow.ops.bench.kafka_runs import LAYOUT  # noqa: F401 (the README's layout, for tests)
 from stockflow.ops.generate import Scenario, write_jsonl
 from stockflow.ops.summary import read_outputs
 from stockflow.state.outputs import STREAMS, AvailabilityChanged, DeadLetter, OutputEvent
