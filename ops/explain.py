@@ -10,11 +10,10 @@ from __future__ import annotations
 import gzip
 import os
 from datetime import datetime
-from collections.abc import Iterator
 
 import msgspec
 
-from stockflow.connectors.codec import decode_lines
+from stockflow.connectors.trace_file import read_events
 from stockflow.state.config import EngineConfig
 from stockflow.state.engine import Engine
 from stockflow.state.events import Malformed, OrderCreated
@@ -72,7 +71,7 @@ def explain(order_id: str, events: str, config: EngineConfig,
     causes: dict[str, tuple[int, str]] = {}  # event id -> (input position, type)
     statuses: list[OrderStatus] = []
     created: OrderCreated | None = None
-    for chunk in _chunks(events, chunk_lines):
+    for chunk in read_events(events, chunk_lines):
         for event in chunk:
             if type(event) is not Malformed and event.event_id not in causes:
                 causes[event.event_id] = (len(causes), event.__struct_config__.tag)
@@ -92,20 +91,6 @@ def _mentions(events: str, order_id: str) -> bool:
     opener = gzip.open if events.endswith(".gz") else open
     with opener(events, "rb") as f:
         return any(needle in raw for raw in f)
-
-
-def _chunks(events: str, chunk_lines: int) -> Iterator[list]:
-    name = os.path.basename(events)
-    opener = gzip.open if events.endswith(".gz") else open
-    with opener(events, "rb") as f:
-        first, lines = 1, []
-        for raw in f:
-            lines.append(raw)
-            if len(lines) == chunk_lines:
-                yield decode_lines(lines, name, first)
-                first, lines = first + len(lines), []
-        if lines:
-            yield decode_lines(lines, name, first)
 
 
 def _histories(created: OrderCreated, sourcings: list[Sourcing], statuses: list[OrderStatus],

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import subprocess
 import sys
-import threading
 import time
 import uuid
 
@@ -26,7 +25,7 @@ from .live_runs import LiveRun
 from .servers import unique_prefix
 from .test_dataflow import final_availability, nonzero
 from .test_live import drained, replayed, trace  # noqa: F401 (module fixtures)
-from .test_reservations import setup_engine, try_reserve
+from .test_reservations import race, setup_engine, try_reserve
 
 
 @pytest.fixture(scope="module")
@@ -64,21 +63,7 @@ def test_slot_groups_spread_evenly_over_the_slots():
 def test_64_clients_race_for_the_last_10_units_on_a_cluster(cluster):
     engine, api = setup_engine(cluster, 10, "RACE")
     assert api.available("RACE", "web") == 10
-    granted = []
-    barrier = threading.Barrier(64)
-
-    def checkout():
-        barrier.wait()
-        hold = try_reserve(api, "RACE", "web", 1)
-        if hold:
-            granted.append(hold)
-
-    threads = [threading.Thread(target=checkout) for _ in range(64)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    assert len(granted) == 10
+    assert len(race(api, "RACE", "web", clients=64)) == 10
     assert try_reserve(api, "RACE", "mkt", 1) is None
 
 

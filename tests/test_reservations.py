@@ -89,24 +89,29 @@ def try_reserve(api, sku, channel, qty, ttl_ms=60_000):
         return None
 
 
-def test_64_clients_race_for_the_last_10_units(client):
-    engine, api = setup_engine(client, 10, "RACE")
-    assert api.available("RACE", "web") == 10
+def race(api, sku: str, channel: str, clients: int) -> list:
+    """`clients` checkouts asking for one unit each at the same moment; the holds granted."""
     granted = []
-    barrier = threading.Barrier(64)
+    barrier = threading.Barrier(clients)
 
     def checkout():
         barrier.wait()
-        hold = try_reserve(api, "RACE", "web", 1)
+        hold = try_reserve(api, sku, channel, 1)
         if hold:
             granted.append(hold)
 
-    threads = [threading.Thread(target=checkout) for _ in range(64)]
+    threads = [threading.Thread(target=checkout) for _ in range(clients)]
     for t in threads:
         t.start()
     for t in threads:
         t.join()
-    assert len(granted) == 10
+    return granted
+
+
+def test_64_clients_race_for_the_last_10_units(client):
+    engine, api = setup_engine(client, 10, "RACE")
+    assert api.available("RACE", "web") == 10
+    assert len(race(api, "RACE", "web", clients=64)) == 10
     assert try_reserve(api, "RACE", "mkt", 1) is None  # pending holds count for every channel
 
 
