@@ -24,8 +24,8 @@ class InboundOfKind(msgspec.Struct, array_like=True, frozen=True):
 
 
 class NodePosition(msgspec.Struct, array_like=True, frozen=True):
-    """One SKU at one node. atp = on_hand + inbound_due - held - allocated - safety_stock
-    - kept_out; it may be negative (a debt, a shortage being resolved), while channels are
+    """One SKU at one node. atp = on_hand + inbound_due - held - allocated - transfer_out
+    - safety_stock - kept_out; it may be negative (a debt, a shortage being resolved), while channels are
     told max(0, atp)."""
 
     on_hand: int
@@ -39,6 +39,7 @@ class NodePosition(msgspec.Struct, array_like=True, frozen=True):
     # The ATP each channel with its own supply policy sees here (`supply_policy.py`), where
     # it sells from this node; the other channels see `atp`. None: no such channel.
     by_channel: dict[str, int] | None = None
+    transfer_out: int = 0  # units reserved here for transfers not yet shipped (transfers.py)
 
 
 def policy_views(channels: dict[str, Channel], horizon_ms: int) -> dict[str, SupplyView]:
@@ -86,7 +87,7 @@ def _of(pos: Position, kept_out: int, views: dict[str, SupplyView] | None) -> No
         on_hand=pos.on_hand, inbound=by_kind,
         inbound_due=supply.due if supply is not None else 0,
         held=pos.held, allocated=pos.allocated, safety_stock=pos.safety_stock,
-        kept_out=kept_out, atp=atp, by_channel=by_channel,
+        kept_out=kept_out, atp=atp, by_channel=by_channel, transfer_out=pos.transfer_out,
     )
 
 

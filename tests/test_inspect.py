@@ -58,9 +58,9 @@ def test_inspect_prints_a_table_by_default(trace_file, capsys):
     out = capsys.readouterr().out.splitlines()
     assert out[0] == f"SKU {trace.SKU}"
     assert out[1].split() == ["node", "on", "hand", "inbound", "due", "held", "allocated",
-                              "safety", "kept", "out", "ATP"]
-    assert out[2].split() == ["DC-GZ", "4", "0", "0", "1", "0", "0", "0", "3"]
-    assert out[3].split() == ["DC-SH", "10", "25", "5", "0", "3", "2", "0", "10"]
+                              "transfer", "out", "safety", "kept", "out", "ATP"]
+    assert out[2].split() == ["DC-GZ", "4", "0", "0", "1", "0", "0", "0", "0", "3"]
+    assert out[3].split() == ["DC-SH", "10", "25", "5", "0", "3", "0", "2", "0", "10"]
     assert ["DC-SH", "in_transit", "5", "2026-11-11T08:00:00Z"] in [l.split() for l in out]
     assert ["web", "13", "10"] in [l.split() for l in out]
 
@@ -131,7 +131,7 @@ OPS = st.lists(st.one_of(
     st.tuples(st.just("receive"), st.sampled_from(["A", "B", "C", "D"]), st.integers(1, 30)),
     st.tuples(st.just("advance"), st.integers(0, 100)),
     st.tuples(st.just("counts"), st.integers(-5, 40), st.integers(0, 10), st.integers(0, 10),
-              st.integers(0, 5)),
+              st.integers(0, 5), st.integers(0, 6)),
     st.tuples(st.just("quarantine"), st.integers(0, 8)),
 ), max_size=30)
 
@@ -152,7 +152,7 @@ def test_a_node_position_adds_up_to_its_atp(ops):
         elif op[0] == "advance":
             pos.advance(op[1])
         elif op[0] == "counts":
-            _, pos.on_hand, pos.held, pos.allocated, pos.safety_stock = op
+            _, pos.on_hand, pos.held, pos.allocated, pos.safety_stock, pos.transfer_out = op
         else:
             book.lift("N")
             if op[1]:
@@ -165,6 +165,6 @@ def test_a_node_position_adds_up_to_its_atp(ops):
         assert of_kind.units == sum(e.qty for e in mine)
         assert of_kind.earliest_eta_ms == min(e.eta_ms for e in mine)
     assert shown.atp == (shown.on_hand + shown.inbound_due - shown.held - shown.allocated
-                         - shown.safety_stock - shown.kept_out)
+                         - shown.transfer_out - shown.safety_stock - shown.kept_out)
     until = pos.inbound.until if pos.inbound is not None else 0
     assert shown.inbound_due == sum(e.qty for e in entries.values() if e.eta_ms <= until)
