@@ -15,7 +15,7 @@ _DECIDED = {
     "split": "no node fills it: split by rank",
 }
 _HEAD = ("rank", "node", "fills", "region", "km", "cost", "ATP", "on hand", "inbound", "held",
-         "alloc", "safety", "won")
+         "alloc", "xfer", "safety", "won")
 
 
 def render(explanation: Explanation) -> str:
@@ -101,7 +101,8 @@ def _some(nodes: list[str], shown: int = 6) -> str:
 
 def _empty(v: NodeView) -> bool:
     """A candidate with nothing to show: no stock, no commitments, no policy."""
-    return not (v.atp or v.on_hand or v.inbound_due or v.held or v.allocated or v.safety_stock)
+    return not (v.atp or v.on_hand or v.inbound_due or v.held or v.allocated or v.transfer_out
+                or v.safety_stock)
 
 
 def _over(s: Sourcing) -> str:
@@ -123,7 +124,8 @@ def _row(v: NodeView) -> tuple[str, ...]:
         str(v.rank) if v.rank is not None else "-", v.node, "yes" if v.fills else "no",
         "same" if v.same_region else "other", f"{v.distance_km:.1f}",
         "-" if v.ship_cost is None else f"{v.ship_cost:g}", str(v.atp), str(v.on_hand),
-        str(v.inbound_due), str(v.held), str(v.allocated), str(v.safety_stock),
+        str(v.inbound_due), str(v.held), str(v.allocated), str(v.transfer_out),
+        str(v.safety_stock),
         str(v.won) if v.won else "",
     )
 

@@ -41,12 +41,13 @@ class NodeView(msgspec.Struct, kw_only=True):
     rank: int | None = None
     ineligible: str | None = None  # inactive, not_in_channel, cannot_ship, not_pickup_store,
     # no_pickup_counter, shortage_node (the node a shortage takes units back from)
-    atp: int = 0  # on hand + inbound counted - held - allocated - safety
+    atp: int = 0  # on hand + inbound counted - held - allocated - transfers out - safety
     on_hand: int = 0
     inbound_due: int = 0  # inbound the channel counts (by its supply policy, else due
     # within the engine's horizon)
     held: int = 0
     allocated: int = 0
+    transfer_out: int = 0  # reserved for transfers not yet shipped
     safety_stock: int = 0
     kept_out: int = 0  # units a quarantined lower count keeps out of ATP
     fills: bool = False  # ATP covers the whole quantity
@@ -162,6 +163,7 @@ def _view(line: Line, qty: int, book: SkuBook, catalog: Catalog, until_ms: int, 
         elif pos.inbound is not None:
             view.inbound_due = pos.inbound.due_by(until_ms)
         view.held, view.allocated, view.safety_stock = pos.held, pos.allocated, pos.safety_stock
+        view.transfer_out = pos.transfer_out
         view.kept_out = kept_out.get(node_id, 0)
         view.atp = channel_atp(pos, until_ms, supply) - view.kept_out
     view.fills = view.atp >= qty
