@@ -24,6 +24,7 @@ PICKUP_ORDER_NULLS = (HOLD_NULL,)  # an order picked up at a store
 LINE_IDS_NULL = (b',"line_ids":null',)  # a cancel of the whole order
 ORDER_UP_TO_NULL = (b',"order_up_to":null',)
 WOS_WEEKS_NULL = (b',"wos_weeks":null',)
+SUPPLY_NULL = (b',"supply":null',)  # a channel without a supply policy of its own
 
 
 class LineWriter:

@@ -14,7 +14,7 @@ from typing import BinaryIO, Iterator
 
 from stockflow.state import events as ev
 
-from .lines import ORDER_UP_TO_NULL, WOS_WEEKS_NULL, LineWriter
+from .lines import ORDER_UP_TO_NULL, SUPPLY_NULL, WOS_WEEKS_NULL, LineWriter
 from .malformed import Malformed
 from .orders import Orders
 from .plan import Plan
@@ -78,7 +78,7 @@ class _Trace:
         for channel in plan.channels:
             event_id, ts = next_event(0)
             yield line(ev.ChannelUpserted(event_id=event_id, ts=ts, channel=channel),
-                       WOS_WEEKS_NULL if channel.wos_weeks is None else ())
+                       (WOS_WEEKS_NULL if channel.wos_weeks is None else ()) + SUPPLY_NULL)
         for s, d, safety, rop in plan.policies:
             event_id, ts = next_event(0)
             yield line(ev.PolicyUpserted(event_id=event_id, ts=ts, sku=plan.sku_ids[s],
