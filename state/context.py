@@ -51,14 +51,20 @@ class Ctx:
             return None  # the usual case, at the cost of one attribute
         return self.catalog.supply_view(channel_id, self.until_ms - self.clock_ms)
 
+    def protected_units(self) -> dict[str, int]:
+        """channel -> units protected for it (wos.py), the same all through one event but
+        for what `changed` says."""
+        units = self._protected_units
+        if units is None:
+            units = self._protected_units = protected_units(
+                self.book, self.catalog, self.until_ms, self.clock_ms)
+        return units
+
     def protection(self) -> Shares:
         """Units protected for each channel with `wos_weeks`, per node, now (wos.py)."""
         if self.book.wos is None:
             return {}
-        units = self._protected_units
-        if units is None:  # the same all through one event, but for what `changed` says
-            units = self._protected_units = protected_units(
-                self.book, self.catalog, self.until_ms, self.clock_ms)
+        units = self.protected_units()
         if not units:
             return {}
         # A backorder walk asks again and again of unchanged stock: spread once per state.
@@ -82,6 +88,9 @@ class Ctx:
         if not self.protect or self.book.wos is None:
             return NOTHING
         if protection is None:
+            units = self.protected_units()
+            if not units or (len(units) == 1 and channel_id in units):
+                return NOTHING  # only its own: nothing to spread
             protection = self.protection()
         if self._shares is None or protection is not self._shares[1]:
             return against(protection, channel_id)

@@ -19,15 +19,14 @@ def place(ctx: Ctx, line: Line, exclude: str | None = None, reason: str | None =
     (backorder_filled, revived_by_payment).
     """
     view = ctx.view(line.channel) if ctx.catalog.supply_policies else None
-    protection = ctx.protection()
     parts = source_line(line, line.qty, ctx.book, ctx.catalog, ctx.until_ms, exclude, ctx.rank,
-                        view, ctx.protected(line.channel, protection))
+                        view, ctx.protected(line.channel))
     if ctx.explain is not None:
         ctx.explain.sourced(ctx, line, line.qty, exclude, parts, reason)
     if parts is None:
         return False
-    if protection:
-        note_taken(ctx, line.channel, parts, protection)
+    if not ctx.protect and ctx.book.wos is not None:  # measured: what protection would keep
+        note_taken(ctx, line.channel, parts, ctx.protection())
     line.status = ALLOCATED if line.paid else HELD
     add_parts(ctx, line, parts, reason)
     return True
