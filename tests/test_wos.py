@@ -10,6 +10,7 @@ import msgspec
 from hypothesis import given
 from hypothesis import strategies as st
 
+from stockflow.ops.cli import main
 from stockflow.state.config import EngineConfig
 from stockflow.state.events import ChannelUpserted
 from stockflow.state.explain import Explainer
@@ -17,7 +18,7 @@ from stockflow.state.ledger import Ledger
 from stockflow.state.wos import WEEK_MS, rate_at
 
 from .invariants import audit
-from .scenario import DAY, Sim, alerts, availability, max_lines, statuses
+from .scenario import DAY, Script, Sim, alerts, availability, max_lines, statuses
 from .test_promise import (
     PROPERTY,
     crash_and_restore_resumes_exactly,
@@ -227,3 +228,18 @@ def test_with_protection_on_nothing_protected_is_sold_away(events, web, live):
     off = run(events, config=EngineConfig(buckets=3, wos_protection=False))
     audit(events, off)
     assert not alerts(on, "wos_sold_away")
+
+
+def test_explain_prints_the_units_protected_for_other_channels(tmp_path, capsys):
+    e = Script()
+    events = [e.node("A"), e.channel("shop", wos_weeks=2, allow_split=True),
+              e.channel("market", allow_split=True), e.snapshot("K", "A", 1000, seq=1)]
+    events += [e.order(f"S{d}", [("K", 10)], channel="shop", paid=True, ts=d * DAY)
+               for d in range(28)]
+    events += [e.snapshot("K", "A", 480, seq=2, ts=27 * DAY + 60),
+               e.order("M1", [("K", 100)], channel="market", paid=True, ts=27 * DAY + 120)]
+    path = tmp_path / "events.jsonl"
+    path.write_bytes(b"\n".join(msgspec.json.encode(ev) for ev in events) + b"\n")
+    assert main(["explain", "M1", "--events", str(path)]) == 0
+    printed = capsys.readouterr().out
+    assert "protected for other channels: A 147" in printed and "not filled: no_stock" in printed
