@@ -12,12 +12,15 @@ or less when the next supply is nearer. Units beyond what the channel is forecas
 before the next inbound enters the pool (its ETA minus the engine's inbound horizon) would
 sit until that supply comes, so other channels may take them: that is the sharing. Both are
 taken at the start of the clock's day, so protection moves with the SKU's events and once a
-day, not with every tick of a clock other SKUs move. The
-protection is a pool per SKU, spread over the channel's nodes in proportion to the ATP it
-sees at each (`shares`), so it follows the stock wherever it lies and no node is asked to
-protect more than it has. Other channels see each node's ATP less the units protected there
-for every channel but themselves (`against`); the protecting channel sells from everything.
-Protection only ever lowers what a channel may take, so it never causes an oversell.
+day, not with every tick of a clock other SKUs move.
+
+The protection is a pool per SKU, not a fixed amount per node: spread over the channel's
+nodes in proportion to the ATP it sees at each (`shares`), it follows the stock wherever it
+lies, and no node is asked to protect more than it has; where channels overlap beyond a
+node's ATP, each share is cut in proportion. Other channels see each node's ATP less the
+units protected there for every channel but themselves (`against`); the protecting channel
+sells from everything. Protection only ever lowers what a channel may take, so it never
+causes an oversell.
 
 Kept only for channels with `wos_weeks`, one small record per SKU and channel, dropped once
 its protection rounds to nothing: memory stays bounded by SKUs x such channels.
