@@ -57,7 +57,8 @@ def _engine_config(args) -> EngineConfig:
                         rebalance_cover_weeks=args.rebalance_cover_weeks,
                         rebalance_surplus_weeks=args.rebalance_surplus_weeks,
                         rebalance_window_days=args.rebalance_window_days,
-                        rebalance_min_units=args.rebalance_min_units)
+                        rebalance_min_units=args.rebalance_min_units,
+                        wos_protection=args.wos_protection)
 
 
 def _replay(args) -> int:

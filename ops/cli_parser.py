@@ -87,6 +87,10 @@ def _engine_args(p: argparse.ArgumentParser, engine: EngineConfig = EngineConfig
                    default=engine.rebalance_min_units, metavar="UNITS",
                    help="...judging only regions that ordered at least this many units in them "
                         f"(default: {engine.rebalance_min_units})")
+    p.add_argument("--no-wos-protection", dest="wos_protection", action="store_false",
+                   default=engine.wos_protection,
+                   help="keep no channel's weeks of supply from the others (its demand is "
+                        "still learnt, and what they sell of it counted: alert wos_sold_away)")
 
 
 def _generator_args(p: argparse.ArgumentParser, scenario: Scenario) -> None:

@@ -59,6 +59,9 @@ def _step(step: Step) -> list[str]:
            f"    channel {s.channel} ({'splits lines' if s.allow_split else 'no split'}), "
            + _destination(s)]
     out += _table([v for v in s.nodes if v.ineligible is None])
+    protected = [f"{v.node} {v.protected}" for v in s.nodes if v.protected]
+    if protected:  # out of ATP above: other channels' weeks of supply (state/wos.py)
+        out.append("    protected for other channels: " + _some(protected))
     barred = defaultdict(list)
     for v in s.nodes:
         if v.ineligible is not None:

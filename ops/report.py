@@ -30,6 +30,12 @@ def print_summary(summary: Summary, as_json: bool = False) -> None:
     table.add_row("shortage alerts", f"{summary.shortage_alerts:,}")
     table.add_row("transfers requested (units)",
                   f"{summary.transfers_requested:,} ({summary.transfer_units:,})")
+    for channel, figures in summary.by_channel.items():
+        if figures.wos_weeks:
+            table.add_row(f"{channel} (WOS {figures.wos_weeks:g} wk): fill rate",
+                          f"{figures.fill_rate:.2%}")
+            table.add_row("  protected units sold away (run-outs)",
+                          f"{figures.wos_sold_away:,} ({figures.wos_run_outs:,})")
     table.add_row("dead letters", f"{summary.dead_letters:,}")
     table.add_row("duplicates dropped", f"{summary.duplicates:,}")
     for stream, n in summary.outputs.items():

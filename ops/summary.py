@@ -9,6 +9,7 @@ from pathlib import Path
 import msgspec
 
 from stockflow.state.events import (
+    ChannelUpserted,
     ClockTick,
     InputEvent,
     NodeUpserted,
@@ -17,6 +18,8 @@ from stockflow.state.events import (
 )
 from stockflow.state.geo import haversine_km
 from stockflow.state.outputs import DispatchAllocate, OutputEvent, ReplenishmentRequested
+
+from .channel_figures import ChannelFigures, channel_figures
 
 _DECODE_OUT = msgspec.json.Decoder(OutputEvent).decode
 _DECODE_IN = msgspec.json.Decoder(InputEvent).decode
@@ -46,6 +49,8 @@ class Summary(msgspec.Struct, kw_only=True):
     mean_distance_km: float = 0.0  # ship-to to node, per allocated unit (great circle)
     shipments_per_order: float = 0.0  # distinct nodes per order with an allocation
     rejected_by_reason: dict[str, int] = {}  # lines whose final status is rejected
+    # Per channel: fill rate, and units protected for it that others sold before it ran out.
+    by_channel: dict[str, ChannelFigures] = {}
 
 
 def open_events(path: str):
@@ -90,6 +95,8 @@ def summarize(events_path: str, out_dir: str, seconds: float | None = None) -> S
     node_region: dict[str, str] = {}
     node_at: dict[str, tuple[float, float]] = {}
     ship_region: dict[tuple[str, str], str] = {}
+    line_channel: dict[tuple[str, str], str] = {}
+    wos_weeks: dict[str, float | None] = {}
     ship_at: dict[str, tuple[float, float]] = {}  # order id -> ship-to (lat, lon)
     orders: set[str] = set()
     duplicates = Duplicates()
@@ -108,11 +115,14 @@ def summarize(events_path: str, out_dir: str, seconds: float | None = None) -> S
             if type(ev) is NodeUpserted:
                 node_region[ev.node.id] = ev.node.region
                 node_at[ev.node.id] = (ev.node.lat, ev.node.lon)
+            elif type(ev) is ChannelUpserted:
+                wos_weeks[ev.channel.id] = ev.channel.wos_weeks
             elif type(ev) is OrderCreated and ev.order_id not in orders:
                 orders.add(ev.order_id)
                 ship_at[ev.order_id] = (ev.ship_to.lat, ev.ship_to.lon)
                 for line in ev.lines:
                     ship_region[(ev.order_id, line.line_id)] = ev.ship_to.region
+                    line_channel[(ev.order_id, line.line_id)] = ev.channel
 
     last: dict[tuple[str, str], object] = {}
     for st in read_outputs(out_dir, "order-status"):
@@ -127,6 +137,7 @@ def summarize(events_path: str, out_dir: str, seconds: float | None = None) -> S
         sign = 1 if isinstance(cmd, DispatchAllocate) else -1
         net[(cmd.order_id, cmd.line_id)][cmd.node] += sign * cmd.qty
     allocated_lines = split = units = cross = 0
+    allocated: set[tuple[str, str]] = set()
     km = 0.0
     shipments: dict[str, set[str]] = defaultdict(set)  # order id -> nodes it ships from
     for key, by_node in net.items():
@@ -134,6 +145,7 @@ def summarize(events_path: str, out_dir: str, seconds: float | None = None) -> S
         if not nodes:
             continue
         allocated_lines += 1
+        allocated.add(key)
         split += len(nodes) > 1
         shipments[key[0]].update(nodes)
         for node, qty in nodes.items():
@@ -171,6 +183,7 @@ def summarize(events_path: str, out_dir: str, seconds: float | None = None) -> S
         shipments_per_order=(sum(len(n) for n in shipments.values()) / len(shipments)
                              if shipments else 0.0),
         rejected_by_reason=dict(sorted(rejected.items())),
+        by_channel=channel_figures(line_channel, allocated, wos_weeks, alerts),
     )
 
 

@@ -17,6 +17,7 @@ from .book import SkuBook
 from .emit import Emitter
 from .master import Catalog
 from .supply_policy import SupplyView, channel_atp
+from .wos import against, shares
 
 
 class Availability(NamedTuple):
@@ -26,9 +27,10 @@ class Availability(NamedTuple):
 
 def channel_availability(
     book: SkuBook, catalog: Catalog, channel: str, until_ms: int,
-    view: SupplyView | None = None,
+    view: SupplyView | None = None, protected: dict[str, int] | None = None,
 ) -> Availability:
-    """`view`: what the channel counts of inbound supply (None: all due by `until_ms`)."""
+    """`view`: what the channel counts of inbound supply (None: all due by `until_ms`);
+    `protected`: node -> units kept there for other channels' weeks of supply (wos.py)."""
     members = catalog.channel_nodes(channel)
     shippers = catalog.channel_ship_nodes(channel)
     total = largest = 0
@@ -37,6 +39,8 @@ def channel_availability(
         if node in members:
             atp = pos.atp(until_ms) if view is None else channel_atp(pos, until_ms, view)
             atp -= kept_out.get(node, 0)
+            if protected:
+                atp -= protected.get(node, 0)
             if atp > 0:
                 total += atp
                 if atp > largest and node in shippers:
@@ -48,15 +52,21 @@ def channel_availability(
 def publish_changes(
     sku: str, book: SkuBook, catalog: Catalog, until_ms: int,
     emit: Emitter, cause: str, ts: datetime, whole: bool = False, clock_ms: int | None = None,
+    protect: bool = True,
 ) -> None:
     """Emit `availability.changed` for every channel whose availability of `sku` moved, in all
     or in one line; `whole`: for every channel. Each channel counts inbound supply by its own
-    policy at `clock_ms` (the engine's clock; `until_ms` is its horizon)."""
+    policy at `clock_ms` (the engine's clock; `until_ms` is its horizon), and without the
+    units protected for other channels (`protect`: WOS protection binds)."""
     published, published_line = book.published, book.published_line
     horizon_ms = 0 if clock_ms is None else until_ms - clock_ms
+    protection = (shares(book, catalog, until_ms, until_ms - horizon_ms)
+                  if protect and book.wos is not None else None)
     for channel, master in catalog.channels.items():
         view = None if master.supply is None else catalog.supply_view(channel, horizon_ms)
-        available, max_line_qty = channel_availability(book, catalog, channel, until_ms, view)
+        protected = against(protection, channel) if protection else None
+        available, max_line_qty = channel_availability(book, catalog, channel, until_ms, view,
+                                                       protected)
         if (whole or published.get(channel, 0) != available
                 or published_line.get(channel, 0) != max_line_qty):
             published[channel] = available

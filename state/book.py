@@ -13,6 +13,7 @@ from .quarantine import Quarantine
 from .rebalancing import RegionDemand
 from .slow_movers import Sales
 from .transfers import Transfer
+from .wos import ChannelRate
 
 NOTHING_KEPT_OUT: dict[str, int] = {}  # what `kept_out` gives almost every book; never changed
 
@@ -40,6 +41,9 @@ class SkuBook(msgspec.Struct, array_like=True, gc=False):  # no cycles: see posi
     # Units ordered per day and region, for rebalancing (rebalancing.py); None while it is
     # off, and until the SKU sells.
     demand: RegionDemand | None = None
+    # channel -> its demand and what was sold away from its protection (wos.py), for
+    # channels with `wos_weeks` that order the SKU; None for every other SKU.
+    wos: dict[str, ChannelRate] | None = None
 
     def position(self, node: str) -> Position:
         pos = self.positions.get(node)

@@ -53,6 +53,10 @@ class EngineConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fie
     # Sourcing's order of preference (sourcing.py): each aspect once, in any order. The
     # default fills a line from one node when any can, then stays in the ship-to's region.
     sourcing_rank: tuple[RankAspect, ...] = DEFAULT_RANK
+    # WOS protection (wos.py): a channel with `wos_weeks` keeps that many weeks of its own
+    # demand out of other channels' reach. False: demand is still learnt and what other
+    # channels sell of it is measured (alert `wos_sold_away`), but nothing is kept back.
+    wos_protection: bool = True
 
     def __post_init__(self) -> None:
         check_rank(self.sourcing_rank, "sourcing_rank")

@@ -124,10 +124,10 @@ class Emitter:
         return command_id
 
     def alert(self, kind: str, sku: str, detail: str, node: str | None = None,
-              transfer: str | None = None) -> None:
+              transfer: str | None = None, channel: str | None = None) -> None:
         self.out.append(Alert(
             ts=self.ts, cause=self.cause, kind=kind, sku=sku, node=node, detail=detail,
-            transfer=transfer,
+            transfer=transfer, channel=channel,
         ))
 
     def availability(

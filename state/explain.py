@@ -50,6 +50,7 @@ class NodeView(msgspec.Struct, kw_only=True):
     transfer_out: int = 0  # reserved for transfers not yet shipped
     safety_stock: int = 0
     kept_out: int = 0  # units a quarantined lower count keeps out of ATP
+    protected: int = 0  # units kept here for other channels' weeks of supply (wos.py)
     fills: bool = False  # ATP covers the whole quantity
     same_region: bool = False
     distance_km: float = 0.0
@@ -85,17 +86,20 @@ def explain_sourcing(line: Line, qty: int, book: SkuBook, catalog: Catalog, unti
                      exclude: str | None, parts: Parts | None, reason: str | None = None,
                      sku: str = "", cause: str = "", ts: datetime | None = None,
                      rank: tuple[str, ...] = DEFAULT_RANK,
-                     view: SupplyView | None = None) -> Sourcing:
+                     view: SupplyView | None = None,
+                     protected: dict[str, int] | None = None) -> Sourcing:
     """The explanation of `source_line(line, qty, book, catalog, until_ms, exclude) == parts`,
     made from the same book before anything is committed; `view`: what the line's channel
-    counts of inbound supply (None: the engine's view)."""
+    counts of inbound supply (None: the engine's view); `protected`: node -> units kept
+    there for other channels' weeks of supply."""
     channel = catalog.channels.get(line.channel)
     members = catalog.channel_nodes(line.channel)
     kept_out = book.kept_out()
+    protected = protected or {}
     supply = view
     views: list[NodeView] = []
     for node_id in sorted(catalog.nodes):
-        view = _view(line, qty, book, catalog, until_ms, node_id, kept_out, supply)
+        view = _view(line, qty, book, catalog, until_ms, node_id, kept_out, supply, protected)
         view.ineligible = _ineligible(line, catalog, members, node_id, exclude)
         views.append(view)
     ranked = [v for v in views if v.ineligible is None and v.atp > 0]
@@ -111,7 +115,7 @@ def explain_sourcing(line: Line, qty: int, book: SkuBook, catalog: Catalog, unti
     unfilled = None
     if parts is None:
         unfilled = "shortage" if trigger == "shortage" else why_unfilled(
-            line, book, catalog, until_ms, exclude, supply)
+            line, book, catalog, until_ms, exclude, supply, protected)
     return Sourcing(
         order_id=line.order_id, line_id=line.line_id, sku=sku, trigger=trigger, cause=cause,
         ts=ts, qty=qty, channel=line.channel,
@@ -149,7 +153,8 @@ def ranked_choice(sourcing: Sourcing) -> Parts | None:
 
 
 def _view(line: Line, qty: int, book: SkuBook, catalog: Catalog, until_ms: int, node_id: str,
-          kept_out: dict[str, int], supply: SupplyView | None) -> NodeView:
+          kept_out: dict[str, int], supply: SupplyView | None,
+          protected: dict[str, int]) -> NodeView:
     node = catalog.nodes[node_id]
     key = rank_key(catalog, node_id, line.region, line.lat, line.lon)  # the default order
     view = NodeView(node=node_id, same_region=node.region == line.region,
@@ -165,7 +170,8 @@ def _view(line: Line, qty: int, book: SkuBook, catalog: Catalog, until_ms: int, 
         view.held, view.allocated, view.safety_stock = pos.held, pos.allocated, pos.safety_stock
         view.transfer_out = pos.transfer_out
         view.kept_out = kept_out.get(node_id, 0)
-        view.atp = channel_atp(pos, until_ms, supply) - view.kept_out
+        view.protected = protected.get(node_id, 0)
+        view.atp = channel_atp(pos, until_ms, supply) - view.kept_out - view.protected
     view.fills = view.atp >= qty
     return view
 
@@ -222,5 +228,5 @@ class Explainer:
         self.sourcings.append(explain_sourcing(
             line, qty, ctx.book, ctx.catalog, ctx.until_ms, exclude, parts, reason,
             sku=ctx.sku, cause=ctx.emit.cause, ts=ctx.emit.ts, rank=ctx.rank,
-            view=ctx.view(line.channel),
+            view=ctx.view(line.channel), protected=ctx.protected(line.channel),
         ))

@@ -52,6 +52,7 @@ from .shortage import resolve_shortage
 from .slow_movers import count_sale, day_of, judge, rule_of
 from .transfer_handling import TransferHandling
 from .transfers import receive_transfer, terms_of
+from .wos import count_order
 from .work import Expire, Forget, InboundDue, Work
 
 
@@ -140,7 +141,7 @@ class Ledger(SnapshotGuarding, TransferHandling):
                     republished.add(sku)
                 publish_changes(
                     sku, book, self.catalog, clock_ms + self.horizon_ms, self.emit, cause, ts,
-                    whole, clock_ms,
+                    whole, clock_ms, self.config.wos_protection,
                 )
         self.published_skus = list(self._touched)
         self._note_transfers(self.published_skus)
@@ -152,7 +153,7 @@ class Ledger(SnapshotGuarding, TransferHandling):
             book = self.books[sku] = SkuBook()
         self._touched[sku] = (self.emit.cause, self.emit.ts, clock_ms)
         ctx = Ctx(sku, book, self.catalog, self.emit, clock_ms + self.horizon_ms, clock_ms,
-                  self.config.sourcing_rank, self.explain)
+                  self.config.sourcing_rank, self.explain, self.config.wos_protection)
         # Any event is the SKU's chance to be judged as a slow mover on a new day, on the
         # stock it had before the event: a SKU that stopped selling is judged at its next
         # count, with no daily sweep over every SKU (slow_movers.py).
@@ -170,10 +171,12 @@ class Ledger(SnapshotGuarding, TransferHandling):
             fill_backorders(ctx)  # queued lines come before whatever this event brings
         if book.transfers is not None or book.demand is not None:
             self._transfers_before(ctx)  # late ones expire; a new day's rebalancing
+            ctx.changed()
         return ctx
 
     def _after_change(self, ctx: Ctx, supply_fell: bool = False) -> None:
         """After an event: no node over-committed, backorders filled, reorder points checked."""
+        ctx.changed()
         positions = ctx.book.positions
         while supply_fell:
             # A transfer taken back from its source is no longer in transit to its
@@ -340,6 +343,9 @@ class Ledger(SnapshotGuarding, TransferHandling):
             if ev.hold_id is not None:
                 settle(ctx, ev.hold_id)  # the checkout's units pass to this line
             place_or_queue(ctx, line)
+            # Its demand counts once it is placed: a line meets the protection published
+            # before it, not one its own order would change.
+            count_order(ctx.book, self.catalog, ev.channel, line.qty, clock_ms)
             if line.status != REJECTED and self.slow_movers is not None:
                 ctx.book.sales = count_sale(
                     ctx.book.sales, day_of(clock_ms), line.qty, self.slow_movers)

@@ -18,7 +18,7 @@ LineStatus = Literal[
 ]
 AlertKind = Literal[
     "low_stock", "shortage", "slow_mover", "drift", "snapshot_quarantined",
-    "transfer_expired", "transfer_taken_back",
+    "transfer_expired", "transfer_taken_back", "wos_sold_away",
 ]
 # Why a line stands where its `order.status` says, when that is not a plain success: the one
 # list of reasons (the schema and the README show it). Rejected or backordered:
@@ -104,6 +104,8 @@ class Alert(_Output, frozen=True, tag="alert"):
     # Optional, added by stockflow: the transfer a `transfer_*` alert ends (the command id of
     # its `replenishment.requested`).
     transfer: str | None = None
+    # Optional, added by stockflow: the channel a `wos_sold_away` alert is about.
+    channel: str | None = None
 
 
 class DeadLetter(_Output, frozen=True, tag="dead_letter"):

@@ -9,6 +9,7 @@ from .context import Ctx
 from .lines import ALLOCATED, BACKORDERED, HELD, REJECTED, Line
 from .sourcing import Parts, source_line, why_unfilled
 from .supply_policy import promise_date
+from .wos import note_taken, ran_out
 
 
 def place(ctx: Ctx, line: Line, exclude: str | None = None, reason: str | None = None) -> bool:
@@ -19,11 +20,13 @@ def place(ctx: Ctx, line: Line, exclude: str | None = None, reason: str | None =
     """
     view = ctx.view(line.channel) if ctx.catalog.supply_policies else None
     parts = source_line(line, line.qty, ctx.book, ctx.catalog, ctx.until_ms, exclude, ctx.rank,
-                        view)
+                        view, ctx.protected(line.channel))
     if ctx.explain is not None:
         ctx.explain.sourced(ctx, line, line.qty, exclude, parts, reason)
     if parts is None:
         return False
+    if not ctx.protect and ctx.book.wos is not None:  # measured: what protection would keep
+        note_taken(ctx, line.channel, parts, ctx.protection())
     line.status = ALLOCATED if line.paid else HELD
     add_parts(ctx, line, parts, reason)
     return True
@@ -54,11 +57,14 @@ def emit_holds(ctx: Ctx, line: Line, reason: str | None = None) -> None:
 def place_or_queue(ctx: Ctx, line: Line, reason: str | None = None) -> None:
     if not place(ctx, line, reason=reason):
         queue_or_reject(ctx, line, why_unfilled(line, ctx.book, ctx.catalog, ctx.until_ms,
-                                                view=ctx.view(line.channel)))
+                                                view=ctx.view(line.channel),
+                                                protected=ctx.protected(line.channel)))
 
 
 def queue_or_reject(ctx: Ctx, line: Line, reason: str) -> None:
     """A line without stock: the backorder queue if its channel takes backorders."""
+    if reason in ("no_stock", "split_not_allowed"):
+        ran_out(ctx, line.channel)
     channel = ctx.catalog.channels.get(line.channel)
     if channel is not None and channel.backorder and reason != "no_eligible_node":
         line.status = BACKORDERED

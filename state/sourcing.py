@@ -67,13 +67,15 @@ def source_line(
     exclude: str | None = None,
     rank: tuple[str, ...] = DEFAULT_RANK,
     view: SupplyView | None = None,
+    protected: dict[str, int] | None = None,
 ) -> Parts | None:
     """Nodes and units that fill `qty` of the line, best first; None when it cannot be filled.
 
     `until_ms` bounds which inbound supply counts as sellable; `exclude` is a node that must
     not be used (the one a shortage is taking units back from). A node whose lower count is
     held back gives only what that count allows. `rank` is the engine's `sourcing_rank`;
-    `view` what the line's channel counts of inbound supply (None: all due by `until_ms`).
+    `view` what the line's channel counts of inbound supply (None: all due by `until_ms`);
+    `protected` node -> units kept there for other channels' weeks of supply (wos.py).
     """
     channel = catalog.channels.get(line.channel)
     if channel is None:
@@ -88,6 +90,8 @@ def source_line(
             continue
         atp = pos.atp(until_ms) if view is None else channel_atp(pos, until_ms, view)
         atp -= kept_out.get(node_id, 0)
+        if protected:
+            atp -= protected.get(node_id, 0)
         if atp > 0:
             available.append((node_id, atp))
     if not available:
@@ -117,10 +121,12 @@ def source_line(
 
 
 def why_unfilled(line: Line, book: SkuBook, catalog: Catalog, until_ms: int,
-                 exclude: str | None = None, view: SupplyView | None = None) -> str:
+                 exclude: str | None = None, view: SupplyView | None = None,
+                 protected: dict[str, int] | None = None) -> str:
     """The reason a whole line could not be sourced, for its status: unknown_channel,
     no_eligible_node, split_not_allowed (no node fills it, the eligible nodes together
-    would, and its channel does not split lines) or no_stock."""
+    would, and its channel does not split lines) or no_stock (units protected for other
+    channels, `protected`, are not the line's stock)."""
     if line.channel not in catalog.channels:
         return "unknown_channel"
     members = catalog.channel_nodes(line.channel)
@@ -132,6 +138,7 @@ def why_unfilled(line: Line, book: SkuBook, catalog: Catalog, until_ms: int,
     for node_id in eligible:
         pos = book.positions.get(node_id)
         if pos is not None and node_id != exclude:
-            pooled += max(0, channel_atp(pos, until_ms, view) - kept_out.get(node_id, 0))
+            pooled += max(0, channel_atp(pos, until_ms, view) - kept_out.get(node_id, 0)
+                          - (protected.get(node_id, 0) if protected else 0))
     # source_line fills a line the pool covers unless no node fills it and it may not split
     return "split_not_allowed" if pooled >= line.qty else "no_stock"

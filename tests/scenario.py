@@ -104,7 +104,8 @@ class Script:
 
     def channel(self, id: str = "web", nodes: list[str] | None = None, *,
                 hold_ttl_s: float = 900, allow_split: bool = False, backorder: bool = False,
-                supply: dict | None = None, ts=None, event_id=None) -> ChannelUpserted:
+                supply: dict | None = None, wos_weeks: float | None = None, ts=None,
+                event_id=None) -> ChannelUpserted:
         """`supply`: kind -> SupplyTerms, or kind -> (share, horizon_s) for short."""
         if supply is not None:
             supply = {kind: terms if isinstance(terms, SupplyTerms)
@@ -112,7 +113,7 @@ class Script:
                       for kind, terms in supply.items()}
         return ChannelUpserted(**self._meta(ts, event_id), channel=Channel(
             id=id, nodes=nodes or ["*"], hold_ttl_s=hold_ttl_s, allow_split=allow_split,
-            backorder=backorder, supply=supply,
+            backorder=backorder, supply=supply, wos_weeks=wos_weeks,
         ))
 
     def policy(self, sku: str, node: str, *, safety_stock: int = 0,

@@ -10,7 +10,7 @@ import pytest
 from stockflow.ops import metrics
 from stockflow.ops.cli import main
 
-from .scenario import Script
+from .scenario import DAY, Script
 
 ENCODE = msgspec.json.Encoder().encode
 
@@ -92,3 +92,33 @@ def test_replay_rebalances_when_asked_and_the_summary_counts_transfers(tmp_path,
 
     mean = (2 * haversine_km(*BEIJING, 39.1, 117.2) + 12 * haversine_km(*GUANGZHOU, 39.1, 117.2)) / 14
     assert off["mean_distance_km"] == on["mean_distance_km"] == pytest.approx(mean)
+
+
+def protected_units_sold_away(tmp_path, capsys, *flags) -> dict:
+    """The summary's per-channel figures for a shop with `wos_weeks` 2 (10 units a day for
+    four weeks), whose protected units a market order then asks for before the shop's next
+    order runs out."""
+    e = Script()
+    lines = [e.node("A"), e.channel("shop", wos_weeks=2, allow_split=True),
+             e.channel("market", allow_split=True), e.snapshot("K", "A", 1000, seq=1)]
+    lines += [e.order(f"S{d}", [("K", 10)], channel="shop", paid=True, ts=d * DAY)
+              for d in range(28)]
+    lines += [e.snapshot("K", "A", 480, seq=2, ts=27 * DAY + 60),  # 200 free
+              e.order("M1", [("K", 100)], channel="market", paid=True, ts=27 * DAY + 120),
+              e.order("S99", [("K", 150)], channel="shop", paid=True, ts=27 * DAY + 180)]
+    events = tmp_path / "events.jsonl"
+    events.write_bytes(b"\n".join(ENCODE(ev) for ev in lines) + b"\n")
+    assert main(["replay", str(events), "--out", str(tmp_path / "out"), "--summary", "--json",
+                 "--quiet", "--chunk-lines", "1", *flags]) == 0
+    return json.loads(capsys.readouterr().out)["by_channel"]
+
+
+def test_the_summary_counts_protected_units_sold_away_per_channel(tmp_path, capsys):
+    off = protected_units_sold_away(tmp_path, capsys, "--no-wos-protection")
+    # 147 protected (2 weeks of about 73.7 a week), 53 not: the market's 100 took 47 of them.
+    assert off["shop"] == {"lines": 29, "allocated_lines": 28, "fill_rate": 28 / 29,
+                           "wos_weeks": 2.0, "wos_run_outs": 1, "wos_sold_away": 47}
+    assert off["market"]["allocated_lines"] == 1 and off["market"]["wos_weeks"] is None
+    on = protected_units_sold_away(tmp_path, capsys)
+    assert on["shop"]["wos_sold_away"] == 0 and on["shop"]["allocated_lines"] == 29
+    assert on["market"]["allocated_lines"] == 0  # refused: it would eat into the protection
