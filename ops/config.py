@@ -92,15 +92,7 @@ SECTIONS = ("engine", "kafka", "redis", "recovery", "run", "log")
 
 def load(path: str | None, environ: dict[str, str] | None = None) -> Config:
     """The file's settings (if any) with the environment's over them."""
-    raw: dict = {}
-    if path is not None:
-        try:
-            with open(path, "rb") as f:
-                raw = tomllib.load(f)
-        except OSError as exc:
-            raise ConfigError(f"cannot read config {path}: {exc.strerror}") from None
-        except tomllib.TOMLDecodeError as exc:
-            raise ConfigError(f"config {path} is not valid TOML: {exc}") from None
+    raw: dict = {} if path is None else read_toml(path, "config", ConfigError)
     _overlay_environment(raw, os.environ if environ is None else environ)
     # An [engine] table (or one STOCKFLOW_ENGINE_* variable) that does not name the buckets
     # keeps live mode's default, not the engine's: buckets are fixed for a recovery store.
@@ -111,6 +103,17 @@ def load(path: str | None, environ: dict[str, str] | None = None) -> Config:
     except msgspec.ValidationError as exc:
         where = f" in {path}" if path else ""
         raise ConfigError(f"bad setting{where}: {exc}") from None
+
+
+def read_toml(path: str, what: str, error: type[Exception]) -> dict:
+    """A TOML file's tables; `error` with one readable line if it cannot be read or parsed."""
+    try:
+        with open(path, "rb") as f:
+            return tomllib.load(f)
+    except OSError as exc:
+        raise error(f"cannot read {what} {path}: {exc.strerror}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise error(f"{what} {path} is not valid TOML: {exc}") from None
 
 
 def _overlay_environment(raw: dict, environ) -> None:

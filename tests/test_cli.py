@@ -149,8 +149,8 @@ def test_replay_reads_stdin(tmp_path):
     assert len(lines(out / "dispatch.jsonl")) == 4
 
 
-def test_replay_can_turn_the_snapshot_guard_on(tmp_path):
-    """A count of 0 under 6 allocated units waits for approval, then takes them back."""
+def guard_trace(tmp_path):
+    """6 units allocated at A, then a count of 0 there, then its approval."""
     e = Script()
     events = [e.node("A"), e.channel("web"), e.snapshot("K", "A", 10, seq=1),
               e.order("P1", [("K", 6)], paid=True),
@@ -158,6 +158,12 @@ def test_replay_can_turn_the_snapshot_guard_on(tmp_path):
               e.approved("count-1", event_id="ok-1")]
     trace = tmp_path / "guard.jsonl"
     trace.write_bytes(b"".join(msgspec.json.encode(ev) + b"\n" for ev in events))
+    return trace
+
+
+def test_replay_can_turn_the_snapshot_guard_on(tmp_path):
+    """A count of 0 under 6 allocated units waits for approval, then takes them back."""
+    trace = guard_trace(tmp_path)
 
     assert main(["replay", str(trace), "--out", str(tmp_path / "on"), "--quiet",
                  "--snapshot-guard-share", "0.5", "--snapshot-guard-units", "2"]) == 0

@@ -13,14 +13,13 @@ import subprocess
 import sys
 import time
 
-import msgspec
 import redis
 
 from stockflow.connectors.redis_store import ReadModelStore
 from stockflow.ops.logs import configure
 
 from .live_runs import LiveRun, generated_trace
-from .scenario import Script
+from .test_cli import guard_trace
 from .servers import RedisServer, unique_prefix
 
 # key=value or key="quoted \" value", as logfmt writes them.
@@ -174,13 +173,7 @@ def test_redis_away_back_and_found_empty_are_one_line_each(caplog):
 
 
 def test_the_snapshot_guards_decisions_are_logged_at_info(tmp_path):
-    e = Script()
-    events = [e.node("A"), e.channel("web"), e.snapshot("K", "A", 10, seq=1),
-              e.order("P1", [("K", 6)], paid=True),
-              e.snapshot("K", "A", 0, seq=2, event_id="count-1"),
-              e.approved("count-1", event_id="ok-1")]
-    trace = tmp_path / "guard.jsonl"
-    trace.write_bytes(b"".join(msgspec.json.encode(ev) + b"\n" for ev in events))
+    trace = guard_trace(tmp_path)
     replay = [sys.executable, "-m", "stockflow.ops.cli", "replay", str(trace), "--out",
               str(tmp_path / "out"), "--quiet", "--snapshot-guard-share", "0.5"]
 

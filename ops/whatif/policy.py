@@ -7,7 +7,6 @@ replayed; the engine settings are `EngineConfig`'s. A bad file or an unknown set
 
 from __future__ import annotations
 
-import tomllib
 from pathlib import Path
 from typing import Annotated
 
@@ -16,6 +15,8 @@ from msgspec import Meta, Struct
 
 from stockflow.state.config import EngineConfig, RankAspect, check_rank
 from stockflow.state.events import Count, Id, Share, SupplyKind, SupplyTerms
+
+from ..config import read_toml
 
 
 class PolicyError(Exception):
@@ -87,13 +88,7 @@ class NamedPolicy(Struct, frozen=True):
 
 def load_policy(path: str) -> NamedPolicy:
     """The policy in a TOML file, validated."""
-    try:
-        with open(path, "rb") as f:
-            raw = tomllib.load(f)
-    except OSError as exc:
-        raise PolicyError(f"cannot read policy {path}: {exc.strerror}") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise PolicyError(f"policy {path} is not valid TOML: {exc}") from None
+    raw = read_toml(path, "policy", PolicyError)
     if "sourcing_rank" in raw.get("engine", {}) and "rank" in raw.get("sourcing", {}):
         raise PolicyError(f"policy {path}: give the rank once, as [sourcing] rank")
     try:
