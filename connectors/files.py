@@ -19,6 +19,11 @@ from .chunks import RawChunk
 CHUNK_LINES = 2048
 
 
+def open_trace(path: str | Path) -> BinaryIO:
+    """A JSON Lines trace for reading, gunzipped on the way when its name ends in .gz."""
+    return gzip.open(path, "rb") if str(path).endswith(".gz") else open(path, "rb")
+
+
 class _LinesPartition(StatefulSourcePartition[RawChunk, int]):
     def __init__(self, name: str, f: BinaryIO, chunk_lines: int, resume: int | None,
                  on_read=None):
@@ -73,7 +78,7 @@ class JsonLinesSource(FixedPartitionedSource[RawChunk, int]):
     def build_part(self, step_id: str, for_part: str, resume_state):
         if for_part == "-":
             return _LinesPartition("stdin", sys.stdin.buffer, self.chunk_lines, None, self.on_read)
-        f = gzip.open(for_part, "rb") if for_part.endswith(".gz") else open(for_part, "rb")
+        f = open_trace(for_part)
         return _LinesPartition(Path(for_part).name, f, self.chunk_lines, resume_state,
                                self.on_read)
 

@@ -3,18 +3,17 @@ Bytewax: for running the pure engine over a file (`stockflow inspect --events`).
 
 from __future__ import annotations
 
-import gzip
 from collections.abc import Iterator
 from pathlib import Path
 
 from .codec import decode_lines
+from .files import CHUNK_LINES, open_trace
 
 
-def read_events(path: str | Path, chunk_lines: int = 2048) -> Iterator[list]:
+def read_events(path: str | Path, chunk_lines: int = CHUNK_LINES) -> Iterator[list]:
     """Lists of events and `Malformed`s, in file order; blank lines are nothing."""
     name = Path(path).name
-    opener = gzip.open if str(path).endswith(".gz") else open
-    with opener(path, "rb") as f:
+    with open_trace(path) as f:
         first, lines = 1, []
         for raw in f:
             lines.append(raw)

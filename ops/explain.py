@@ -7,12 +7,12 @@ its `order.status` outputs are matched to the sourcings by cause.
 
 from __future__ import annotations
 
-import gzip
 import os
 from datetime import datetime
 
 import msgspec
 
+from stockflow.connectors.files import open_trace
 from stockflow.connectors.trace_file import read_events
 from stockflow.state.config import EngineConfig
 from stockflow.state.engine import Engine
@@ -88,8 +88,7 @@ def explain(order_id: str, events: str, config: EngineConfig,
 def _mentions(events: str, order_id: str) -> bool:
     """Whether the order id appears in the file at all, as JSON would write it."""
     needle = msgspec.json.encode(order_id)
-    opener = gzip.open if events.endswith(".gz") else open
-    with opener(events, "rb") as f:
+    with open_trace(events) as f:
         return any(needle in raw for raw in f)
 
 

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import gzip
 from collections import Counter, defaultdict
 from pathlib import Path
 
 import msgspec
 
+from stockflow.connectors.files import open_trace
 from stockflow.state.events import (
     ChannelUpserted,
     ClockTick,
@@ -51,10 +51,6 @@ class Summary(msgspec.Struct, kw_only=True):
     rejected_by_reason: dict[str, int] = {}  # lines whose final status is rejected
     # Per channel: fill rate, and units protected for it that others sold before it ran out.
     by_channel: dict[str, ChannelFigures] = {}
-
-
-def open_events(path: str):
-    return gzip.open(path, "rb") if path.endswith(".gz") else open(path, "rb")
 
 
 def read_outputs(out_dir: str | Path, stream: str) -> list:
@@ -101,7 +97,7 @@ def summarize(events_path: str, out_dir: str, seconds: float | None = None) -> S
     orders: set[str] = set()
     duplicates = Duplicates()
     events = 0
-    with open_events(events_path) as f:
+    with open_trace(events_path) as f:
         for raw in f:
             if not raw.strip():
                 continue

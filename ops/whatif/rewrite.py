@@ -10,7 +10,7 @@ from typing import BinaryIO
 
 import msgspec
 
-from stockflow.ops.summary import open_events
+from stockflow.connectors.files import open_trace
 from stockflow.state.events import (
     ChannelUpserted,
     InputEvent,
@@ -108,7 +108,7 @@ def _given(override: msgspec.Struct) -> dict:
 def _events(trace: str):
     """(raw line, event) for every line of the trace; the event is None where it does not
     decode (the engine makes it a dead letter)."""
-    with open_events(trace) as f:
+    with open_trace(trace) as f:
         for raw in f:
             if not raw.strip():
                 continue
