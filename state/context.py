@@ -9,6 +9,8 @@ from .config import DEFAULT_RANK
 from .emit import Emitter
 from .lines import Line
 from .master import Catalog
+from .regional_reserve import Reserves, reserves
+from .regional_reserve import against as against_region
 from .supply_policy import SupplyView
 from .wos import NOTHING, Shares, against, protected_units, shares
 
@@ -26,11 +28,13 @@ class Ctx:
     """One SKU's book, the master data, the outputs being built, and the ATP horizon."""
 
     __slots__ = ("sku", "book", "catalog", "emit", "until_ms", "clock_ms", "supply_rose", "rank",
-                 "explain", "protect", "_protected_units", "_shares", "_against")
+                 "explain", "protect", "reserve_weeks", "_protected_units", "_shares", "_against",
+                 "_reserves", "_guards")
 
     def __init__(self, sku: str, book: SkuBook, catalog: Catalog, emit: Emitter, until_ms: int,
                  clock_ms: int | None = None, rank: tuple[str, ...] = DEFAULT_RANK,
-                 explain: SourcingObserver | None = None, protect: bool = True):
+                 explain: SourcingObserver | None = None, protect: bool = True,
+                 reserve_weeks: float | None = None):
         self.sku = sku
         self.book = book
         self.catalog = catalog
@@ -44,6 +48,9 @@ class Ctx:
         self._protected_units: dict[str, int] | None = None  # wos.protected_units, kept
         self._shares: tuple[tuple, Shares] | None = None  # the last shares, by the stock they saw
         self._against: dict[str, dict[str, int]] = {}  # channel -> wos.against of those shares
+        self.reserve_weeks = reserve_weeks  # EngineConfig.regional_reserve_weeks
+        self._reserves: Reserves | None = None  # regional_reserve.reserves, kept
+        self._guards: dict[str, dict[str, int]] = {}  # region -> other regions' reserves
 
     def view(self, channel_id: str) -> SupplyView | None:
         """What the channel counts of inbound supply now (None: the engine's view)."""
@@ -81,6 +88,31 @@ class Ctx:
         """Demand, supply or a held-back count changed: protection is worked out again."""
         self._protected_units = None
         self._shares = None
+        self._reserves = None
+        self._guards = {}
+
+    def guard(self, line: Line) -> dict[str, int]:
+        """node -> units the line may not take there: what other channels' weeks of supply
+        protect (`protected`) and what other regions keep for their own customers
+        (regional_reserve.py)."""
+        channel_guard = self.protected(line.channel)
+        if self.reserve_weeks is None or self.book.regions is None:
+            return channel_guard
+        region_guard = self._guards.get(line.region)
+        if region_guard is None:
+            kept = self._reserves
+            if kept is None:
+                kept = self._reserves = reserves(self.book, self.catalog, self.reserve_weeks,
+                                                 self.until_ms, self.clock_ms)
+            region_guard = self._guards[line.region] = against_region(kept, line.region)
+        if not channel_guard:
+            return region_guard
+        if not region_guard:
+            return channel_guard
+        guard = dict(channel_guard)
+        for node, units in region_guard.items():
+            guard[node] = guard.get(node, 0) + units
+        return guard
 
     def protected(self, channel_id: str, protection: Shares | None = None) -> dict[str, int]:
         """node -> units protected there for other channels, which `channel_id` may not take

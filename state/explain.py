@@ -228,5 +228,5 @@ class Explainer:
         self.sourcings.append(explain_sourcing(
             line, qty, ctx.book, ctx.catalog, ctx.until_ms, exclude, parts, reason,
             sku=ctx.sku, cause=ctx.emit.cause, ts=ctx.emit.ts, rank=ctx.rank,
-            view=ctx.view(line.channel), protected=ctx.protected(line.channel),
+            view=ctx.view(line.channel), protected=ctx.guard(line),
         ))

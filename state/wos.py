@@ -62,11 +62,12 @@ class ChannelRate(msgspec.Struct, array_like=True, gc=False):  # gc=False: see i
     sold_away: int = 0  # units protected for it that other channels took since it last ran out
 
 
-def rate_at(record: ChannelRate, clock_ms: int) -> float:
-    """The weekly rate at `clock_ms`: decayed for the time since the last line."""
+def rate_at(record: ChannelRate, clock_ms: int, weeks: float = RATE_WEEKS) -> float:
+    """The weekly rate at `clock_ms`: decayed for the time since the last line (`weeks` the
+    time constant it was learnt with)."""
     if clock_ms <= record.at_ms:
         return record.rate
-    return record.rate * exp(-(clock_ms - record.at_ms) / (RATE_WEEKS * WEEK_MS))
+    return record.rate * exp(-(clock_ms - record.at_ms) / (weeks * WEEK_MS))
 
 
 def count_order(book: SkuBook, catalog: Catalog, channel_id: str, qty: int,
@@ -115,7 +116,7 @@ def protected_units(book: SkuBook, catalog: Catalog, until_ms: int,
         if channel is None or not channel.wos_weeks:
             continue
         weeks = channel.wos_weeks
-        next_ms = _next_supply(book, catalog.channel_nodes(channel_id), pool_ms)
+        next_ms = next_supply(book, catalog.channel_nodes(channel_id), pool_ms)
         if next_ms is not None:
             weeks = min(weeks, (next_ms - pool_ms) / WEEK_MS)
         units = floor(rate_at(record, day_ms) * weeks + 1e-9)
@@ -124,7 +125,7 @@ def protected_units(book: SkuBook, catalog: Catalog, until_ms: int,
     return out
 
 
-def _next_supply(book: SkuBook, members: frozenset[str], pool_ms: int) -> int | None:
+def next_supply(book: SkuBook, members: frozenset[str], pool_ms: int) -> int | None:
     """The earliest ETA of inbound at these nodes that ATP does not count yet."""
     soonest = None
     for node, pos in book.positions.items():
@@ -167,13 +168,14 @@ def shares(book: SkuBook, catalog: Catalog, until_ms: int, clock_ms: int,
                     if here > 0:
                         atp[node] = here
         if atp:
-            out[channel_id] = _spread(min(wanted, sum(atp.values())), atp)
+            out[channel_id] = spread(min(wanted, sum(atp.values())), atp)
     if len(out) > 1:
         _fit(out, engine_atp)
     return out
 
 
-def _spread(units: int, atp: dict[str, int]) -> dict[str, int]:
+def spread(units: int, atp: dict[str, int]) -> dict[str, int]:
+    """`units` over nodes in proportion to their `atp` (largest remainders, then node id)."""
     total = sum(atp.values())
     if units >= total:
         return dict(atp)
