@@ -242,4 +242,4 @@ def test_explain_prints_the_units_protected_for_other_channels(tmp_path, capsys)
     path.write_bytes(b"\n".join(msgspec.json.encode(ev) for ev in events) + b"\n")
     assert main(["explain", "M1", "--events", str(path)]) == 0
     printed = capsys.readouterr().out
-    assert "protected for other channels: A 147" in printed and "not filled: no_stock" in printed
+    assert "protected for other channels or regions: A 147" in printed and "not filled: no_stock" in printed
