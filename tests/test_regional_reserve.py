@@ -6,12 +6,14 @@ from __future__ import annotations
 
 from math import floor
 
+import msgspec
 from hypothesis import assume, given
 from hypothesis import strategies as st
 
 from stockflow.ops.cli import main
 from stockflow.state.config import EngineConfig
 from stockflow.state.context import Ctx
+from stockflow.state.ledger import Ledger
 from stockflow.state.lines import Line
 from stockflow.state.regional_reserve import RATE_WEEKS, reserves
 from stockflow.state.sourcing import source_line
@@ -121,6 +123,17 @@ def test_a_customer_in_a_region_without_nodes_is_kept_from_every_reserve():
                                 ship_to=(30.57, 104.07), ts=now))
     assert statuses(out) == [("C2", "1", "allocated", "A", FREE - kept)]
     assert set(sim.book("K").regions) == {"Shanghai"}  # its own demand is nobody's reserve
+
+
+def test_the_records_survive_a_restore_and_older_snapshots_restore():
+    sim = shanghai_buys_daily()
+    (ledger,) = [l for l in sim.engine.ledgers.values() if "K" in l.books]
+    restored = Ledger.restore(ledger.snapshot(), sim.engine.config)
+    assert restored.books["K"].regions == ledger.books["K"].regions
+    # A snapshot taken before books kept regional demand: the field is last, so it restores.
+    catalog, books = msgspec.msgpack.decode(ledger.snapshot())
+    older = msgspec.msgpack.encode([catalog, {k: b[:-1] for k, b in books.items()}])
+    assert Ledger.restore(older, sim.engine.config).books["K"].regions is None
 
 
 def test_the_option_on_the_command_line(capsys):
