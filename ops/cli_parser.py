@@ -89,9 +89,8 @@ def _engine_args(p: argparse.ArgumentParser, engine: EngineConfig = EngineConfig
                         f"(default: {engine.rebalance_min_units})")
     p.add_argument("--regional-reserve-weeks", type=_number(float, "weeks", 0.001),
                    default=engine.regional_reserve_weeks, metavar="WEEKS",
-                   help="a line that must leave its customer's region goes where the region "
-                        "keeps this many weeks of its own customers' demand, if a node there "
-                        "fills it (default: off)")
+                   help="each region keeps this many weeks of its own customers' demand; "
+                        "lines to other regions take only what lies beyond (default: off)")
     p.add_argument("--no-wos-protection", dest="wos_protection", action="store_false",
                    default=engine.wos_protection,
                    help="keep no channel's weeks of supply from the others (its demand is "
