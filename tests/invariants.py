@@ -10,6 +10,10 @@ after every input event and the outputs it caused:
 - the `held` statuses one input event gives a line are its whole set of holds from then on:
   at most one per node, and no other status of the line after them under that event;
 - no line has more units committed than it asked for, nor a negative allocation;
+- the statuses one input event gives a line name one SKU; a shipment or return that names a
+  known line with another SKU is refused (a dead letter with reason `line_sku_mismatch`),
+  changes nothing, and only such an event is refused (event by event: the engine knows an
+  order once its `order.created` came before);
 - transfers (`transfer_audit.py`): units reserved for a transfer not yet shipped count as
   committed at its source, and its units in transit as inbound at its destination;
 - with the snapshot guard on: a count said quarantined (`alert` snapshot_quarantined, caused by
@@ -100,12 +104,14 @@ class Auditor(TransferAudit):
         self._dirty_lines: set[LineKey] = set()
         self._debts_made: set[SkuNode] = set()  # by the last input: must be said as drift
         self._drift_said: set[SkuNode] = set()
+        self._refusals: list = []  # refused inputs, in an end-state audit
         self._init_transfers()
 
     # -- inputs -------------------------------------------------------------------------
 
-    def apply_input(self, ev) -> bool:
-        """Apply an input's effect on supply; False for a duplicate the engine must ignore."""
+    def apply_input(self, ev, refused: bool = False) -> bool:
+        """Apply an input's effect on supply; False for a duplicate the engine must ignore.
+        `refused`: the engine dead-lettered it as contradicting what it knows."""
         if ev.event_id in self.seen:
             return False
         self.seen.add(ev.event_id)
@@ -114,6 +120,8 @@ class Auditor(TransferAudit):
             key: (held.event_id, self.committed_at.get(key, 0), self._lower_supply(key))
             for key, held in self.held.items()
         }
+        if self._judge_refusal(ev, refused):
+            return True  # no effect; its cause may still have moved the clock (outputs)
         if hasattr(ev, "sku") and hasattr(ev, "node"):
             self._dirty_nodes.add((ev.sku, ev.node))
         if self._transfer_input(ev):
@@ -169,6 +177,32 @@ class Auditor(TransferAudit):
                 self.line_sku[(ev.order_id, line.line_id)] = line.sku
                 self.line_qty[(ev.order_id, line.line_id)] = line.qty
         return True
+
+    def _judge_refusal(self, ev, refused: bool) -> bool:
+        """Whether `ev` is refused; raises if it is refused for nothing, or (event by event)
+        names a known line with another SKU and is not refused."""
+        if refused:
+            if self.event_by_event:
+                self._check_refusal(ev)
+            else:
+                self._refusals.append(ev)  # judged at the end, once every order is known
+            return True
+        known = self._other_sku_of(ev)
+        if known is not None and self.event_by_event:
+            raise PromiseBroken(f"{ev.event_id} names line {ev.order_id}/{ev.line_id} of "
+                                f"{known} with {ev.sku}, and was not refused")
+        return False
+
+    def _check_refusal(self, ev) -> None:
+        if self._other_sku_of(ev) is None:
+            raise PromiseBroken(f"{ev.event_id} refused, though it contradicts nothing known")
+
+    def _other_sku_of(self, ev) -> str | None:
+        """The SKU of the known line a shipment or return names, when it is not the event's."""
+        if type(ev) is not ShipmentConfirmed and type(ev) is not OrderReturned:
+            return None
+        known = self.line_sku.get((ev.order_id, ev.line_id))
+        return known if known is not None and known != ev.sku else None
 
     # -- the snapshot guard -------------------------------------------------------------
 
@@ -234,12 +268,13 @@ class Auditor(TransferAudit):
     def apply_outputs(self, outputs: list) -> None:
         """Outputs of one cause, in the order each stream carried them."""
         held_now: dict[LineKey, dict[str, int]] = {}  # the hold sets this cause gives lines
+        sku_now: dict[LineKey, str] = {}  # the SKU this cause's statuses name for each line
         self._judge_count(outputs)
         for out in outputs:
             t = type(out)
             self._transfer_output(out)
             if t is OrderStatus:
-                self._status(out, held_now)
+                self._status(out, held_now, sku_now)
             elif t is Alert and out.kind == "drift":
                 self._drift_said.add((out.sku, out.node))
             elif t is DispatchAllocate or t is DispatchRelease:
@@ -252,9 +287,14 @@ class Auditor(TransferAudit):
                 if self.allocs[key][out.node] < 0:
                     raise PromiseBroken(f"line {key} released more than allocated at {out.node}")
 
-    def _status(self, out: OrderStatus, held_now: dict[LineKey, dict[str, int]]) -> None:
-        """A line's `held` statuses under one cause replace its holds; one per node, last."""
+    def _status(self, out: OrderStatus, held_now: dict[LineKey, dict[str, int]],
+                sku_now: dict[LineKey, str]) -> None:
+        """A line's `held` statuses under one cause replace its holds; one per node, last;
+        all of its statuses under one cause name one SKU."""
         key = (out.order_id, out.line_id)
+        if sku_now.setdefault(key, out.sku) != out.sku:
+            raise PromiseBroken(f"under {out.cause}: line {key} is {out.status} as "
+                                f"{out.sku} and {sku_now[key]} under one event")
         self.statuses[key].append(out.status)
         if out.status == "held":
             holds = held_now.setdefault(key, {})
@@ -328,6 +368,8 @@ class Auditor(TransferAudit):
         self._dirty_lines.clear()
 
     def check_final(self) -> None:
+        for ev in self._refusals:
+            self._check_refusal(ev)
         missing = [key for key in self.line_qty if not self.statuses.get(key)]
         if missing:
             raise PromiseBroken(f"{len(missing)} order lines have no status, e.g. {missing[:3]}")
@@ -340,6 +382,11 @@ def group_by_cause(outputs: list) -> dict[str, list]:
     return by_cause
 
 
+def refused_inputs(outputs: list) -> set[str]:
+    """The event ids the engine refused as contradicting what it knows (not malformed)."""
+    return {o.cause for o in outputs if type(o) is DeadLetter and o.reason is not None}
+
+
 def audit(events: list, outputs: list, config: EngineConfig | None = None) -> Auditor:
     """Check the promise after every input event of a run, and the run's end conditions;
     `config`: the engine's, for its snapshot guard."""
@@ -349,8 +396,9 @@ def audit(events: list, outputs: list, config: EngineConfig | None = None) -> Au
     unknown = set(by_cause) - input_ids
     if unknown:
         raise PromiseBroken(f"outputs name causes that were never input: {sorted(unknown)[:3]}")
+    refused = refused_inputs(outputs)
     for ev in events:
-        if auditor.apply_input(ev):
+        if auditor.apply_input(ev, ev.event_id in refused):
             auditor.apply_outputs(by_cause.get(ev.event_id, []))
             auditor.check(ev.event_id)
     auditor.check_final()
@@ -362,8 +410,9 @@ def audit_end_state(events: list, outputs: list) -> Auditor:
     partitions): all supply in, then the outputs in the order their topics carried them (one
     line's outputs always come in order), then every node and line checked once."""
     auditor = Auditor(event_by_event=False)
+    refused = refused_inputs(outputs)
     for ev in events:
-        auditor.apply_input(ev)
+        auditor.apply_input(ev, ev.event_id in refused)
     run: list = []
     for out in outputs:
         if type(out) is DeadLetter:
