@@ -37,7 +37,7 @@ DUPLICATES = Counter("stockflow_duplicate_events", "Input events dropped as dupl
 OUTPUTS = Counter("stockflow_outputs", "Outputs emitted, by stream.", ["stream"])
 DEAD_LETTERS = Counter("stockflow_dead_letters",
                        "Dead letters, by reason: malformed messages, and events refused as "
-                       "contradicting what the engine knows (line_sku_mismatch).", ["reason"])
+                       "contradicting what the engine knows.", ["reason"])
 LATENCY = Histogram("stockflow_processing_latency_seconds",
                     "Input read -> its outputs emitted, per batch.", buckets=_LATENCY_BUCKETS)
 EVENT_LAG = Histogram("stockflow_event_lag_seconds",

@@ -35,9 +35,9 @@ StatusReason = Literal[
 ]
 
 # Why a well-formed event was refused: it contradicts what the engine knows (a dead letter with
-# `source` "engine"). line_sku_mismatch: a shipment or return names a line of a known order
-# with another SKU than the order gave that line.
-RefusalReason = Literal["line_sku_mismatch"]
+# `source` "engine"). A shipment or return of a known order: sku_not_in_order, it names a SKU
+# none of the order's lines has; line_sku_mismatch, it names a line with another line's SKU.
+RefusalReason = Literal["sku_not_in_order", "line_sku_mismatch"]
 
 
 class _Output(Struct, frozen=True, tag_field="type", kw_only=True):

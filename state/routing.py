@@ -5,9 +5,10 @@ It keeps what needs the whole input's view, and hands each ledger bucket its sha
   position in the merged input;
 - duplicates (same `event_id`, or an `order.created` for a known order) stop here;
 - which SKUs an order touches, so `order.paid` / `order.cancelled` reach the right buckets,
-  and which SKU each of its lines is, so a shipment or return that names a known line with
-  another SKU is refused (a dead letter) rather than sent to a bucket that never saw the line:
-  that bucket would call it shipped or returned while the line's own bucket holds it;
+  and (for an order of several SKUs) which SKU each line is. A shipment or return of a known
+  order that names a SKU the order does not have, or a line of it with another line's SKU, is
+  refused (a dead letter): sent by its SKU, it would reach a bucket that never saw the line,
+  which would call it shipped or returned while the line's own bucket holds it;
 - hold deadlines: when the clock passes one, the order's buckets get an `Expire`;
 - inbound ETAs: when the clock brings one within the ATP horizon, or within the horizon a
   channel's supply policy gives its kind, its bucket gets an `InboundDue`, so availability
@@ -19,9 +20,9 @@ It keeps what needs the whole input's view, and hands each ledger bucket its sha
 - malformed messages become dead letters.
 
 What it knows of an order (its SKUs, its lines' SKUs, its hold deadline) it forgets once the
-order leaves the retention window; a shipment or return for a line it does not know (an order
-never seen, or forgotten) goes on to the SKU it names, as before: the WMS may ship or take back
-what the engine never sold.
+order leaves the retention window. A shipment or return of an order it does not know (never
+seen, or forgotten) goes on to the SKU it names, as before: the WMS may ship or take back what
+the engine never sold.
 
 Because one router feeds every bucket through one ordered channel per worker, each bucket sees
 its events in merged input order however many workers run: the outputs do not depend on them,
@@ -72,13 +73,14 @@ class Router:
         self.seq = 0
         self.recent = RecentIds(int(config.dedup_window_s * 1000), config.dedup_max_ids)
         self.orders: dict[str, tuple[str, ...]] = {}  # order_id -> its SKUs
-        self.line_skus: dict[str, dict[str, str]] = {}  # order_id -> line_id -> its SKU
+        # order_id -> line_id -> its SKU, for orders of several SKUs (of one, `orders` says)
+        self.line_skus: dict[str, dict[str, str]] = {}
         self.order_ages: deque[tuple[int, str]] = deque()  # (created clock, order_id)
         self.deadlines = HoldDeadlines()
         self.channels: dict[str, Channel] = {}  # for their hold life
         self.duplicates = 0
         self.orphans = 0  # payments or cancels for orders never seen
-        self.refused = 0  # shipments and returns naming a known line with another SKU
+        self.refused = 0  # shipments and returns naming a SKU their order or line does not have
         self.etas: list[tuple[int, str]] = []  # heap of (inbound ETA, sku) beyond the horizon
         self._retention_ms = int(config.order_retention_s * 1000)
         self._horizon_ms = int(config.inbound_horizon_s * 1000)
@@ -229,7 +231,7 @@ class Router:
         elif t is StockSnapshotApproved or t is StockSnapshotRejected or t is TransferCancelled:
             self._to_every_bucket(work, ev)  # only an id: its bucket is not known
         else:  # every other event names its SKU
-            if (t is ShipmentConfirmed or t is OrderReturned) and self._another_sku(ev, dead):
+            if (t is ShipmentConfirmed or t is OrderReturned) and self._refused(ev, dead):
                 return
             if t is SupplyInbound and ev.qty:
                 eta_ms = epoch_ms(ev.eta)
@@ -246,26 +248,33 @@ class Router:
             return
         skus = tuple(dict.fromkeys(line.sku for line in ev.lines))
         self.orders[ev.order_id] = skus
-        self.line_skus[ev.order_id] = {line.line_id: line.sku for line in ev.lines}
+        if len(skus) > 1:
+            self.line_skus[ev.order_id] = {line.line_id: line.sku for line in ev.lines}
         self.order_ages.append((self.clock_ms, ev.order_id))
         self._to_order_buckets(work, ev, ev, skus)
         channel = self.channels.get(ev.channel)
         if not ev.paid and channel is not None:
             self.deadlines.schedule(ev.order_id, hold_deadline(self.clock_ms, channel))
 
-    def _another_sku(self, ev: ShipmentConfirmed | OrderReturned, dead: list) -> bool:
-        """Whether the event names a line the router knows with another SKU than its order
-        gave it; then it is refused: a dead letter, and no bucket sees it."""
-        lines = self.line_skus.get(ev.order_id)
-        sku = lines.get(ev.line_id) if lines is not None else None
-        if sku is None or sku == ev.sku:
-            return False
+    def _refused(self, ev: ShipmentConfirmed | OrderReturned, dead: list) -> bool:
+        """Whether the event names a SKU its known order does not have, or a known line of it
+        with another SKU; then it is refused: a dead letter, and no bucket sees it."""
+        skus = self.orders.get(ev.order_id)
+        if skus is None:
+            return False  # an order never seen, or forgotten: shipped or returned outside
+        if ev.sku not in skus:
+            reason = "sku_not_in_order"
+            error = f"{ev.order_id} has no line of {ev.sku}, only of {', '.join(skus)}"
+        else:
+            lines = self.line_skus.get(ev.order_id)
+            sku = lines.get(ev.line_id) if lines is not None else None
+            if sku is None or sku == ev.sku:
+                return False
+            reason = "line_sku_mismatch"
+            error = f"{ev.order_id}/{ev.line_id} is a line of {sku}, not of {ev.sku}"
         self.refused += 1
-        dead.append(DeadLetter(
-            ts=ev.ts, cause=ev.event_id, raw=_ENCODE_EVENT(ev).decode(),
-            error=f"{ev.order_id}/{ev.line_id} is a line of {sku}, not of {ev.sku}",
-            source="engine", reason="line_sku_mismatch",
-        ))
+        dead.append(DeadLetter(ts=ev.ts, cause=ev.event_id, raw=_ENCODE_EVENT(ev).decode(),
+                               error=error, source="engine", reason=reason))
         return True
 
 

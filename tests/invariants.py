@@ -10,10 +10,11 @@ after every input event and the outputs it caused:
 - the `held` statuses one input event gives a line are its whole set of holds from then on:
   at most one per node, and no other status of the line after them under that event;
 - no line has more units committed than it asked for, nor a negative allocation;
-- the statuses one input event gives a line name one SKU; a shipment or return that names a
-  known line with another SKU is refused (a dead letter with reason `line_sku_mismatch`),
-  changes nothing, and only such an event is refused (event by event: the engine knows an
-  order once its `order.created` came before);
+- the statuses one input event gives a line name one SKU; a shipment or return of a known
+  order that names a SKU none of its lines has, or a line with another line's SKU, is refused
+  (a dead letter with reason `sku_not_in_order` / `line_sku_mismatch`) and changes nothing;
+  no other event is refused (event by event: the engine knows an order once its
+  `order.created` came before; in an end-state audit only the refusals are judged);
 - transfers (`transfer_audit.py`): units reserved for a transfer not yet shipped count as
   committed at its source, and its units in transit as inbound at its destination;
 - with the snapshot guard on: a count said quarantined (`alert` snapshot_quarantined, caused by
@@ -95,6 +96,7 @@ class Auditor(TransferAudit):
         self.line_sku: dict[LineKey, str] = {}
         self.line_qty: dict[LineKey, int] = {}
         self.orders: set[str] = set()
+        self.order_skus: dict[str, set[str]] = {}
         self.seen: set[str] = set()
         self.statuses: dict[LineKey, list[str]] = defaultdict(list)
         self.command_ids: set[str] = set()
@@ -109,9 +111,10 @@ class Auditor(TransferAudit):
 
     # -- inputs -------------------------------------------------------------------------
 
-    def apply_input(self, ev, refused: bool = False) -> bool:
+    def apply_input(self, ev, refused: str | None = None) -> bool:
         """Apply an input's effect on supply; False for a duplicate the engine must ignore.
-        `refused`: the engine dead-lettered it as contradicting what it knows."""
+        `refused`: the reason the engine gave for dead-lettering it, as contradicting what it
+        knows."""
         if ev.event_id in self.seen:
             return False
         self.seen.add(ev.event_id)
@@ -173,36 +176,43 @@ class Auditor(TransferAudit):
             self.on_hand[(ev.sku, ev.node)] += ev.qty
         elif t is OrderCreated and ev.order_id not in self.orders:
             self.orders.add(ev.order_id)
+            self.order_skus[ev.order_id] = {line.sku for line in ev.lines}
             for line in ev.lines:
                 self.line_sku[(ev.order_id, line.line_id)] = line.sku
                 self.line_qty[(ev.order_id, line.line_id)] = line.qty
         return True
 
-    def _judge_refusal(self, ev, refused: bool) -> bool:
-        """Whether `ev` is refused; raises if it is refused for nothing, or (event by event)
-        names a known line with another SKU and is not refused."""
-        if refused:
+    def _judge_refusal(self, ev, refused: str | None) -> bool:
+        """Whether `ev` is refused; raises if it is refused for nothing or another reason, or
+        (event by event) is one to refuse and is not."""
+        if refused is not None:
             if self.event_by_event:
-                self._check_refusal(ev)
+                self._check_refusal(ev, refused)
             else:
-                self._refusals.append(ev)  # judged at the end, once every order is known
+                self._refusals.append((ev, refused))  # judged at the end: every order known
             return True
-        known = self._other_sku_of(ev)
-        if known is not None and self.event_by_event:
-            raise PromiseBroken(f"{ev.event_id} names line {ev.order_id}/{ev.line_id} of "
-                                f"{known} with {ev.sku}, and was not refused")
+        due = self._refusal_due(ev)
+        if due is not None and self.event_by_event:
+            raise PromiseBroken(f"{ev.event_id} ({ev.sku} for {ev.order_id}/{ev.line_id}) "
+                                f"was not refused: {due}")
         return False
 
-    def _check_refusal(self, ev) -> None:
-        if self._other_sku_of(ev) is None:
-            raise PromiseBroken(f"{ev.event_id} refused, though it contradicts nothing known")
+    def _check_refusal(self, ev, refused: str) -> None:
+        due = self._refusal_due(ev)
+        if due != refused:
+            raise PromiseBroken(f"{ev.event_id} refused as {refused}; the model says {due}")
 
-    def _other_sku_of(self, ev) -> str | None:
-        """The SKU of the known line a shipment or return names, when it is not the event's."""
+    def _refusal_due(self, ev) -> str | None:
+        """Why a shipment or return of a known order contradicts it, if it does."""
         if type(ev) is not ShipmentConfirmed and type(ev) is not OrderReturned:
             return None
+        skus = self.order_skus.get(ev.order_id)
+        if skus is None:
+            return None
+        if ev.sku not in skus:
+            return "sku_not_in_order"
         known = self.line_sku.get((ev.order_id, ev.line_id))
-        return known if known is not None and known != ev.sku else None
+        return "line_sku_mismatch" if known is not None and known != ev.sku else None
 
     # -- the snapshot guard -------------------------------------------------------------
 
@@ -368,8 +378,8 @@ class Auditor(TransferAudit):
         self._dirty_lines.clear()
 
     def check_final(self) -> None:
-        for ev in self._refusals:
-            self._check_refusal(ev)
+        for ev, refused in self._refusals:
+            self._check_refusal(ev, refused)
         missing = [key for key in self.line_qty if not self.statuses.get(key)]
         if missing:
             raise PromiseBroken(f"{len(missing)} order lines have no status, e.g. {missing[:3]}")
@@ -382,9 +392,10 @@ def group_by_cause(outputs: list) -> dict[str, list]:
     return by_cause
 
 
-def refused_inputs(outputs: list) -> set[str]:
-    """The event ids the engine refused as contradicting what it knows (not malformed)."""
-    return {o.cause for o in outputs if type(o) is DeadLetter and o.reason is not None}
+def refused_inputs(outputs: list) -> dict[str, str]:
+    """Event id -> the reason the engine refused it as contradicting what it knows (the
+    malformed are not events)."""
+    return {o.cause: o.reason for o in outputs if type(o) is DeadLetter and o.reason is not None}
 
 
 def audit(events: list, outputs: list, config: EngineConfig | None = None) -> Auditor:
@@ -398,7 +409,7 @@ def audit(events: list, outputs: list, config: EngineConfig | None = None) -> Au
         raise PromiseBroken(f"outputs name causes that were never input: {sorted(unknown)[:3]}")
     refused = refused_inputs(outputs)
     for ev in events:
-        if auditor.apply_input(ev, ev.event_id in refused):
+        if auditor.apply_input(ev, refused.get(ev.event_id)):
             auditor.apply_outputs(by_cause.get(ev.event_id, []))
             auditor.check(ev.event_id)
     auditor.check_final()
@@ -412,7 +423,7 @@ def audit_end_state(events: list, outputs: list) -> Auditor:
     auditor = Auditor(event_by_event=False)
     refused = refused_inputs(outputs)
     for ev in events:
-        auditor.apply_input(ev, ev.event_id in refused)
+        auditor.apply_input(ev, refused.get(ev.event_id))
     run: list = []
     for out in outputs:
         if type(out) is DeadLetter:

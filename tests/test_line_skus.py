@@ -1,11 +1,11 @@
-"""A shipment or return that names a known order line with another SKU is refused.
+"""A shipment or return that names a known order's line with a SKU it does not have is refused.
 
 Events reach ledger buckets by the SKU they name. A `shipment.confirmed` or `order.returned`
 naming line 1 of an order with the SKU of its line 2 would reach a bucket that never saw the
 line, which would call it shipped or returned while the line's own bucket holds it (or expires
-it, or fills it, under the same event). The router knows each order's lines (`routing.py`) and
-dead-letters such an event; a line it does not know (an order never seen, or forgotten after
-retention) may still be shipped or returned outside the engine.
+it, or fills it, under the same event). The router knows each order's SKUs and, for an order of
+several, each line's (`routing.py`), and dead-letters such an event; an order it does not know
+(never seen, or forgotten after retention) may still be shipped or returned outside the engine.
 """
 
 from __future__ import annotations
@@ -59,8 +59,9 @@ CONFIG = EngineConfig(buckets=3, inbound_horizon_s=60)
 
 @st.composite
 def two_sku_order(draw):
-    """An order with one line of each SKU, in either order, on a channel that queues."""
-    skus = draw(st.permutations(SKUS))
+    """An order with one line of each SKU, in either order, or one line of one of them."""
+    skus = draw(st.one_of(st.permutations(SKUS), st.lists(st.sampled_from(SKUS), min_size=1,
+                                                          max_size=1)))
     return dict(
         type=OrderCreated, order_id=draw(order_id), channel=draw(st.sampled_from(["web", "live"])),
         lines=[OrderLine(line_id=str(i + 1), sku=s, qty=draw(qty)) for i, s in enumerate(skus)],
@@ -163,6 +164,21 @@ def test_a_shipment_of_the_wrong_sku_is_refused_as_well():
     assert [o.reason for o in engine.process([wrong])] == ["line_sku_mismatch"]
 
 
+def test_a_sku_the_order_does_not_have_is_refused_whatever_the_line():
+    engine = Engine(CONFIG)
+    engine.process(_opening())
+    engine.process([OrderCreated(
+        event_id="o", ts=T0, order_id="O1", channel="web",
+        lines=[OrderLine(line_id="1", sku="K1", qty=1)],
+        ship_to=ShipTo(region="east", lat=29.0, lon=118.0), fulfillment="ship", paid=True)])
+    for line in ("1", "7"):
+        (dead,) = engine.process([OrderReturned(
+            event_id=f"r{line}", ts=T0, order_id="O1", line_id=line, sku="K2", node="N-EAST",
+            qty=1, restock=False)])
+        assert (dead.reason, dead.error) == ("sku_not_in_order", "O1 has no line of K2, only of K1")
+    assert engine.router.line_skus == {}  # an order of one SKU: `orders` says it all
+
+
 def test_a_return_of_an_order_never_seen_is_still_a_return_outside_the_engine():
     engine = Engine(CONFIG)
     engine.process(_opening())
@@ -171,7 +187,7 @@ def test_a_return_of_an_order_never_seen_is_still_a_return_outside_the_engine():
     assert not [o for o in out if type(o) is DeadLetter]
 
 
-def test_a_line_the_known_order_does_not_have_goes_to_the_sku_it_names():
+def test_a_line_the_known_order_does_not_have_goes_to_the_sku_it_names_if_the_order_has_it():
     engine = Engine(CONFIG)
     engine.process([*_opening(), _order("o", 1)])
     assert _statuses(engine.process([_returned("r", 2, line="3", sku="K1")])) == [
