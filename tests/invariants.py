@@ -50,6 +50,7 @@ from stockflow.state.outputs import (
     DispatchAllocate,
     DispatchRelease,
     OrderStatus,
+    ReplenishmentRequested,
 )
 
 from .transfer_audit import TransferAudit
@@ -419,13 +420,20 @@ def audit(events: list, outputs: list, config: EngineConfig | None = None) -> Au
 def audit_end_state(events: list, outputs: list) -> Auditor:
     """The promise at the end of a run whose order of processing is not known (several input
     partitions): all supply in, then the outputs in the order their topics carried them (one
-    line's outputs always come in order), then every node and line checked once."""
+    line's outputs always come in order), then every node and line checked once.
+
+    Topics are read partition by partition, in no order across topics: a transfer's ending
+    (`alerts`) may be read before its request (`replenishment`). So transfer requests go in
+    first; a transfer is requested once and ended at most once, and the end state is the same."""
     auditor = Auditor(event_by_event=False)
     refused = refused_inputs(outputs)
     for ev in events:
         auditor.apply_input(ev, refused.get(ev.event_id))
+    requests = [o for o in outputs
+                if type(o) is ReplenishmentRequested and o.from_node is not None]
     run: list = []
-    for out in outputs:
+    for out in requests + [o for o in outputs if not (type(o) is ReplenishmentRequested
+                                                        and o.from_node is not None)]:
         if type(out) is DeadLetter:
             continue
         if run and out.cause != run[-1].cause:
