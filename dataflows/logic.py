@@ -110,7 +110,7 @@ class SequencerLogic(StatefulBatchLogic):
         duplicates = self.router.duplicates
         work, dead = self.router.route(items)
         if self.observer is not None:
-            self.observer.routed(items, duplicates, self.router.duplicates)
+            self.observer.routed(items, dead, duplicates, self.router.duplicates)
         out = [(str(bucket), BucketWork(read_at, lst)) for bucket, lst in work.items()]
         if dead:
             out.append((DEAD_LETTERS, dead))

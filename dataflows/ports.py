@@ -43,7 +43,8 @@ class ReadModel(Protocol):
 class Observer(Protocol):
     """Told what each step did (metrics in live mode)."""
 
-    def routed(self, items: list, duplicates_before: int, duplicates_after: int) -> None: ...
+    def routed(self, items: list, dead: list, duplicates_before: int,
+               duplicates_after: int) -> None: ...
 
     def late(self, new_by_partition: dict[str, int]) -> None: ...
 

@@ -35,7 +35,9 @@ EVENTS = Counter("stockflow_events", "Input events routed, by type (duplicates e
                  ["type"])
 DUPLICATES = Counter("stockflow_duplicate_events", "Input events dropped as duplicates.")
 OUTPUTS = Counter("stockflow_outputs", "Outputs emitted, by stream.", ["stream"])
-DEAD_LETTERS = Counter("stockflow_dead_letters", "Malformed messages, by reason.", ["reason"])
+DEAD_LETTERS = Counter("stockflow_dead_letters",
+                       "Dead letters, by reason: malformed messages, and events refused as "
+                       "contradicting what the engine knows.", ["reason"])
 LATENCY = Histogram("stockflow_processing_latency_seconds",
                     "Input read -> its outputs emitted, per batch.", buckets=_LATENCY_BUCKETS)
 EVENT_LAG = Histogram("stockflow_event_lag_seconds",
@@ -124,15 +126,15 @@ class Observer:
     def __init__(self) -> None:
         self._state: dict[int, tuple[int, int, int, int]] = {}  # per ledger: its sizes
 
-    def routed(self, items: list, duplicates_before: int, duplicates_after: int) -> None:
+    def routed(self, items: list, dead: list, duplicates_before: int,
+               duplicates_after: int) -> None:
         kinds = Tally(type(item) for item in items)
         for kind, n in kinds.items():
             if kind is Malformed:
                 continue
             EVENTS.labels(kind.__struct_config__.tag).inc(n)
-        for item in items:
-            if type(item) is Malformed:
-                DEAD_LETTERS.labels(dead_letter_reason(item.error)).inc()
+        for letter in dead:  # a refusal names its reason; a malformed message, its error
+            DEAD_LETTERS.labels(letter.reason or dead_letter_reason(letter.error)).inc()
         if duplicates_after > duplicates_before:
             DUPLICATES.inc(duplicates_after - duplicates_before)
 

@@ -34,6 +34,11 @@ StatusReason = Literal[
     "hold_expired", "order_cancelled", "shipped_beyond_allocation", "restocked", "not_restocked",
 ]
 
+# Why a well-formed event was refused: it contradicts what the engine knows (a dead letter with
+# `source` "engine"). A shipment or return of a known order: sku_not_in_order, it names a SKU
+# none of the order's lines has; line_sku_mismatch, it names a line with another line's SKU.
+RefusalReason = Literal["sku_not_in_order", "line_sku_mismatch"]
+
 
 class _Output(Struct, frozen=True, tag_field="type", kw_only=True):
     ts: datetime
@@ -112,6 +117,9 @@ class DeadLetter(_Output, frozen=True, tag="dead_letter"):
     raw: str
     error: str
     source: str
+    # Optional, added by stockflow: why a well-formed event was refused (None: the message is
+    # not an event; `error` says why).
+    reason: RefusalReason | None = None
 
 
 OutputEvent = Union[

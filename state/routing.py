@@ -4,7 +4,11 @@ It keeps what needs the whole input's view, and hands each ledger bucket its sha
 - the engine's clock (highest event time seen, `clock.tick` included) and each event's
   position in the merged input;
 - duplicates (same `event_id`, or an `order.created` for a known order) stop here;
-- which SKUs an order touches, so `order.paid` / `order.cancelled` reach the right buckets;
+- which SKUs an order touches, so `order.paid` / `order.cancelled` reach the right buckets,
+  and (for an order of several SKUs) which SKU each line is. A shipment or return of a known
+  order that names a SKU the order does not have, or a line of it with another line's SKU, is
+  refused (a dead letter): sent by its SKU, it would reach a bucket that never saw the line,
+  which would call it shipped or returned while the line's own bucket holds it;
 - hold deadlines: when the clock passes one, the order's buckets get an `Expire`;
 - inbound ETAs: when the clock brings one within the ATP horizon, or within the horizon a
   channel's supply policy gives its kind, its bucket gets an `InboundDue`, so availability
@@ -14,6 +18,11 @@ It keeps what needs the whole input's view, and hands each ledger bucket its sha
   name only an event or command id, and are rare, so every bucket is asked and the one
   holding it acts;
 - malformed messages become dead letters.
+
+What it knows of an order (its SKUs, its lines' SKUs, its hold deadline) it forgets once the
+order leaves the retention window. A shipment or return of an order it does not know (never
+seen, or forgotten) goes on to the SKU it names, as before: the WMS may ship or take back what
+the engine never sold.
 
 Because one router feeds every bucket through one ordered channel per worker, each bucket sees
 its events in merged input order however many workers run: the outputs do not depend on them,
@@ -40,6 +49,8 @@ from .events import (
     OrderCancelled,
     OrderCreated,
     OrderPaid,
+    OrderReturned,
+    ShipmentConfirmed,
     StockSnapshotApproved,
     StockSnapshotRejected,
     SupplyInbound,
@@ -62,11 +73,14 @@ class Router:
         self.seq = 0
         self.recent = RecentIds(int(config.dedup_window_s * 1000), config.dedup_max_ids)
         self.orders: dict[str, tuple[str, ...]] = {}  # order_id -> its SKUs
+        # order_id -> line_id -> its SKU, for orders of several SKUs (of one, `orders` says)
+        self.line_skus: dict[str, dict[str, str]] = {}
         self.order_ages: deque[tuple[int, str]] = deque()  # (created clock, order_id)
         self.deadlines = HoldDeadlines()
         self.channels: dict[str, Channel] = {}  # for their hold life
         self.duplicates = 0
         self.orphans = 0  # payments or cancels for orders never seen
+        self.refused = 0  # shipments and returns naming a SKU their order or line does not have
         self.etas: list[tuple[int, str]] = []  # heap of (inbound ETA, sku) beyond the horizon
         self._retention_ms = int(config.order_retention_s * 1000)
         self._horizon_ms = int(config.inbound_horizon_s * 1000)
@@ -83,7 +97,7 @@ class Router:
             recent=self.recent.snapshot(), orders=self.orders, order_ages=list(self.order_ages),
             deadlines=self.deadlines.snapshot(), channels=self.channels,
             duplicates=self.duplicates, orphans=self.orphans, etas=self.etas,
-            policy_due=self.policy_due,
+            policy_due=self.policy_due, line_skus=self.line_skus, refused=self.refused,
         ))
 
     def __setstate__(self, data: bytes) -> None:
@@ -98,6 +112,7 @@ class Router:
         self.duplicates, self.orphans = state.duplicates, state.orphans
         self.etas = [(eta, sku) for eta, sku in state.etas]
         self.policy_due = [(at, sku) for at, sku in state.policy_due]
+        self.line_skus, self.refused = state.line_skus, state.refused
 
     def bucket(self, sku: str) -> int:
         b = self._bucket_cache.get(sku)
@@ -130,7 +145,7 @@ class Router:
                 self.clock_ms, self.clock_ts = ts_ms, item.ts
                 self._on_clock(item, work)
             if not tick:  # a tick moves the clock and nothing else
-                self._route_event(item, work)
+                self._route_event(item, work, dead)
         return work, dead
 
     # -- internals ----------------------------------------------------------------------
@@ -166,6 +181,7 @@ class Router:
         while ages and ages[0][0] < horizon:
             _, order_id = ages.popleft()
             skus = self.orders.pop(order_id, None)
+            self.line_skus.pop(order_id, None)
             self.deadlines.drop(order_id)
             if skus:
                 self._to_order_buckets(work, cause, Forget(order_id), skus)
@@ -195,7 +211,7 @@ class Router:
             self._policy_horizons = horizons
         return self._policy_horizons.get(kind, set())
 
-    def _route_event(self, ev, work) -> None:
+    def _route_event(self, ev, work, dead: list[DeadLetter]) -> None:
         t = type(ev)
         if t is OrderCreated:
             self._created(ev, work)
@@ -215,6 +231,8 @@ class Router:
         elif t is StockSnapshotApproved or t is StockSnapshotRejected or t is TransferCancelled:
             self._to_every_bucket(work, ev)  # only an id: its bucket is not known
         else:  # every other event names its SKU
+            if (t is ShipmentConfirmed or t is OrderReturned) and self._refused(ev, dead):
+                return
             if t is SupplyInbound and ev.qty:
                 eta_ms = epoch_ms(ev.eta)
                 if eta_ms > self.clock_ms + self._horizon_ms:
@@ -230,11 +248,34 @@ class Router:
             return
         skus = tuple(dict.fromkeys(line.sku for line in ev.lines))
         self.orders[ev.order_id] = skus
+        if len(skus) > 1:
+            self.line_skus[ev.order_id] = {line.line_id: line.sku for line in ev.lines}
         self.order_ages.append((self.clock_ms, ev.order_id))
         self._to_order_buckets(work, ev, ev, skus)
         channel = self.channels.get(ev.channel)
         if not ev.paid and channel is not None:
             self.deadlines.schedule(ev.order_id, hold_deadline(self.clock_ms, channel))
+
+    def _refused(self, ev: ShipmentConfirmed | OrderReturned, dead: list) -> bool:
+        """Whether the event names a SKU its known order does not have, or a known line of it
+        with another SKU; then it is refused: a dead letter, and no bucket sees it."""
+        skus = self.orders.get(ev.order_id)
+        if skus is None:
+            return False  # an order never seen, or forgotten: shipped or returned outside
+        if ev.sku not in skus:
+            reason = "sku_not_in_order"
+            error = f"{ev.order_id} has no line of {ev.sku}, only of {', '.join(skus)}"
+        else:
+            lines = self.line_skus.get(ev.order_id)
+            sku = lines.get(ev.line_id) if lines is not None else None
+            if sku is None or sku == ev.sku:
+                return False
+            reason = "line_sku_mismatch"
+            error = f"{ev.order_id}/{ev.line_id} is a line of {sku}, not of {ev.sku}"
+        self.refused += 1
+        dead.append(DeadLetter(ts=ev.ts, cause=ev.event_id, raw=_ENCODE_EVENT(ev).decode(),
+                               error=error, source="engine", reason=reason))
+        return True
 
 
 class _RouterState(msgspec.Struct, array_like=True):
@@ -251,7 +292,10 @@ class _RouterState(msgspec.Struct, array_like=True):
     orphans: int
     etas: list[tuple[int, str]]
     policy_due: list[tuple[int, str]] = []
+    line_skus: dict[str, dict[str, str]] = {}  # absent from snapshots of older versions
+    refused: int = 0
 
 
+_ENCODE_EVENT = msgspec.json.Encoder().encode
 _ENCODE_STATE = msgspec.msgpack.Encoder().encode
 _DECODE_STATE = msgspec.msgpack.Decoder(_RouterState).decode

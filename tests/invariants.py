@@ -10,6 +10,11 @@ after every input event and the outputs it caused:
 - the `held` statuses one input event gives a line are its whole set of holds from then on:
   at most one per node, and no other status of the line after them under that event;
 - no line has more units committed than it asked for, nor a negative allocation;
+- the statuses one input event gives a line name one SKU; a shipment or return of a known
+  order that names a SKU none of its lines has, or a line with another line's SKU, is refused
+  (a dead letter with reason `sku_not_in_order` / `line_sku_mismatch`) and changes nothing;
+  no other event is refused (event by event: the engine knows an order once its
+  `order.created` came before; in an end-state audit only the refusals are judged);
 - transfers (`transfer_audit.py`): units reserved for a transfer not yet shipped count as
   committed at its source, and its units in transit as inbound at its destination;
 - with the snapshot guard on: a count said quarantined (`alert` snapshot_quarantined, caused by
@@ -45,6 +50,7 @@ from stockflow.state.outputs import (
     DispatchAllocate,
     DispatchRelease,
     OrderStatus,
+    ReplenishmentRequested,
 )
 
 from .transfer_audit import TransferAudit
@@ -91,6 +97,7 @@ class Auditor(TransferAudit):
         self.line_sku: dict[LineKey, str] = {}
         self.line_qty: dict[LineKey, int] = {}
         self.orders: set[str] = set()
+        self.order_skus: dict[str, set[str]] = {}
         self.seen: set[str] = set()
         self.statuses: dict[LineKey, list[str]] = defaultdict(list)
         self.command_ids: set[str] = set()
@@ -100,12 +107,15 @@ class Auditor(TransferAudit):
         self._dirty_lines: set[LineKey] = set()
         self._debts_made: set[SkuNode] = set()  # by the last input: must be said as drift
         self._drift_said: set[SkuNode] = set()
+        self._refusals: list = []  # refused inputs, in an end-state audit
         self._init_transfers()
 
     # -- inputs -------------------------------------------------------------------------
 
-    def apply_input(self, ev) -> bool:
-        """Apply an input's effect on supply; False for a duplicate the engine must ignore."""
+    def apply_input(self, ev, refused: str | None = None) -> bool:
+        """Apply an input's effect on supply; False for a duplicate the engine must ignore.
+        `refused`: the reason the engine gave for dead-lettering it, as contradicting what it
+        knows."""
         if ev.event_id in self.seen:
             return False
         self.seen.add(ev.event_id)
@@ -114,6 +124,8 @@ class Auditor(TransferAudit):
             key: (held.event_id, self.committed_at.get(key, 0), self._lower_supply(key))
             for key, held in self.held.items()
         }
+        if self._judge_refusal(ev, refused):
+            return True  # no effect; its cause may still have moved the clock (outputs)
         if hasattr(ev, "sku") and hasattr(ev, "node"):
             self._dirty_nodes.add((ev.sku, ev.node))
         if self._transfer_input(ev):
@@ -165,10 +177,43 @@ class Auditor(TransferAudit):
             self.on_hand[(ev.sku, ev.node)] += ev.qty
         elif t is OrderCreated and ev.order_id not in self.orders:
             self.orders.add(ev.order_id)
+            self.order_skus[ev.order_id] = {line.sku for line in ev.lines}
             for line in ev.lines:
                 self.line_sku[(ev.order_id, line.line_id)] = line.sku
                 self.line_qty[(ev.order_id, line.line_id)] = line.qty
         return True
+
+    def _judge_refusal(self, ev, refused: str | None) -> bool:
+        """Whether `ev` is refused; raises if it is refused for nothing or another reason, or
+        (event by event) is one to refuse and is not."""
+        if refused is not None:
+            if self.event_by_event:
+                self._check_refusal(ev, refused)
+            else:
+                self._refusals.append((ev, refused))  # judged at the end: every order known
+            return True
+        due = self._refusal_due(ev)
+        if due is not None and self.event_by_event:
+            raise PromiseBroken(f"{ev.event_id} ({ev.sku} for {ev.order_id}/{ev.line_id}) "
+                                f"was not refused: {due}")
+        return False
+
+    def _check_refusal(self, ev, refused: str) -> None:
+        due = self._refusal_due(ev)
+        if due != refused:
+            raise PromiseBroken(f"{ev.event_id} refused as {refused}; the model says {due}")
+
+    def _refusal_due(self, ev) -> str | None:
+        """Why a shipment or return of a known order contradicts it, if it does."""
+        if type(ev) is not ShipmentConfirmed and type(ev) is not OrderReturned:
+            return None
+        skus = self.order_skus.get(ev.order_id)
+        if skus is None:
+            return None
+        if ev.sku not in skus:
+            return "sku_not_in_order"
+        known = self.line_sku.get((ev.order_id, ev.line_id))
+        return "line_sku_mismatch" if known is not None and known != ev.sku else None
 
     # -- the snapshot guard -------------------------------------------------------------
 
@@ -234,12 +279,13 @@ class Auditor(TransferAudit):
     def apply_outputs(self, outputs: list) -> None:
         """Outputs of one cause, in the order each stream carried them."""
         held_now: dict[LineKey, dict[str, int]] = {}  # the hold sets this cause gives lines
+        sku_now: dict[LineKey, str] = {}  # the SKU this cause's statuses name for each line
         self._judge_count(outputs)
         for out in outputs:
             t = type(out)
             self._transfer_output(out)
             if t is OrderStatus:
-                self._status(out, held_now)
+                self._status(out, held_now, sku_now)
             elif t is Alert and out.kind == "drift":
                 self._drift_said.add((out.sku, out.node))
             elif t is DispatchAllocate or t is DispatchRelease:
@@ -252,9 +298,14 @@ class Auditor(TransferAudit):
                 if self.allocs[key][out.node] < 0:
                     raise PromiseBroken(f"line {key} released more than allocated at {out.node}")
 
-    def _status(self, out: OrderStatus, held_now: dict[LineKey, dict[str, int]]) -> None:
-        """A line's `held` statuses under one cause replace its holds; one per node, last."""
+    def _status(self, out: OrderStatus, held_now: dict[LineKey, dict[str, int]],
+                sku_now: dict[LineKey, str]) -> None:
+        """A line's `held` statuses under one cause replace its holds; one per node, last;
+        all of its statuses under one cause name one SKU."""
         key = (out.order_id, out.line_id)
+        if sku_now.setdefault(key, out.sku) != out.sku:
+            raise PromiseBroken(f"under {out.cause}: line {key} is {out.status} as "
+                                f"{out.sku} and {sku_now[key]} under one event")
         self.statuses[key].append(out.status)
         if out.status == "held":
             holds = held_now.setdefault(key, {})
@@ -328,6 +379,8 @@ class Auditor(TransferAudit):
         self._dirty_lines.clear()
 
     def check_final(self) -> None:
+        for ev, refused in self._refusals:
+            self._check_refusal(ev, refused)
         missing = [key for key in self.line_qty if not self.statuses.get(key)]
         if missing:
             raise PromiseBroken(f"{len(missing)} order lines have no status, e.g. {missing[:3]}")
@@ -340,6 +393,12 @@ def group_by_cause(outputs: list) -> dict[str, list]:
     return by_cause
 
 
+def refused_inputs(outputs: list) -> dict[str, str]:
+    """Event id -> the reason the engine refused it as contradicting what it knows (the
+    malformed are not events)."""
+    return {o.cause: o.reason for o in outputs if type(o) is DeadLetter and o.reason is not None}
+
+
 def audit(events: list, outputs: list, config: EngineConfig | None = None) -> Auditor:
     """Check the promise after every input event of a run, and the run's end conditions;
     `config`: the engine's, for its snapshot guard."""
@@ -349,8 +408,9 @@ def audit(events: list, outputs: list, config: EngineConfig | None = None) -> Au
     unknown = set(by_cause) - input_ids
     if unknown:
         raise PromiseBroken(f"outputs name causes that were never input: {sorted(unknown)[:3]}")
+    refused = refused_inputs(outputs)
     for ev in events:
-        if auditor.apply_input(ev):
+        if auditor.apply_input(ev, refused.get(ev.event_id)):
             auditor.apply_outputs(by_cause.get(ev.event_id, []))
             auditor.check(ev.event_id)
     auditor.check_final()
@@ -360,12 +420,20 @@ def audit(events: list, outputs: list, config: EngineConfig | None = None) -> Au
 def audit_end_state(events: list, outputs: list) -> Auditor:
     """The promise at the end of a run whose order of processing is not known (several input
     partitions): all supply in, then the outputs in the order their topics carried them (one
-    line's outputs always come in order), then every node and line checked once."""
+    line's outputs always come in order), then every node and line checked once.
+
+    Topics are read partition by partition, in no order across topics: a transfer's ending
+    (`alerts`) may be read before its request (`replenishment`). So transfer requests go in
+    first; a transfer is requested once and ended at most once, and the end state is the same."""
     auditor = Auditor(event_by_event=False)
+    refused = refused_inputs(outputs)
     for ev in events:
-        auditor.apply_input(ev)
+        auditor.apply_input(ev, refused.get(ev.event_id))
+    requests = [o for o in outputs
+                if type(o) is ReplenishmentRequested and o.from_node is not None]
     run: list = []
-    for out in outputs:
+    for out in requests + [o for o in outputs if not (type(o) is ReplenishmentRequested
+                                                        and o.from_node is not None)]:
         if type(out) is DeadLetter:
             continue
         if run and out.cause != run[-1].cause:

@@ -174,6 +174,25 @@ def test_replay_writes_its_final_metrics(tmp_path, capsys):
     assert 'stockflow_dead_letters_total{reason="not_json"}' in text
 
 
+def test_a_refused_event_is_counted_as_a_dead_letter_by_its_reason(tmp_path):
+    e = Script()
+    refused = metrics.DEAD_LETTERS.labels("sku_not_in_order")._value
+    before = refused.get()
+    events = tmp_path / "events.jsonl"
+    events.write_bytes(b"\n".join(ENCODE(ev) for ev in [
+        e.node("A"), e.channel("web", hold_ttl_s=60), e.snapshot("SKU-1", "A", 5),
+        e.order("O1", [("SKU-1", 1)], paid=True),
+        e.shipped("O1", "SKU-2", "A", 1),  # the order is of SKU-1 only
+    ]) + b"\n")
+    assert main(["replay", str(events), "--out", str(tmp_path / "out"), "--quiet",
+                 "--metrics", str(tmp_path / "m.prom")]) == 0
+    assert refused.get() - before == 1
+    assert 'stockflow_dead_letters_total{reason="sku_not_in_order"} 1.0' in \
+        (tmp_path / "m.prom").read_text()
+    (dead,) = [json.loads(line) for line in (tmp_path / "out" / "dead-letter.jsonl").open()]
+    assert (dead["reason"], dead["source"]) == ("sku_not_in_order", "engine")
+
+
 # -- live, scraped by a real Prometheus ------------------------------------------------------
 
 

@@ -130,12 +130,14 @@ hold_churn = st.one_of(
 @st.composite
 def debt_episode(draw, seq: int):
     """A count, a shipment beyond it (on hand goes below zero: a debt), a few events that
-    meet the debt, then what pays it: a receipt, a found adjustment or a newer count."""
+    meet the debt, then what pays it: a receipt, a found adjustment or a newer count. The
+    shipment is of an order the engine never saw (one it knows may name the line's other SKU,
+    and be refused)."""
     s, n = draw(sku), draw(node)
     count = draw(st.integers(0, 4))
     bodies = [
         dict(type=StockSnapshot, sku=s, node=n, on_hand=count, seq=seq),
-        dict(type=ShipmentConfirmed, order_id=draw(order_id), line_id="1", sku=s, node=n,
+        dict(type=ShipmentConfirmed, order_id=f"WMS-{seq}", line_id="1", sku=s, node=n,
              qty=count + draw(st.integers(1, 4))),
         *draw(st.lists(event_body, max_size=3)),
     ]

@@ -15,11 +15,11 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from stockflow.state.engine import Engine
-from stockflow.state.events import epoch_ms
+from stockflow.state.events import StockSnapshot, epoch_ms
 from stockflow.state.ledger import Ledger
 from stockflow.state.outputs import Alert, ReplenishmentRequested
 
-from .invariants import PromiseBroken, audit
+from .invariants import PromiseBroken, audit, audit_end_state
 from .scenario import (
     DAY,
     GUANGZHOU,
@@ -367,3 +367,17 @@ def test_auditor_refuses_an_expiry_of_a_transfer_that_is_not_open():
     assert auditor.committed_at[("K1", "N-SOUTH")] == 0 and not auditor.inbound[("K1", "N-EAST")]
     with pytest.raises(AssertionError, match="not open and unshipped"):
         _audited((_tick("e2"), [expired]))
+
+
+def test_the_end_state_audit_takes_a_transfers_ending_read_before_its_request():
+    """Output topics are read in no order across topics: the alert that ends a transfer may
+    come before the request it ends. An ending without any request is still refused."""
+    stock = [StockSnapshot(event_id=f"s{n}", ts=T0, sku="K1", node=n, on_hand=5, seq=1)
+             for n in ("N-EAST", "N-SOUTH")]
+    taken_back = Alert(ts=T0, cause="e2", kind="transfer_taken_back", sku="K1",
+                       node="N-SOUTH", detail="short", transfer="e1/t")
+    auditor = audit_end_state([*stock, _tick("e1"), _tick("e2")],
+                              [taken_back, _transfer("e1", 5)])
+    assert auditor.committed_at[("K1", "N-SOUTH")] == 0 and not auditor.inbound[("K1", "N-EAST")]
+    with pytest.raises(AssertionError, match="not open and unshipped"):
+        audit_end_state([*stock, _tick("e2")], [taken_back])
