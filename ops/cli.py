@@ -237,6 +237,13 @@ def _bench(args) -> int:
         results = run_scale_bench(args.out, args.events, args.redis_url)
         print(json.dumps(results, indent=2)) if args.json else print_scale(results)
         return 0
+    if args.latency_floor:
+        from .bench.floor import run_latency_floor
+        from .bench.report import print_floor
+
+        results = run_latency_floor(args.out, args.events, args.redis_url)
+        print(json.dumps(results, indent=2)) if args.json else print_floor(results)
+        return 0
     results = run_bench(args.out, args.events, args.redis_url, args.postgres,
                         args.baseline_lines, args.state_entries, args.quick,
                         show_progress=not args.quiet)

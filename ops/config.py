@@ -54,7 +54,8 @@ class RunSettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fiel
     # An input partition quiet this long gets a `clock.tick` (0: none are written), so the
     # clock moves and holds expire on time without new events.
     clock_tick_s: Annotated[float, Meta(ge=0)] = 1.0
-    # A partition the event-time merge waits on gets a tick after this many ms...
+    # A partition the event-time merge waits on (or will: it has shown nothing past the newest
+    # event held) gets a tick after this many ms; more writes fewer ticks, waits longer...
     tick_waited_ms: Annotated[int, Meta(ge=1)] = 5
     # ...and after this long without one it is passed over: what it brings later is late.
     idle_wait_s: Annotated[float, Meta(gt=0)] = 5.0

@@ -52,9 +52,13 @@ class Aligner:
         # since when it holds the merge up, when it was last sent a tick.
         self.arrived: dict[str, int] = {}
         self.waiting_since: dict[str, int] = {}
+        # Since when each partition has lagged behind the newest event held (not only the
+        # first): all of them are ticked at once, not one round trip after another.
+        self.behind_since: dict[str, int] = {}
         self.ticked: dict[str, int] = {}
         self.last_round = NEVER  # when quiet partitions were last all sent a tick
         self.events_held = 0  # buffered events that are not ticks: worth a tick at once
+        self.newest_held = (NEVER, -1)  # (key, rank) of the latest of them
         for part in partitions:
             self._know(part, 0)
 
@@ -83,12 +87,15 @@ class Aligner:
                 self.late_by[part] = self.late_by.get(part, 0) + 1
             if type(ev) is not ClockTick:
                 self.events_held += 1
+                if (wm, rank) > self.newest_held:
+                    self.newest_held = (wm, rank)
             buf.append((wm, ev))
         self.watermark[part] = wm
         if events:
             self.arrived[part] = now_ms
             self.idle.discard(part)
             self.waiting_since.pop(part, None)  # it is moving: any wait starts afresh
+            self.behind_since.pop(part, None)
         if end:
             self.ended.add(part)
 
@@ -152,14 +159,19 @@ class Aligner:
 
     def _note_waiting(self, now_ms: int, head: tuple[int, int] | None) -> None:
         """Which empty partitions hold the merge up now (behind `head`, the first event still
-        buffered), and since when."""
-        waiting = {}
-        if head is not None:
-            for q, buf in self.buffers.items():
-                if not buf and q not in self.ended and q not in self.idle \
-                        and (self.watermark[q], self.rank[q]) < head:
-                    waiting[q] = self.waiting_since.get(q, now_ms)
-        self.waiting_since = waiting
+        buffered), which have not shown past the newest event held (those it will wait on
+        once it gets that far, buffered events or not), and since when."""
+        waiting, behind = {}, {}
+        newest = self.newest_held if self.events_held > 0 else None
+        for q, buf in self.buffers.items():
+            if q in self.ended or q in self.idle:
+                continue
+            mark = (self.watermark[q], self.rank[q])
+            if not buf and head is not None and mark < head:
+                waiting[q] = self.waiting_since.get(q, now_ms)
+            if newest is not None and mark < newest:
+                behind[q] = self.behind_since.get(q, now_ms)
+        self.waiting_since, self.behind_since = waiting, behind
 
     def _pass_over_idle(self, now_ms: int) -> None:
         for q, since in list(self.waiting_since.items()):
@@ -182,7 +194,10 @@ class Aligner:
         `waited_ms`, all at once, so their ticks leave the merge together and the clock moves
         (holds expire) within about `quiet_ms` of wall time. In between, a partition the merge
         has waited on for `waited_ms` while events (not only ticks) are held gets one at once,
-        unless the last one sent is not back yet; at most one per partition per `waited_ms`."""
+        unless the last one sent is not back yet; at most one per partition per `waited_ms`.
+        That wait is counted from when the partition first lagged behind the newest event held,
+        so every partition an event needs is ticked at once, not each in turn as the merge
+        reaches it (one tick round trip after another)."""
         due = []
         round_due = now_ms - self.last_round >= quiet_ms
         if round_due:
@@ -197,7 +212,7 @@ class Aligner:
             # Only events are worth hurrying for: ticks held back alone wait for the next
             # round (asking for ticks on their behalf would breed ticks without end).
             urgent = self.events_held > 0 and answered
-            since = self.waiting_since.get(part) if urgent else None
+            since = self.behind_since.get(part) if urgent else None
             if (round_due and quiet) or (since is not None and now_ms - since >= waited_ms):
                 due.append(part)
                 self.ticked[part] = now_ms
@@ -209,9 +224,14 @@ class Aligner:
         self.ended.clear()
         self.arrived = dict.fromkeys(self.rank, now_ms)
         self.waiting_since = {}
+        self.behind_since = {}
         self.ticked = {}
         self.last_round = NEVER
         self.idle.clear()
+        # From the buffers: snapshots taken before it was kept do not have it.
+        self.newest_held = max(((key, self.rank[p]) for p, buf in self.buffers.items()
+                                for key, ev in buf if type(ev) is not ClockTick),
+                               default=(NEVER, -1))
 
     @property
     def buffered(self) -> int:

@@ -252,3 +252,22 @@ def test_a_tick_waiting_for_its_turn_asks_for_no_ticks_an_event_does():
     a.add("o", [ev(1, 6, "o")], now_ms=600)
     a.release(600)
     assert a.due_ticks(700, quiet_ms=1000, waited_ms=25) == ["m"]  # an event waits behind it
+
+
+def test_every_partition_a_held_event_needs_is_ticked_at_once():
+    """m holds an event the merge has not reached, but it has shown nothing past o's event:
+    it gets its tick together with s, which holds the merge up now, not one round trip
+    later."""
+    a = Aligner(["m", "s", "o"], idle_wait_ms=5000)
+    a.resumed(now_ms=0)
+    a.add("m", [ev(1, 2, "m")], now_ms=0)
+    a.add("s", [ev(1, 1, "s")], now_ms=0)
+    a.add("o", [ev(1, 3, "o")], now_ms=0)
+    assert [e.event_id for e in a.release(0)] == ["s-1"]
+    assert a.waiting_since == {"s": 0}  # the merge waits on s alone now
+    a.last_round = 0
+    assert a.due_ticks(25, quiet_ms=1000, waited_ms=25) == ["m", "s"]
+    a.add("s", [ClockTick(event_id="ts", ts=T0 + timedelta(seconds=4))], now_ms=30)
+    assert [e.event_id for e in a.release(30)] == ["m-1"]  # o-1 needs m past 3 s
+    a.add("m", [ClockTick(event_id="tm", ts=T0 + timedelta(seconds=4))], now_ms=31)
+    assert [e.event_id for e in a.release(31)] == ["o-1"]  # the ticks wait for o to pass 4 s

@@ -138,3 +138,16 @@ def print_scale(r: dict) -> None:
     for row in scale_rows(r):
         table.add_row(*row)
     Console().print(table)
+
+
+def print_floor(r: dict) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=f"stockflow bench --latency-floor ({r['workload']['events']:,} events)")
+    for column in ("events/s", "paced", "p50 ms", "p99 ms", "max ms", "clock ticks written"):
+        table.add_column(column)
+    for run in r["latency_floor"]:
+        table.add_row(f"{run['achieved_rate']:,}", f"{run['events']:,}", str(run["p50_ms"]),
+                      str(run["p99_ms"]), str(run["max_ms"]), f"{run['clock_ticks']:,}")
+    Console().print(table)
