@@ -110,28 +110,34 @@ def protected_units(book: SkuBook, catalog: Catalog, until_ms: int,
         return out
     day_ms = clock_ms - clock_ms % DAY_MS
     pool_ms = until_ms - clock_ms + day_ms  # inbound due by then counts as ATP today
+    next_at = _next_supply(book, pool_ms)
     for channel_id, record in sorted(book.wos.items()):
         channel = catalog.channels.get(channel_id)
         if channel is None or not channel.wos_weeks:
             continue
         weeks = channel.wos_weeks
-        next_ms = _next_supply(book, catalog.channel_nodes(channel_id), pool_ms)
-        if next_ms is not None:
-            weeks = min(weeks, (next_ms - pool_ms) / WEEK_MS)
+        if next_at:
+            members = catalog.channel_nodes(channel_id)
+            next_ms = min((eta for node, eta in next_at.items() if node in members),
+                          default=None)
+            if next_ms is not None:
+                weeks = min(weeks, (next_ms - pool_ms) / WEEK_MS)
         units = floor(rate_at(record, day_ms) * weeks + 1e-9)
         if units > 0:
             out[channel_id] = units
     return out
 
 
-def _next_supply(book: SkuBook, members: frozenset[str], pool_ms: int) -> int | None:
-    """The earliest ETA of inbound at these nodes that ATP does not count yet."""
-    soonest = None
+def _next_supply(book: SkuBook, pool_ms: int) -> dict[str, int]:
+    """node -> the earliest ETA of inbound there that ATP does not count yet, for nodes that
+    have some: found once for every channel, which then takes the soonest at its nodes."""
+    soonest: dict[str, int] = {}
     for node, pos in book.positions.items():
-        if node in members and pos.inbound is not None:
-            for entry in pos.inbound.entries.values():
-                if entry.eta_ms > pool_ms and (soonest is None or entry.eta_ms < soonest):
-                    soonest = entry.eta_ms
+        if pos.inbound is not None:
+            etas = [entry.eta_ms for entry in pos.inbound.entries.values()
+                    if entry.eta_ms > pool_ms]
+            if etas:
+                soonest[node] = min(etas)
     return soonest
 
 
@@ -157,31 +163,40 @@ def shares(book: SkuBook, catalog: Catalog, until_ms: int, clock_ms: int,
         members = catalog.channel_nodes(channel_id)
         view = (catalog.supply_view(channel_id, horizon_ms) if catalog.supply_policies
                 else None)
-        if view is None:
-            atp = {node: here for node, here in engine_atp.items() if node in members}
-        else:
+        if view is not None:
             atp = {}
             for node, pos in book.positions.items():
                 if node in members:
                     here = channel_atp(pos, until_ms, view) - kept_out.get(node, 0)
                     if here > 0:
                         atp[node] = here
+        elif members.issuperset(engine_atp):
+            atp = engine_atp  # every node with ATP serves it (read only, as below)
+        else:
+            atp = {node: here for node, here in engine_atp.items() if node in members}
         if atp:
-            out[channel_id] = _spread(min(wanted, sum(atp.values())), atp)
+            out[channel_id] = _spread(wanted, atp)
     if len(out) > 1:
         _fit(out, engine_atp)
     return out
 
 
-def _spread(units: int, atp: dict[str, int]) -> dict[str, int]:
+def _spread(wanted: int, atp: dict[str, int]) -> dict[str, int]:
+    """`wanted` units (at most all of `atp`) over the nodes in proportion to their ATP:
+    rounded down, then a unit more each to the largest remainders, then node id."""
     total = sum(atp.values())
-    if units >= total:
+    if wanted >= total:
         return dict(atp)
-    spread = {node: units * here // total for node, here in atp.items()}
-    left = units - sum(spread.values())
+    spread = {}
+    remainders = []
+    for node, here in atp.items():
+        share, remainder = divmod(wanted * here, total)
+        spread[node] = share
+        remainders.append((-remainder, node))
+    left = wanted - sum(spread.values())
     if left:
-        by_remainder = sorted(atp, key=lambda n: (-(units * atp[n] % total), n))
-        for node in by_remainder[:left]:
+        remainders.sort()
+        for _, node in remainders[:left]:
             spread[node] += 1
     return spread
 
