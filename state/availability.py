@@ -17,7 +17,7 @@ from .book import SkuBook
 from .emit import Emitter
 from .master import Catalog
 from .supply_policy import SupplyView, channel_atp
-from .wos import against, shares
+from .wos_memo import WosMemo
 
 
 class Availability(NamedTuple):
@@ -52,19 +52,24 @@ def channel_availability(
 def publish_changes(
     sku: str, book: SkuBook, catalog: Catalog, until_ms: int,
     emit: Emitter, cause: str, ts: datetime, whole: bool = False, clock_ms: int | None = None,
-    protect: bool = True,
+    protect: bool = True, wos_memo: WosMemo | None = None,
 ) -> None:
     """Emit `availability.changed` for every channel whose availability of `sku` moved, in all
     or in one line; `whole`: for every channel. Each channel counts inbound supply by its own
     policy at `clock_ms` (the engine's clock; `until_ms` is its horizon), and without the
-    units protected for other channels (`protect`: WOS protection binds)."""
+    units protected for other channels (`protect`: WOS protection binds; `wos_memo`: the
+    SKU's protection as last worked out)."""
     published, published_line = book.published, book.published_line
     horizon_ms = 0 if clock_ms is None else until_ms - clock_ms
-    protection = (shares(book, catalog, until_ms, until_ms - horizon_ms)
-                  if protect and book.wos is not None else None)
+    protection = None
+    if protect and book.wos is not None:
+        memo = WosMemo() if wos_memo is None else wos_memo
+        units = memo.units(book, catalog, until_ms, until_ms - horizon_ms)
+        if units:
+            protection = memo.spread(book, catalog, until_ms, until_ms - horizon_ms, units)
     for channel, master in catalog.channels.items():
         view = None if master.supply is None else catalog.supply_view(channel, horizon_ms)
-        protected = against(protection, channel) if protection else None
+        protected = memo.against(channel) if protection else None
         available, max_line_qty = channel_availability(book, catalog, channel, until_ms, view,
                                                        protected)
         if (whole or published.get(channel, 0) != available

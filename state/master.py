@@ -9,7 +9,8 @@ from .supply_policy import SupplyView, supply_view
 class Catalog:
     """Nodes and channels, with the eligible-node sets that sourcing asks for, cached."""
 
-    __slots__ = ("nodes", "channels", "_members", "_shippers", "supply_policies", "_views")
+    __slots__ = ("nodes", "channels", "_members", "_shippers", "supply_policies", "_views",
+                 "version")
 
     def __init__(self) -> None:
         self.nodes: dict[str, Node] = {}
@@ -18,14 +19,17 @@ class Catalog:
         self._views: dict[tuple[str, int], SupplyView | None] = {}
         self._members: dict[str, frozenset[str]] = {}
         self._shippers: dict[str, frozenset[str]] = {}
+        self.version = 0  # counts upserts: what was worked out from older master data is stale
 
     def upsert_node(self, node: Node) -> None:
         self.nodes[node.id] = node
+        self.version += 1
         self._members.clear()
         self._shippers.clear()
 
     def upsert_channel(self, channel: Channel) -> None:
         self.channels[channel.id] = channel
+        self.version += 1
         self.supply_policies = any(c.supply is not None for c in self.channels.values())
         self._views.clear()
         self._members.clear()

@@ -99,18 +99,20 @@ def _forget_idle(book: SkuBook, catalog: Catalog, clock_ms: int) -> None:
         book.wos = None
 
 
-def protected_units(book: SkuBook, catalog: Catalog, until_ms: int,
-                    clock_ms: int) -> dict[str, int]:
+def protected_units(book: SkuBook, catalog: Catalog, until_ms: int, clock_ms: int,
+                    next_at: dict[str, int] | None = None) -> dict[str, int]:
     """channel -> units of the SKU protected for it today: its weekly rate x `wos_weeks`, or
     x the weeks until the next inbound at its nodes enters the pool, if sooner (rounded
     down). Both are taken at the start of the clock's day, so protection moves only with the
-    SKU's own events and once a day, and a published availability holds until then."""
+    SKU's own events and once a day, and a published availability holds until then.
+    `next_at`: `next_supply` at the day's pool, if the caller has it."""
     out: dict[str, int] = {}
     if book.wos is None:
         return out
     day_ms = clock_ms - clock_ms % DAY_MS
-    pool_ms = until_ms - clock_ms + day_ms  # inbound due by then counts as ATP today
-    next_at = _next_supply(book, pool_ms)
+    pool_ms = pool_at(until_ms, clock_ms)
+    if next_at is None:
+        next_at = next_supply(book, pool_ms)
     for channel_id, record in sorted(book.wos.items()):
         channel = catalog.channels.get(channel_id)
         if channel is None or not channel.wos_weeks:
@@ -128,7 +130,13 @@ def protected_units(book: SkuBook, catalog: Catalog, until_ms: int,
     return out
 
 
-def _next_supply(book: SkuBook, pool_ms: int) -> dict[str, int]:
+def pool_at(until_ms: int, clock_ms: int) -> int:
+    """The horizon of today's pool: inbound due by then counts as ATP today."""
+    day_ms = clock_ms - clock_ms % DAY_MS
+    return until_ms - clock_ms + day_ms
+
+
+def next_supply(book: SkuBook, pool_ms: int) -> dict[str, int]:
     """node -> the earliest ETA of inbound there that ATP does not count yet, for nodes that
     have some: found once for every channel, which then takes the soonest at its nodes."""
     soonest: dict[str, int] = {}
@@ -142,22 +150,21 @@ def _next_supply(book: SkuBook, pool_ms: int) -> dict[str, int]:
 
 
 def shares(book: SkuBook, catalog: Catalog, until_ms: int, clock_ms: int,
-           units: dict[str, int] | None = None) -> Shares:
+           units: dict[str, int] | None = None,
+           engine_atp: dict[str, int] | None = None) -> Shares:
     """Per protecting channel, its protected units (`units`, else `protected_units`) spread
     over its nodes in proportion to the ATP it sees at each (largest remainders, then node
     id), never more than that ATP; where channels overlap beyond a node's ATP, each is cut
-    in proportion, so every protecting channel can still reach its own share."""
+    in proportion, so every protecting channel can still reach its own share.
+    `engine_atp`: `atp_by_node`, if the caller has it."""
     if units is None:
         units = protected_units(book, catalog, until_ms, clock_ms)
     out: Shares = {}
     if not units:
         return out
     kept_out = book.kept_out()
-    engine_atp = {}  # node -> ATP in the engine's view: every channel's without a policy
-    for node, pos in book.positions.items():
-        here = pos.atp(until_ms) - kept_out.get(node, 0)
-        if here > 0:
-            engine_atp[node] = here
+    if engine_atp is None:
+        engine_atp = atp_by_node(book, until_ms)
     horizon_ms = until_ms - clock_ms
     for channel_id, wanted in units.items():
         members = catalog.channel_nodes(channel_id)
@@ -179,6 +186,17 @@ def shares(book: SkuBook, catalog: Catalog, until_ms: int, clock_ms: int,
     if len(out) > 1:
         _fit(out, engine_atp)
     return out
+
+
+def atp_by_node(book: SkuBook, until_ms: int) -> dict[str, int]:
+    """node -> ATP in the engine's view (every channel's without a policy), where above 0."""
+    kept_out = book.kept_out()
+    atp = {}
+    for node, pos in book.positions.items():
+        here = pos.atp(until_ms) - kept_out.get(node, 0)
+        if here > 0:
+            atp[node] = here
+    return atp
 
 
 def _spread(wanted: int, atp: dict[str, int]) -> dict[str, int]:
