@@ -28,17 +28,26 @@ class Availability(NamedTuple):
 def channel_availability(
     book: SkuBook, catalog: Catalog, channel: str, until_ms: int,
     view: SupplyView | None = None, protected: dict[str, int] | None = None,
+    engine_atp: dict[str, int] | None = None,
 ) -> Availability:
     """`view`: what the channel counts of inbound supply (None: all due by `until_ms`);
-    `protected`: node -> units kept there for other channels' weeks of supply (wos.py)."""
+    `protected`: node -> units kept there for other channels' weeks of supply (wos.py);
+    `engine_atp`: node -> ATP in the engine's view, as far as other channels asked already
+    (filled in here: ATP is asked of a node only when a channel it serves wants it)."""
     members = catalog.channel_nodes(channel)
     shippers = catalog.channel_ship_nodes(channel)
     total = largest = 0
     kept_out = book.kept_out()  # what a held-back lower count says is not there
+    if engine_atp is None:
+        engine_atp = {}
     for node, pos in book.positions.items():
         if node in members:
-            atp = pos.atp(until_ms) if view is None else channel_atp(pos, until_ms, view)
-            atp -= kept_out.get(node, 0)
+            if view is not None:
+                atp = channel_atp(pos, until_ms, view) - kept_out.get(node, 0)
+            else:
+                atp = engine_atp.get(node)
+                if atp is None:
+                    atp = engine_atp[node] = pos.atp(until_ms) - kept_out.get(node, 0)
             if protected:
                 atp -= protected.get(node, 0)
             if atp > 0:
@@ -67,11 +76,12 @@ def publish_changes(
         units = memo.units(book, catalog, until_ms, until_ms - horizon_ms)
         if units:
             protection = memo.spread(book, catalog, until_ms, until_ms - horizon_ms, units)
+    engine_atp: dict[str, int] = {}  # asked once a node, for every channel without a policy
     for channel, master in catalog.channels.items():
         view = None if master.supply is None else catalog.supply_view(channel, horizon_ms)
         protected = memo.against(channel) if protection else None
         available, max_line_qty = channel_availability(book, catalog, channel, until_ms, view,
-                                                       protected)
+                                                       protected, engine_atp)
         if (whole or published.get(channel, 0) != available
                 or published_line.get(channel, 0) != max_line_qty):
             published[channel] = available
