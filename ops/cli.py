@@ -58,7 +58,8 @@ def _engine_config(args) -> EngineConfig:
                         rebalance_surplus_weeks=args.rebalance_surplus_weeks,
                         rebalance_window_days=args.rebalance_window_days,
                         rebalance_min_units=args.rebalance_min_units,
-                        wos_protection=args.wos_protection)
+                        wos_protection=args.wos_protection,
+                        regional_reserve_weeks=args.regional_reserve_weeks)
 
 
 def _replay(args) -> int:

@@ -87,6 +87,10 @@ def _engine_args(p: argparse.ArgumentParser, engine: EngineConfig = EngineConfig
                    default=engine.rebalance_min_units, metavar="UNITS",
                    help="...judging only regions that ordered at least this many units in them "
                         f"(default: {engine.rebalance_min_units})")
+    p.add_argument("--regional-reserve-weeks", type=_number(float, "weeks", 0.001),
+                   default=engine.regional_reserve_weeks, metavar="WEEKS",
+                   help="each region keeps this many weeks of its own customers' demand; "
+                        "lines to other regions take only what lies beyond (default: off)")
     p.add_argument("--no-wos-protection", dest="wos_protection", action="store_false",
                    default=engine.wos_protection,
                    help="keep no channel's weeks of supply from the others (its demand is "

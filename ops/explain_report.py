@@ -60,8 +60,8 @@ def _step(step: Step) -> list[str]:
            + _destination(s)]
     out += _table([v for v in s.nodes if v.ineligible is None])
     protected = [f"{v.node} {v.protected}" for v in s.nodes if v.protected]
-    if protected:  # out of ATP above: other channels' weeks of supply (state/wos.py)
-        out.append("    protected for other channels: " + _some(protected))
+    if protected:  # out of ATP above: other channels' weeks of supply, other regions' reserves
+        out.append("    protected for other channels or regions: " + _some(protected))
     barred = defaultdict(list)
     for v in s.nodes:
         if v.ineligible is not None:

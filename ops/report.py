@@ -26,6 +26,7 @@ def print_summary(summary: Summary, as_json: bool = False) -> None:
     table.add_row("split rate (allocated lines)", f"{summary.split_rate:.2%}")
     table.add_row("cross-region rate (allocated units)", f"{summary.cross_region_rate:.2%}")
     table.add_row("mean distance (allocated units)", f"{summary.mean_distance_km:,.0f} km")
+    table.add_row("shipments per order (allocated)", f"{summary.shipments_per_order:.3f}")
     table.add_row("oversold paid lines", f"{summary.oversold_paid_lines:,}")
     table.add_row("shortage alerts", f"{summary.shortage_alerts:,}")
     table.add_row("transfers requested (units)",
@@ -36,6 +37,8 @@ def print_summary(summary: Summary, as_json: bool = False) -> None:
                           f"{figures.fill_rate:.2%}")
             table.add_row("  protected units sold away (run-outs)",
                           f"{figures.wos_sold_away:,} ({figures.wos_run_outs:,})")
+    table.add_row("slow movers flagged (SKUs)",
+                  f"{summary.slow_mover_alerts:,} ({summary.slow_mover_skus:,})")
     table.add_row("dead letters", f"{summary.dead_letters:,}")
     table.add_row("duplicates dropped", f"{summary.duplicates:,}")
     for stream, n in summary.outputs.items():

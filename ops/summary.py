@@ -51,6 +51,8 @@ class Summary(msgspec.Struct, kw_only=True):
     rejected_by_reason: dict[str, int] = {}  # lines whose final status is rejected
     # Per channel: fill rate, and units protected for it that others sold before it ran out.
     by_channel: dict[str, ChannelFigures] = {}
+    slow_mover_alerts: int = 0  # alerts of kind slow_mover: one per fall of a SKU's sales
+    slow_mover_skus: int = 0  # the SKUs they name
 
 
 def read_outputs(out_dir: str | Path, stream: str) -> list:
@@ -180,6 +182,8 @@ def summarize(events_path: str, out_dir: str, seconds: float | None = None) -> S
                              if shipments else 0.0),
         rejected_by_reason=dict(sorted(rejected.items())),
         by_channel=channel_figures(line_channel, allocated, wos_weeks, alerts),
+        slow_mover_alerts=sum(1 for a in alerts if a.kind == "slow_mover"),
+        slow_mover_skus=len({a.sku for a in alerts if a.kind == "slow_mover"}),
     )
 
 

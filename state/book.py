@@ -44,6 +44,9 @@ class SkuBook(msgspec.Struct, array_like=True, gc=False):  # no cycles: see posi
     # channel -> its demand and what was sold away from its protection (wos.py), for
     # channels with `wos_weeks` that order the SKU; None for every other SKU.
     wos: dict[str, ChannelRate] | None = None
+    # region -> its customers' demand for the SKU (regional_reserve.py), while the regional
+    # reserve is on; None for every SKU while it is off.
+    regions: dict[str, ChannelRate] | None = None
 
     def position(self, node: str) -> Position:
         pos = self.positions.get(node)

@@ -57,6 +57,10 @@ class EngineConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fie
     # demand out of other channels' reach. False: demand is still learnt and what other
     # channels sell of it is measured (alert `wos_sold_away`), but nothing is kept back.
     wos_protection: bool = True
+    # Regional reserve (regional_reserve.py), off while None: each region keeps this many
+    # weeks of its own customers' demand (fewer when its next inbound comes sooner), and lines
+    # to other regions take only what lies beyond.
+    regional_reserve_weeks: Annotated[float, Meta(gt=0)] | None = None
 
     def __post_init__(self) -> None:
         check_rank(self.sourcing_rank, "sourcing_rank")

@@ -9,6 +9,8 @@ from .config import DEFAULT_RANK
 from .emit import Emitter
 from .lines import Line
 from .master import Catalog
+from .regional_reserve import Reserves, reserves
+from .regional_reserve import against as against_region
 from .supply_policy import SupplyView
 from .wos import NOTHING, Shares
 from .wos_memo import WosMemo
@@ -27,12 +29,13 @@ class Ctx:
     """One SKU's book, the master data, the outputs being built, and the ATP horizon."""
 
     __slots__ = ("sku", "book", "catalog", "emit", "until_ms", "clock_ms", "supply_rose", "rank",
-                 "explain", "protect", "_wos_memo", "_protected_units", "_stock", "_shares")
+                 "explain", "protect", "reserve_weeks", "_wos_memo", "_protected_units", "_stock",
+                 "_shares", "_reserves", "_guards")
 
     def __init__(self, sku: str, book: SkuBook, catalog: Catalog, emit: Emitter, until_ms: int,
                  clock_ms: int | None = None, rank: tuple[str, ...] = DEFAULT_RANK,
                  explain: SourcingObserver | None = None, protect: bool = True,
-                 wos_memo: WosMemo | None = None):
+                 reserve_weeks: float | None = None, wos_memo: WosMemo | None = None):
         self.sku = sku
         self.book = book
         self.catalog = catalog
@@ -47,6 +50,9 @@ class Ctx:
         self._protected_units: dict[str, int] | None = None  # the memo's, for this event
         self._stock: tuple | None = None  # the stock `_shares` were asked for
         self._shares: Shares | None = None
+        self.reserve_weeks = reserve_weeks  # EngineConfig.regional_reserve_weeks
+        self._reserves: Reserves | None = None  # regional_reserve.reserves, kept
+        self._guards: dict[str, dict[str, int]] = {}  # region -> other regions' reserves
 
     def view(self, channel_id: str) -> SupplyView | None:
         """What the channel counts of inbound supply now (None: the engine's view)."""
@@ -92,6 +98,31 @@ class Ctx:
         """Demand, supply or a held-back count changed: protection is looked up again."""
         self._protected_units = None
         self._shares = None
+        self._reserves = None
+        self._guards = {}
+
+    def guard(self, line: Line) -> dict[str, int]:
+        """node -> units the line may not take there: what other channels' weeks of supply
+        protect (`protected`) and what other regions keep for their own customers
+        (regional_reserve.py)."""
+        channel_guard = self.protected(line.channel)
+        if self.reserve_weeks is None or self.book.regions is None:
+            return channel_guard
+        region_guard = self._guards.get(line.region)
+        if region_guard is None:
+            kept = self._reserves
+            if kept is None:
+                kept = self._reserves = reserves(self.book, self.catalog, self.reserve_weeks,
+                                                 self.until_ms, self.clock_ms)
+            region_guard = self._guards[line.region] = against_region(kept, line.region)
+        if not channel_guard:
+            return region_guard
+        if not region_guard:
+            return channel_guard
+        guard = dict(channel_guard)
+        for node, units in region_guard.items():
+            guard[node] = guard.get(node, 0) + units
+        return guard
 
     def protected(self, channel_id: str) -> dict[str, int]:
         """node -> units protected there for other channels, which `channel_id` may not take

@@ -50,7 +50,7 @@ class NodeView(msgspec.Struct, kw_only=True):
     transfer_out: int = 0  # reserved for transfers not yet shipped
     safety_stock: int = 0
     kept_out: int = 0  # units a quarantined lower count keeps out of ATP
-    protected: int = 0  # units kept here for other channels' weeks of supply (wos.py)
+    protected: int = 0  # units kept here for other channels (wos.py) or regions (regional_reserve)
     fills: bool = False  # ATP covers the whole quantity
     same_region: bool = False
     distance_km: float = 0.0
@@ -228,5 +228,5 @@ class Explainer:
         self.sourcings.append(explain_sourcing(
             line, qty, ctx.book, ctx.catalog, ctx.until_ms, exclude, parts, reason,
             sku=ctx.sku, cause=ctx.emit.cause, ts=ctx.emit.ts, rank=ctx.rank,
-            view=ctx.view(line.channel), protected=ctx.protected(line.channel),
+            view=ctx.view(line.channel), protected=ctx.guard(line),
         ))

@@ -47,6 +47,7 @@ from .master import Catalog
 from .outputs import OutputEvent
 from .placement import place_or_queue
 from .quarantine import GuardDecision, SnapshotGuarding
+from .regional_reserve import count_demand as count_region
 from .rebalancing import count_demand, rule_of as rule_of_rebalancing
 from .shortage import resolve_shortage
 from .slow_movers import count_sale, day_of, judge, rule_of
@@ -158,7 +159,7 @@ class Ledger(SnapshotGuarding, TransferHandling):
         self._touched[sku] = (self.emit.cause, self.emit.ts, clock_ms)
         ctx = Ctx(sku, book, self.catalog, self.emit, clock_ms + self.horizon_ms, clock_ms,
                   self.config.sourcing_rank, self.explain, self.config.wos_protection,
-                  self._wos_memo(sku, book))
+                  self.config.regional_reserve_weeks, self._wos_memo(sku, book))
         # Any event is the SKU's chance to be judged as a slow mover on a new day, on the
         # stock it had before the event: a SKU that stopped selling is judged at its next
         # count, with no daily sweep over every SKU (slow_movers.py).
@@ -361,6 +362,8 @@ class Ledger(SnapshotGuarding, TransferHandling):
             # Its demand counts once it is placed: a line meets the protection published
             # before it, not one its own order would change.
             count_order(ctx.book, self.catalog, ev.channel, line.qty, clock_ms)
+            if self.config.regional_reserve_weeks is not None:
+                count_region(ctx.book, self.catalog, line, clock_ms)
             if line.status != REJECTED and self.slow_movers is not None:
                 ctx.book.sales = count_sale(
                     ctx.book.sales, day_of(clock_ms), line.qty, self.slow_movers)

@@ -10,7 +10,7 @@ class Catalog:
     """Nodes and channels, with the eligible-node sets that sourcing asks for, cached."""
 
     __slots__ = ("nodes", "channels", "_members", "_shippers", "supply_policies", "_views",
-                 "version")
+                 "_regions", "version")
 
     def __init__(self) -> None:
         self.nodes: dict[str, Node] = {}
@@ -19,6 +19,7 @@ class Catalog:
         self._views: dict[tuple[str, int], SupplyView | None] = {}
         self._members: dict[str, frozenset[str]] = {}
         self._shippers: dict[str, frozenset[str]] = {}
+        self._regions: dict[str, frozenset[str]] = {}
         self.version = 0  # counts upserts: what was worked out from older master data is stale
 
     def upsert_node(self, node: Node) -> None:
@@ -26,6 +27,7 @@ class Catalog:
         self.version += 1
         self._members.clear()
         self._shippers.clear()
+        self._regions.clear()
 
     def upsert_channel(self, channel: Channel) -> None:
         self.channels[channel.id] = channel
@@ -69,6 +71,14 @@ class Catalog:
         except KeyError:
             view = self._views[key] = supply_view(self.channels.get(channel_id), horizon_ms)
             return view
+
+    def region_nodes(self, region: str) -> frozenset[str]:
+        """Ids of the active nodes that stand in the region."""
+        nodes = self._regions.get(region)
+        if nodes is None:
+            nodes = self._regions[region] = frozenset(
+                n.id for n in self.nodes.values() if n.active and n.region == region)
+        return nodes
 
     def can_fulfil(self, node_id: str, fulfillment: str, pickup_node: str | None) -> bool:
         """Whether a node has the capability a line needs: ship, or pickup at that store only."""

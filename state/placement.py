@@ -20,7 +20,7 @@ def place(ctx: Ctx, line: Line, exclude: str | None = None, reason: str | None =
     """
     view = ctx.view(line.channel) if ctx.catalog.supply_policies else None
     parts = source_line(line, line.qty, ctx.book, ctx.catalog, ctx.until_ms, exclude, ctx.rank,
-                        view, ctx.protected(line.channel))
+                        view, ctx.guard(line))
     if ctx.explain is not None:
         ctx.explain.sourced(ctx, line, line.qty, exclude, parts, reason)
     if parts is None:
@@ -58,7 +58,7 @@ def place_or_queue(ctx: Ctx, line: Line, reason: str | None = None) -> None:
     if not place(ctx, line, reason=reason):
         queue_or_reject(ctx, line, why_unfilled(line, ctx.book, ctx.catalog, ctx.until_ms,
                                                 view=ctx.view(line.channel),
-                                                protected=ctx.protected(line.channel)))
+                                                protected=ctx.guard(line)))
 
 
 def queue_or_reject(ctx: Ctx, line: Line, reason: str) -> None:

@@ -59,7 +59,7 @@ def _take_back(ctx: Ctx, line: Line, node: str, short: int) -> int:
     want = qty if splittable else line.qty - line.committed  # a line that may not split moves whole
     parts = source_line(line, want, book, ctx.catalog, ctx.until_ms, exclude=node,
                         rank=ctx.rank, view=ctx.view(line.channel),
-                        protected=ctx.protected(line.channel))
+                        protected=ctx.guard(line))
     if not splittable and line.parts:
         parts = None  # a line that may not split moves whole or not at all
     if ctx.explain is not None:

@@ -62,11 +62,12 @@ class ChannelRate(msgspec.Struct, array_like=True, gc=False):  # gc=False: see i
     sold_away: int = 0  # units protected for it that other channels took since it last ran out
 
 
-def rate_at(record: ChannelRate, clock_ms: int) -> float:
-    """The weekly rate at `clock_ms`: decayed for the time since the last line."""
+def rate_at(record: ChannelRate, clock_ms: int, weeks: float = RATE_WEEKS) -> float:
+    """The weekly rate at `clock_ms`: decayed for the time since the last line (`weeks` the
+    time constant it was learnt with)."""
     if clock_ms <= record.at_ms:
         return record.rate
-    return record.rate * exp(-(clock_ms - record.at_ms) / (RATE_WEEKS * WEEK_MS))
+    return record.rate * exp(-(clock_ms - record.at_ms) / (weeks * WEEK_MS))
 
 
 def count_order(book: SkuBook, catalog: Catalog, channel_id: str, qty: int,
@@ -105,23 +106,21 @@ def protected_units(book: SkuBook, catalog: Catalog, until_ms: int, clock_ms: in
     x the weeks until the next inbound at its nodes enters the pool, if sooner (rounded
     down). Both are taken at the start of the clock's day, so protection moves only with the
     SKU's own events and once a day, and a published availability holds until then.
-    `next_at`: `next_supply` at the day's pool, if the caller has it."""
+    `next_at`: `next_supplies` at the day's pool, if the caller has it."""
     out: dict[str, int] = {}
     if book.wos is None:
         return out
     day_ms = clock_ms - clock_ms % DAY_MS
     pool_ms = pool_at(until_ms, clock_ms)
     if next_at is None:
-        next_at = next_supply(book, pool_ms)
+        next_at = next_supplies(book, pool_ms)
     for channel_id, record in sorted(book.wos.items()):
         channel = catalog.channels.get(channel_id)
         if channel is None or not channel.wos_weeks:
             continue
         weeks = channel.wos_weeks
         if next_at:
-            members = catalog.channel_nodes(channel_id)
-            next_ms = min((eta for node, eta in next_at.items() if node in members),
-                          default=None)
+            next_ms = soonest_at(next_at, catalog.channel_nodes(channel_id))
             if next_ms is not None:
                 weeks = min(weeks, (next_ms - pool_ms) / WEEK_MS)
         units = floor(rate_at(record, day_ms) * weeks + 1e-9)
@@ -136,7 +135,17 @@ def pool_at(until_ms: int, clock_ms: int) -> int:
     return until_ms - clock_ms + day_ms
 
 
-def next_supply(book: SkuBook, pool_ms: int) -> dict[str, int]:
+def next_supply(book: SkuBook, members: frozenset[str], pool_ms: int) -> int | None:
+    """The earliest ETA of inbound at these nodes that ATP does not count yet."""
+    return soonest_at(next_supplies(book, pool_ms), members)
+
+
+def soonest_at(next_at: dict[str, int], members: frozenset[str]) -> int | None:
+    """The earliest of `next_supplies` at these nodes (None: there is none)."""
+    return min((eta for node, eta in next_at.items() if node in members), default=None)
+
+
+def next_supplies(book: SkuBook, pool_ms: int) -> dict[str, int]:
     """node -> the earliest ETA of inbound there that ATP does not count yet, for nodes that
     have some: found once for every channel, which then takes the soonest at its nodes."""
     soonest: dict[str, int] = {}
@@ -182,7 +191,7 @@ def shares(book: SkuBook, catalog: Catalog, until_ms: int, clock_ms: int,
         else:
             atp = {node: here for node, here in engine_atp.items() if node in members}
         if atp:
-            out[channel_id] = _spread(wanted, atp)
+            out[channel_id] = spread(wanted, atp)
     if len(out) > 1:
         _fit(out, engine_atp)
     return out
@@ -199,39 +208,40 @@ def atp_by_node(book: SkuBook, until_ms: int) -> dict[str, int]:
     return atp
 
 
-def _spread(wanted: int, atp: dict[str, int]) -> dict[str, int]:
-    """`wanted` units (at most all of `atp`) over the nodes in proportion to their ATP:
-    rounded down, then a unit more each to the largest remainders, then node id."""
+def spread(wanted: int, atp: dict[str, int]) -> dict[str, int]:
+    """`wanted` units over nodes in proportion to their `atp` (all of it when `wanted` is
+    as much or more): rounded down, then a unit more each to the largest remainders, then
+    node id."""
     total = sum(atp.values())
     if wanted >= total:
         return dict(atp)
-    spread = {}
+    out = {}
     remainders = []
     for node, here in atp.items():
         share, remainder = divmod(wanted * here, total)
-        spread[node] = share
+        out[node] = share
         remainders.append((-remainder, node))
-    left = wanted - sum(spread.values())
+    left = wanted - sum(out.values())
     if left:
         remainders.sort()
         for _, node in remainders[:left]:
-            spread[node] += 1
-    return spread
+            out[node] += 1
+    return out
 
 
 def _fit(out: Shares, engine_atp: dict[str, int]) -> None:
     """Where the channels' shares at a node add up to more than its ATP, cut each in
     proportion (rounded down)."""
     summed: dict[str, int] = {}
-    for spread in out.values():
-        for node, units in spread.items():
+    for by_node in out.values():
+        for node, units in by_node.items():
             summed[node] = summed.get(node, 0) + units
     for node, total in summed.items():
         atp = engine_atp.get(node, 0)
         if total > atp:
-            for spread in out.values():
-                if node in spread:
-                    spread[node] = spread[node] * atp // total
+            for by_node in out.values():
+                if node in by_node:
+                    by_node[node] = by_node[node] * atp // total
 
 
 def against(protection: Shares, channel_id: str) -> dict[str, int]:

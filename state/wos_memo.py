@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from .wos import DAY_MS, Shares, against, atp_by_node, next_supply, pool_at, protected_units
+from .wos import DAY_MS, Shares, against, atp_by_node, next_supplies, pool_at, protected_units
 from .wos import shares as spread_shares
 
 if TYPE_CHECKING:
@@ -38,7 +38,7 @@ class WosMemo:
         """`wos.protected_units`, given again while the day, the master data, the channels'
         rates and the next inbound at every node are what they were."""
         pool_ms = pool_at(until_ms, clock_ms)
-        next_at = next_supply(book, pool_ms)
+        next_at = next_supplies(book, pool_ms)
         rates = tuple((channel, record.rate, record.at_ms)
                       for channel, record in (book.wos or {}).items())
         key = (catalog.version, clock_ms - clock_ms % DAY_MS, pool_ms, rates, next_at)

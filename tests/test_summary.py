@@ -122,3 +122,28 @@ def test_the_summary_counts_protected_units_sold_away_per_channel(tmp_path, caps
     on = protected_units_sold_away(tmp_path, capsys)
     assert on["shop"]["wos_sold_away"] == 0 and on["shop"]["allocated_lines"] == 29
     assert on["market"]["allocated_lines"] == 0  # refused: it would eat into the protection
+
+
+def test_the_summary_counts_slow_movers_flagged(tmp_path, capsys):
+    """K-SLOW sells 2 a day for 30 days, then 1 every other day; K-STEADY 2 a day all along:
+    only the first is flagged, once, when a count on day 61 has it judged."""
+    e = Script()
+    lines = [ENCODE(e.node("A")), ENCODE(e.channel("web")),
+             ENCODE(e.snapshot("K-SLOW", "A", 1000, seq=1)),
+             ENCODE(e.snapshot("K-STEADY", "A", 1000, seq=1))]
+    for day in range(60):
+        slow = 2 if day < 30 else day % 2
+        for sku, qty in (("K-SLOW", slow), ("K-STEADY", 2)):
+            if qty:
+                lines.append(ENCODE(e.order(f"{sku}-{day}", [(sku, qty)], paid=True,
+                                            ts=day * DAY)))
+    for sku in ("K-SLOW", "K-STEADY"):
+        lines.append(ENCODE(e.snapshot(sku, "A", 900, seq=2, ts=61 * DAY)))
+    events = tmp_path / "events.jsonl"
+    events.write_bytes(b"\n".join(lines) + b"\n")
+    assert main(["replay", str(events), "--out", str(tmp_path / "out"), "--summary",
+                 "--json"]) == 0
+    summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert (summary["slow_mover_alerts"], summary["slow_mover_skus"]) == (1, 1)
+    alerts = [json.loads(line) for line in open(tmp_path / "out" / "alerts.jsonl")]
+    assert [a["sku"] for a in alerts if a["kind"] == "slow_mover"] == ["K-SLOW"]

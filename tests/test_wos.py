@@ -168,9 +168,10 @@ def test_the_records_survive_a_restore_and_older_snapshots_restore():
     (ledger,) = [l for l in sim.engine.ledgers.values() if "K" in l.books]
     restored = Ledger.restore(ledger.snapshot(), sim.engine.config)
     assert restored.books["K"].wos == ledger.books["K"].wos
-    # A snapshot taken before books kept WOS records: the field is last, so it restores.
+    # A snapshot taken before books kept WOS records: its fields (and the regional reserve's,
+    # added after them) are last, so it restores.
     catalog, books = msgspec.msgpack.decode(ledger.snapshot())
-    older = msgspec.msgpack.encode([catalog, {k: b[:-1] for k, b in books.items()}])
+    older = msgspec.msgpack.encode([catalog, {k: b[:-2] for k, b in books.items()}])
     assert Ledger.restore(older, sim.engine.config).books["K"].wos is None
 
 
@@ -242,4 +243,4 @@ def test_explain_prints_the_units_protected_for_other_channels(tmp_path, capsys)
     path.write_bytes(b"\n".join(msgspec.json.encode(ev) for ev in events) + b"\n")
     assert main(["explain", "M1", "--events", str(path)]) == 0
     printed = capsys.readouterr().out
-    assert "protected for other channels: A 147" in printed and "not filled: no_stock" in printed
+    assert "protected for other channels or regions: A 147" in printed and "not filled: no_stock" in printed
