@@ -17,7 +17,7 @@ from .book import SkuBook
 from .emit import Emitter
 from .master import Catalog
 from .supply_policy import SupplyView, channel_atp
-from .wos import against, shares
+from .wos_memo import WosMemo
 
 
 class Availability(NamedTuple):
@@ -28,17 +28,26 @@ class Availability(NamedTuple):
 def channel_availability(
     book: SkuBook, catalog: Catalog, channel: str, until_ms: int,
     view: SupplyView | None = None, protected: dict[str, int] | None = None,
+    engine_atp: dict[str, int] | None = None,
 ) -> Availability:
     """`view`: what the channel counts of inbound supply (None: all due by `until_ms`);
-    `protected`: node -> units kept there for other channels' weeks of supply (wos.py)."""
+    `protected`: node -> units kept there for other channels' weeks of supply (wos.py);
+    `engine_atp`: node -> ATP in the engine's view, as far as other channels asked already
+    (filled in here: ATP is asked of a node only when a channel it serves wants it)."""
     members = catalog.channel_nodes(channel)
     shippers = catalog.channel_ship_nodes(channel)
     total = largest = 0
     kept_out = book.kept_out()  # what a held-back lower count says is not there
+    if engine_atp is None:
+        engine_atp = {}
     for node, pos in book.positions.items():
         if node in members:
-            atp = pos.atp(until_ms) if view is None else channel_atp(pos, until_ms, view)
-            atp -= kept_out.get(node, 0)
+            if view is not None:
+                atp = channel_atp(pos, until_ms, view) - kept_out.get(node, 0)
+            else:
+                atp = engine_atp.get(node)
+                if atp is None:
+                    atp = engine_atp[node] = pos.atp(until_ms) - kept_out.get(node, 0)
             if protected:
                 atp -= protected.get(node, 0)
             if atp > 0:
@@ -52,21 +61,27 @@ def channel_availability(
 def publish_changes(
     sku: str, book: SkuBook, catalog: Catalog, until_ms: int,
     emit: Emitter, cause: str, ts: datetime, whole: bool = False, clock_ms: int | None = None,
-    protect: bool = True,
+    protect: bool = True, wos_memo: WosMemo | None = None,
 ) -> None:
     """Emit `availability.changed` for every channel whose availability of `sku` moved, in all
     or in one line; `whole`: for every channel. Each channel counts inbound supply by its own
     policy at `clock_ms` (the engine's clock; `until_ms` is its horizon), and without the
-    units protected for other channels (`protect`: WOS protection binds)."""
+    units protected for other channels (`protect`: WOS protection binds; `wos_memo`: the
+    SKU's protection as last worked out)."""
     published, published_line = book.published, book.published_line
     horizon_ms = 0 if clock_ms is None else until_ms - clock_ms
-    protection = (shares(book, catalog, until_ms, until_ms - horizon_ms)
-                  if protect and book.wos is not None else None)
+    protection = None
+    if protect and book.wos is not None:
+        memo = WosMemo() if wos_memo is None else wos_memo
+        units = memo.units(book, catalog, until_ms, until_ms - horizon_ms)
+        if units:
+            protection = memo.spread(book, catalog, until_ms, until_ms - horizon_ms, units)
+    engine_atp: dict[str, int] = {}  # asked once a node, for every channel without a policy
     for channel, master in catalog.channels.items():
         view = None if master.supply is None else catalog.supply_view(channel, horizon_ms)
-        protected = against(protection, channel) if protection else None
+        protected = memo.against(channel) if protection else None
         available, max_line_qty = channel_availability(book, catalog, channel, until_ms, view,
-                                                       protected)
+                                                       protected, engine_atp)
         if (whole or published.get(channel, 0) != available
                 or published_line.get(channel, 0) != max_line_qty):
             published[channel] = available

@@ -12,7 +12,8 @@ from .master import Catalog
 from .regional_reserve import Reserves, reserves
 from .regional_reserve import against as against_region
 from .supply_policy import SupplyView
-from .wos import NOTHING, Shares, against, protected_units, shares
+from .wos import NOTHING, Shares
+from .wos_memo import WosMemo
 
 
 class SourcingObserver(Protocol):
@@ -28,13 +29,13 @@ class Ctx:
     """One SKU's book, the master data, the outputs being built, and the ATP horizon."""
 
     __slots__ = ("sku", "book", "catalog", "emit", "until_ms", "clock_ms", "supply_rose", "rank",
-                 "explain", "protect", "reserve_weeks", "_protected_units", "_shares", "_against",
-                 "_reserves", "_guards")
+                 "explain", "protect", "reserve_weeks", "_wos_memo", "_protected_units", "_stock",
+                 "_shares", "_reserves", "_guards")
 
     def __init__(self, sku: str, book: SkuBook, catalog: Catalog, emit: Emitter, until_ms: int,
                  clock_ms: int | None = None, rank: tuple[str, ...] = DEFAULT_RANK,
                  explain: SourcingObserver | None = None, protect: bool = True,
-                 reserve_weeks: float | None = None):
+                 reserve_weeks: float | None = None, wos_memo: WosMemo | None = None):
         self.sku = sku
         self.book = book
         self.catalog = catalog
@@ -45,9 +46,10 @@ class Ctx:
         self.explain = explain  # set only by `stockflow explain`
         self.clock_ms = until_ms if clock_ms is None else clock_ms  # the engine's clock
         self.protect = protect  # channels' WOS protection binds (EngineConfig.wos_protection)
-        self._protected_units: dict[str, int] | None = None  # wos.protected_units, kept
-        self._shares: tuple[tuple, Shares] | None = None  # the last shares, by the stock they saw
-        self._against: dict[str, dict[str, int]] = {}  # channel -> wos.against of those shares
+        self._wos_memo = wos_memo  # the SKU's protection, kept from event to event
+        self._protected_units: dict[str, int] | None = None  # the memo's, for this event
+        self._stock: tuple | None = None  # the stock `_shares` were asked for
+        self._shares: Shares | None = None
         self.reserve_weeks = reserve_weeks  # EngineConfig.regional_reserve_weeks
         self._reserves: Reserves | None = None  # regional_reserve.reserves, kept
         self._guards: dict[str, dict[str, int]] = {}  # region -> other regions' reserves
@@ -58,12 +60,20 @@ class Ctx:
             return None  # the usual case, at the cost of one attribute
         return self.catalog.supply_view(channel_id, self.until_ms - self.clock_ms)
 
+    @property
+    def wos_memo(self) -> WosMemo:
+        """The SKU's protection as last worked out (wos_memo.py): the ledger's, kept from
+        event to event, or one of this event's own."""
+        if self._wos_memo is None:
+            self._wos_memo = WosMemo()
+        return self._wos_memo
+
     def protected_units(self) -> dict[str, int]:
         """channel -> units protected for it (wos.py), the same all through one event but
         for what `changed` says."""
         units = self._protected_units
         if units is None:
-            units = self._protected_units = protected_units(
+            units = self._protected_units = self.wos_memo.units(
                 self.book, self.catalog, self.until_ms, self.clock_ms)
         return units
 
@@ -74,18 +84,18 @@ class Ctx:
         units = self.protected_units()
         if not units:
             return {}
-        # A backorder walk asks again and again of unchanged stock: spread once per state.
+        # A backorder walk asks again and again of unchanged stock: look once per state.
         stock = tuple((p.on_hand, p.held, p.allocated, p.transfer_out, p.safety_stock)
                       for p in self.book.positions.values())
-        if self._shares is not None and self._shares[0] == stock:
-            return self._shares[1]
-        spread = shares(self.book, self.catalog, self.until_ms, self.clock_ms, units)
-        self._shares = (stock, spread)
-        self._against = {}
+        if self._stock == stock and self._shares is self.wos_memo.shares is not None:
+            return self._shares
+        spread = self.wos_memo.spread(self.book, self.catalog, self.until_ms, self.clock_ms,
+                                      units)
+        self._stock, self._shares = stock, spread
         return spread
 
     def changed(self) -> None:
-        """Demand, supply or a held-back count changed: protection is worked out again."""
+        """Demand, supply or a held-back count changed: protection is looked up again."""
         self._protected_units = None
         self._shares = None
         self._reserves = None
@@ -114,19 +124,13 @@ class Ctx:
             guard[node] = guard.get(node, 0) + units
         return guard
 
-    def protected(self, channel_id: str, protection: Shares | None = None) -> dict[str, int]:
+    def protected(self, channel_id: str) -> dict[str, int]:
         """node -> units protected there for other channels, which `channel_id` may not take
         (nothing while protection is off)."""
         if not self.protect or self.book.wos is None:
             return NOTHING
-        if protection is None:
-            units = self.protected_units()
-            if not units or (len(units) == 1 and channel_id in units):
-                return NOTHING  # only its own: nothing to spread
-            protection = self.protection()
-        if self._shares is None or protection is not self._shares[1]:
-            return against(protection, channel_id)
-        guard = self._against.get(channel_id)
-        if guard is None:
-            guard = self._against[channel_id] = against(protection, channel_id)
-        return guard
+        units = self.protected_units()
+        if not units or (len(units) == 1 and channel_id in units):
+            return NOTHING  # only its own: nothing to spread
+        self.protection()
+        return self.wos_memo.against(channel_id)

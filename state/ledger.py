@@ -54,6 +54,7 @@ from .slow_movers import count_sale, day_of, judge, rule_of
 from .transfer_handling import TransferHandling
 from .transfers import receive_transfer, terms_of
 from .wos import count_order
+from .wos_memo import WosMemo
 from .work import Expire, Forget, InboundDue, Work
 
 
@@ -74,6 +75,9 @@ class Ledger(SnapshotGuarding, TransferHandling):
         self.transfer_terms = terms_of(config)
         self.transfer_skus: set[str] = set()
         self._touched: dict[str, tuple[str, datetime, int]] = {}  # sku -> last cause, ts, clock
+        # sku -> its WOS protection as last worked out, for SKUs a channel protects (not state:
+        # snapshots leave it out, and a restored ledger works it out again)
+        self.wos_memos: dict[str, WosMemo] = {}
         self.published_skus: list[str] = []  # the SKUs the last batch touched
         self.clock_ms = 0  # the clock of the last item applied
         self.shortage_units = 0  # units found committed beyond supply, since start (metrics)
@@ -142,7 +146,7 @@ class Ledger(SnapshotGuarding, TransferHandling):
                     republished.add(sku)
                 publish_changes(
                     sku, book, self.catalog, clock_ms + self.horizon_ms, self.emit, cause, ts,
-                    whole, clock_ms, self.config.wos_protection,
+                    whole, clock_ms, self.config.wos_protection, self._wos_memo(sku, book),
                 )
         self.published_skus = list(self._touched)
         self._note_transfers(self.published_skus)
@@ -155,7 +159,7 @@ class Ledger(SnapshotGuarding, TransferHandling):
         self._touched[sku] = (self.emit.cause, self.emit.ts, clock_ms)
         ctx = Ctx(sku, book, self.catalog, self.emit, clock_ms + self.horizon_ms, clock_ms,
                   self.config.sourcing_rank, self.explain, self.config.wos_protection,
-                  self.config.regional_reserve_weeks)
+                  self.config.regional_reserve_weeks, self._wos_memo(sku, book))
         # Any event is the SKU's chance to be judged as a slow mover on a new day, on the
         # stock it had before the event: a SKU that stopped selling is judged at its next
         # count, with no daily sweep over every SKU (slow_movers.py).
@@ -175,6 +179,16 @@ class Ledger(SnapshotGuarding, TransferHandling):
             self._transfers_before(ctx)  # late ones expire; a new day's rebalancing
             ctx.changed()
         return ctx
+
+    def _wos_memo(self, sku: str, book: SkuBook) -> WosMemo | None:
+        """The SKU's protection memo while some channel protects it; dropped once none does."""
+        if book.wos is None:
+            self.wos_memos.pop(sku, None)
+            return None
+        memo = self.wos_memos.get(sku)
+        if memo is None:
+            memo = self.wos_memos[sku] = WosMemo()
+        return memo
 
     def _after_change(self, ctx: Ctx, supply_fell: bool = False) -> None:
         """After an event: no node over-committed, backorders filled, reorder points checked."""

@@ -10,7 +10,7 @@ class Catalog:
     """Nodes and channels, with the eligible-node sets that sourcing asks for, cached."""
 
     __slots__ = ("nodes", "channels", "_members", "_shippers", "supply_policies", "_views",
-                 "_regions")
+                 "_regions", "version")
 
     def __init__(self) -> None:
         self.nodes: dict[str, Node] = {}
@@ -20,15 +20,18 @@ class Catalog:
         self._members: dict[str, frozenset[str]] = {}
         self._shippers: dict[str, frozenset[str]] = {}
         self._regions: dict[str, frozenset[str]] = {}
+        self.version = 0  # counts upserts: what was worked out from older master data is stale
 
     def upsert_node(self, node: Node) -> None:
         self.nodes[node.id] = node
+        self.version += 1
         self._members.clear()
         self._shippers.clear()
         self._regions.clear()
 
     def upsert_channel(self, channel: Channel) -> None:
         self.channels[channel.id] = channel
+        self.version += 1
         self.supply_policies = any(c.supply is not None for c in self.channels.values())
         self._views.clear()
         self._members.clear()

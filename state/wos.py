@@ -100,107 +100,148 @@ def _forget_idle(book: SkuBook, catalog: Catalog, clock_ms: int) -> None:
         book.wos = None
 
 
-def protected_units(book: SkuBook, catalog: Catalog, until_ms: int,
-                    clock_ms: int) -> dict[str, int]:
+def protected_units(book: SkuBook, catalog: Catalog, until_ms: int, clock_ms: int,
+                    next_at: dict[str, int] | None = None) -> dict[str, int]:
     """channel -> units of the SKU protected for it today: its weekly rate x `wos_weeks`, or
     x the weeks until the next inbound at its nodes enters the pool, if sooner (rounded
     down). Both are taken at the start of the clock's day, so protection moves only with the
-    SKU's own events and once a day, and a published availability holds until then."""
+    SKU's own events and once a day, and a published availability holds until then.
+    `next_at`: `next_supplies` at the day's pool, if the caller has it."""
     out: dict[str, int] = {}
     if book.wos is None:
         return out
     day_ms = clock_ms - clock_ms % DAY_MS
-    pool_ms = until_ms - clock_ms + day_ms  # inbound due by then counts as ATP today
+    pool_ms = pool_at(until_ms, clock_ms)
+    if next_at is None:
+        next_at = next_supplies(book, pool_ms)
     for channel_id, record in sorted(book.wos.items()):
         channel = catalog.channels.get(channel_id)
         if channel is None or not channel.wos_weeks:
             continue
         weeks = channel.wos_weeks
-        next_ms = next_supply(book, catalog.channel_nodes(channel_id), pool_ms)
-        if next_ms is not None:
-            weeks = min(weeks, (next_ms - pool_ms) / WEEK_MS)
+        if next_at:
+            next_ms = soonest_at(next_at, catalog.channel_nodes(channel_id))
+            if next_ms is not None:
+                weeks = min(weeks, (next_ms - pool_ms) / WEEK_MS)
         units = floor(rate_at(record, day_ms) * weeks + 1e-9)
         if units > 0:
             out[channel_id] = units
     return out
 
 
+def pool_at(until_ms: int, clock_ms: int) -> int:
+    """The horizon of today's pool: inbound due by then counts as ATP today."""
+    day_ms = clock_ms - clock_ms % DAY_MS
+    return until_ms - clock_ms + day_ms
+
+
 def next_supply(book: SkuBook, members: frozenset[str], pool_ms: int) -> int | None:
     """The earliest ETA of inbound at these nodes that ATP does not count yet."""
-    soonest = None
+    return soonest_at(next_supplies(book, pool_ms), members)
+
+
+def soonest_at(next_at: dict[str, int], members: frozenset[str]) -> int | None:
+    """The earliest of `next_supplies` at these nodes (None: there is none)."""
+    return min((eta for node, eta in next_at.items() if node in members), default=None)
+
+
+def next_supplies(book: SkuBook, pool_ms: int) -> dict[str, int]:
+    """node -> the earliest ETA of inbound there that ATP does not count yet, for nodes that
+    have some: found once for every channel, which then takes the soonest at its nodes."""
+    soonest: dict[str, int] = {}
     for node, pos in book.positions.items():
-        if node in members and pos.inbound is not None:
-            for entry in pos.inbound.entries.values():
-                if entry.eta_ms > pool_ms and (soonest is None or entry.eta_ms < soonest):
-                    soonest = entry.eta_ms
+        if pos.inbound is not None:
+            etas = [entry.eta_ms for entry in pos.inbound.entries.values()
+                    if entry.eta_ms > pool_ms]
+            if etas:
+                soonest[node] = min(etas)
     return soonest
 
 
 def shares(book: SkuBook, catalog: Catalog, until_ms: int, clock_ms: int,
-           units: dict[str, int] | None = None) -> Shares:
+           units: dict[str, int] | None = None,
+           engine_atp: dict[str, int] | None = None) -> Shares:
     """Per protecting channel, its protected units (`units`, else `protected_units`) spread
     over its nodes in proportion to the ATP it sees at each (largest remainders, then node
     id), never more than that ATP; where channels overlap beyond a node's ATP, each is cut
-    in proportion, so every protecting channel can still reach its own share."""
+    in proportion, so every protecting channel can still reach its own share.
+    `engine_atp`: `atp_by_node`, if the caller has it."""
     if units is None:
         units = protected_units(book, catalog, until_ms, clock_ms)
     out: Shares = {}
     if not units:
         return out
     kept_out = book.kept_out()
-    engine_atp = {}  # node -> ATP in the engine's view: every channel's without a policy
-    for node, pos in book.positions.items():
-        here = pos.atp(until_ms) - kept_out.get(node, 0)
-        if here > 0:
-            engine_atp[node] = here
+    if engine_atp is None:
+        engine_atp = atp_by_node(book, until_ms)
     horizon_ms = until_ms - clock_ms
     for channel_id, wanted in units.items():
         members = catalog.channel_nodes(channel_id)
         view = (catalog.supply_view(channel_id, horizon_ms) if catalog.supply_policies
                 else None)
-        if view is None:
-            atp = {node: here for node, here in engine_atp.items() if node in members}
-        else:
+        if view is not None:
             atp = {}
             for node, pos in book.positions.items():
                 if node in members:
                     here = channel_atp(pos, until_ms, view) - kept_out.get(node, 0)
                     if here > 0:
                         atp[node] = here
+        elif members.issuperset(engine_atp):
+            atp = engine_atp  # every node with ATP serves it (read only, as below)
+        else:
+            atp = {node: here for node, here in engine_atp.items() if node in members}
         if atp:
-            out[channel_id] = spread(min(wanted, sum(atp.values())), atp)
+            out[channel_id] = spread(wanted, atp)
     if len(out) > 1:
         _fit(out, engine_atp)
     return out
 
 
-def spread(units: int, atp: dict[str, int]) -> dict[str, int]:
-    """`units` over nodes in proportion to their `atp` (largest remainders, then node id)."""
+def atp_by_node(book: SkuBook, until_ms: int) -> dict[str, int]:
+    """node -> ATP in the engine's view (every channel's without a policy), where above 0."""
+    kept_out = book.kept_out()
+    atp = {}
+    for node, pos in book.positions.items():
+        here = pos.atp(until_ms) - kept_out.get(node, 0)
+        if here > 0:
+            atp[node] = here
+    return atp
+
+
+def spread(wanted: int, atp: dict[str, int]) -> dict[str, int]:
+    """`wanted` units over nodes in proportion to their `atp` (all of it when `wanted` is
+    as much or more): rounded down, then a unit more each to the largest remainders, then
+    node id."""
     total = sum(atp.values())
-    if units >= total:
+    if wanted >= total:
         return dict(atp)
-    spread = {node: units * here // total for node, here in atp.items()}
-    left = units - sum(spread.values())
+    out = {}
+    remainders = []
+    for node, here in atp.items():
+        share, remainder = divmod(wanted * here, total)
+        out[node] = share
+        remainders.append((-remainder, node))
+    left = wanted - sum(out.values())
     if left:
-        by_remainder = sorted(atp, key=lambda n: (-(units * atp[n] % total), n))
-        for node in by_remainder[:left]:
-            spread[node] += 1
-    return spread
+        remainders.sort()
+        for _, node in remainders[:left]:
+            out[node] += 1
+    return out
 
 
 def _fit(out: Shares, engine_atp: dict[str, int]) -> None:
     """Where the channels' shares at a node add up to more than its ATP, cut each in
     proportion (rounded down)."""
     summed: dict[str, int] = {}
-    for spread in out.values():
-        for node, units in spread.items():
+    for by_node in out.values():
+        for node, units in by_node.items():
             summed[node] = summed.get(node, 0) + units
     for node, total in summed.items():
         atp = engine_atp.get(node, 0)
         if total > atp:
-            for spread in out.values():
-                if node in spread:
-                    spread[node] = spread[node] * atp // total
+            for by_node in out.values():
+                if node in by_node:
+                    by_node[node] = by_node[node] * atp // total
 
 
 def against(protection: Shares, channel_id: str) -> dict[str, int]:
