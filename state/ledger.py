@@ -40,20 +40,19 @@ from .events import (
     TransferShipped,
     epoch_ms,
 )
+from .demand import count_line
 from .holds import expire_line, hold_deadline, pay_line
 from .lifecycle import cancel_line, forget_lines, return_line, ship_line
-from .lines import REJECTED, RETURNED, SHIPPED, Line, unknown_line
+from .lines import RETURNED, SHIPPED, Line, unknown_line
 from .master import Catalog
 from .outputs import OutputEvent
 from .placement import place_or_queue
 from .quarantine import GuardDecision, SnapshotGuarding
-from .regional_reserve import count_demand as count_region
-from .rebalancing import count_demand, rule_of as rule_of_rebalancing
+from .rebalancing import rule_of as rule_of_rebalancing
 from .shortage import resolve_shortage
-from .slow_movers import count_sale, day_of, judge, rule_of
+from .slow_movers import day_of, judge, rule_of
 from .transfer_handling import TransferHandling
 from .transfers import receive_transfer, terms_of
-from .wos import count_order
 from .wos_memo import WosMemo
 from .work import Expire, Forget, InboundDue, Work
 
@@ -359,16 +358,9 @@ class Ledger(SnapshotGuarding, TransferHandling):
             if ev.hold_id is not None:
                 settle(ctx, ev.hold_id)  # the checkout's units pass to this line
             place_or_queue(ctx, line)
-            # Its demand counts once it is placed: a line meets the protection published
-            # before it, not one its own order would change.
-            count_order(ctx.book, self.catalog, ev.channel, line.qty, clock_ms)
-            if self.config.regional_reserve_weeks is not None:
-                count_region(ctx.book, self.catalog, line, clock_ms)
-            if line.status != REJECTED and self.slow_movers is not None:
-                ctx.book.sales = count_sale(
-                    ctx.book.sales, day_of(clock_ms), line.qty, self.slow_movers)
-            if self.rebalancing is not None:
-                count_demand(ctx, ship_to, line.qty, self.rebalancing)
+            count_line(ctx, line, ship_to, clock_ms,
+                       regional=self.config.regional_reserve_weeks is not None,
+                       slow_movers=self.slow_movers, rebalancing=self.rebalancing)
             self._after_change(ctx)
 
     def _order_lines(self, order_id: str, skus, clock_ms: int):
