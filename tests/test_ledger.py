@@ -1486,10 +1486,10 @@ def test_slow_mover_memory_survives_a_restore_and_older_snapshots_restore():
     ledger = sim.engine.ledgers[bucket]
     restored = Ledger.restore(ledger.snapshot(), sim.engine.config)
     assert restored.books[K].sales == ledger.books[K].sales and restored.books[K].sales.slow
-    # A snapshot taken before books kept sales (nor transfers, demand and WOS records, which
-    # came after).
+    # A snapshot taken before books kept sales (nor transfers, demand, WOS records and regional
+    # demand, which came after).
     catalog, books = msgspec.msgpack.decode(ledger.snapshot())
-    older = msgspec.msgpack.encode([catalog, {k: b[:-4] for k, b in books.items()}])
+    older = msgspec.msgpack.encode([catalog, {k: b[:-5] for k, b in books.items()}])
     assert Ledger.restore(older, sim.engine.config).books[K].sales is None
 
 
