@@ -85,10 +85,10 @@ def count_order(book: SkuBook, catalog: Catalog, channel_id: str, qty: int,
         record.rate = rate_at(record, clock_ms) + qty / RATE_WEEKS
         record.at_ms = max(record.at_ms, clock_ms)
     if book.wos is not None:
-        _forget_idle(book, catalog, clock_ms)
+        forget_idle(book, catalog, clock_ms)
 
 
-def _forget_idle(book: SkuBook, catalog: Catalog, clock_ms: int) -> None:
+def forget_idle(book: SkuBook, catalog: Catalog, clock_ms: int) -> None:
     """Drop records that protect nothing today (`protected_units` would give them 0)."""
     day_ms = clock_ms - clock_ms % DAY_MS
     for channel_id, record in list(book.wos.items()):
