@@ -8,8 +8,9 @@ it up (`_catch_up`). A SKU no event touches is caught up by a sweep: each time t
 crosses a multiple of `EngineConfig.sweep_interval_s`, the router sends every bucket a
 `Sweep`, caused by the event (or `clock.tick`) that moved the clock, and the bucket visits only
 its SKUs with such state:
-- at every sweep, those with a transfer past its deadline unshipped: it expires, with its
-  alert and releases, and availability is republished;
+- at every sweep, those with a transfer past its deadline unshipped (it expires, with its
+  alert and releases) or whose units in transit came within the inbound horizon (they are
+  sellable at the destination now): availability is republished;
 - on a new day (the interval divides a day, so each day begins with a sweep), also those
   protected for a channel, or for a region with lines queued: protection is worked out again,
   availability republished if it moved, and backorders it freed filled; those due their
@@ -103,9 +104,10 @@ class Sweeping:
             book = self.books.get(sku)
             if book is None:
                 continue
-            if cmd.new_day and book.wos is not None:
+            moves = cmd.new_day and self._new_day_moves(book)
+            if moves and book.wos is not None:  # dropped, they still protected yesterday
                 forget_idle(book, self.catalog, clock_ms)  # as a new order would
-            if _late_transfer(book, clock_ms) or (cmd.new_day and self._new_day_moves(book)):
+            if moves or _transfer_due(book, clock_ms, clock_ms + self.horizon_ms):
                 ctx = self._ctx(sku, clock_ms)  # catches up, and republishes
                 if cmd.new_day and book.backorders:
                     fill_backorders(ctx)  # what a shrunk protection or reserve frees
@@ -143,7 +145,16 @@ def _daily(book: SkuBook) -> bool:
             or book.demand is not None)
 
 
-def _late_transfer(book: SkuBook, clock_ms: int) -> bool:
-    """Whether a transfer of the SKU is past its deadline unshipped."""
-    return book.transfers is not None and any(
-        not t.shipped and t.deadline_ms <= clock_ms for t in book.transfers.values())
+def _transfer_due(book: SkuBook, clock_ms: int, until_ms: int) -> bool:
+    """Whether a transfer of the SKU is past its deadline unshipped, or its units in transit
+    came within the horizon (the router brings only announced inbound's ETAs)."""
+    if book.transfers is None:
+        return False
+    for t in book.transfers.values():
+        if not t.shipped and t.deadline_ms <= clock_ms:
+            return True
+        pos = book.positions.get(t.to_node)
+        inbound = None if pos is None else pos.inbound
+        if inbound is not None and inbound.next_eta is not None and inbound.next_eta <= until_ms:
+            return True
+    return False
