@@ -12,7 +12,8 @@ or less when the next supply is nearer. Units beyond what the channel is forecas
 before the next inbound enters the pool (its ETA minus the engine's inbound horizon) would
 sit until that supply comes, so other channels may take them: that is the sharing. Both are
 taken at the start of the clock's day, so protection moves with the SKU's events and once a
-day, not with every tick of a clock other SKUs move.
+day, not with every tick of a clock other SKUs move; the sweep that begins each day
+(sweep.py) works it out again for every SKU, event or none.
 
 The protection is a pool per SKU, not a fixed amount per node: spread over the channel's
 nodes in proportion to the ATP it sees at each (`shares`), it follows the stock wherever it
