@@ -61,9 +61,17 @@ class EngineConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fie
     # weeks of its own customers' demand (fewer when its next inbound comes sooner), and lines
     # to other regions take only what lies beyond.
     regional_reserve_weeks: Annotated[float, Meta(gt=0)] | None = None
+    # Sweeps (sweep.py): each time the clock crosses a multiple of this many seconds of event
+    # time, every bucket catches up its SKUs that time alone changes (late transfers expire;
+    # on a new day protection is republished, slow movers and rebalancing judged). It divides
+    # a day, so every day begins with a sweep.
+    sweep_interval_s: Annotated[int, Meta(ge=1, le=86400)] = 3600
 
     def __post_init__(self) -> None:
         check_rank(self.sourcing_rank, "sourcing_rank")
+        if 86400 % self.sweep_interval_s:
+            raise ValueError(
+                f"sweep_interval_s must divide a day (86400 s), got {self.sweep_interval_s}")
 
 
 def check_rank(rank: tuple[str, ...], name: str) -> None:

@@ -50,17 +50,18 @@ from .placement import place_or_queue
 from .quarantine import GuardDecision, SnapshotGuarding
 from .rebalancing import rule_of as rule_of_rebalancing
 from .shortage import resolve_shortage
-from .slow_movers import day_of, judge, rule_of
+from .slow_movers import rule_of
+from .sweep import Sweep, Sweeping
 from .transfer_handling import TransferHandling
 from .transfers import receive_transfer, terms_of
 from .wos_memo import WosMemo
 from .work import Expire, Forget, InboundDue, Work
 
 
-class Ledger(SnapshotGuarding, TransferHandling):
+class Ledger(SnapshotGuarding, TransferHandling, Sweeping):
     """All SKUs of one bucket, with its own copy of the master data. (How it holds back a
     suspect count, and decides it, is in `quarantine.py`; the WMS's side of transfers, in
-    `transfer_handling.py`.)"""
+    `transfer_handling.py`; how time alone moves a SKU, in `sweep.py`.)"""
 
     def __init__(self, config: EngineConfig) -> None:
         self.config = config
@@ -73,6 +74,7 @@ class Ledger(SnapshotGuarding, TransferHandling):
         self.rebalancing = rule_of_rebalancing(config)  # None: off, and no demand is kept
         self.transfer_terms = terms_of(config)
         self.transfer_skus: set[str] = set()
+        self.daily_skus: set[str] = set()  # SKUs a new day changes (sweep.py)
         self._touched: dict[str, tuple[str, datetime, int]] = {}  # sku -> last cause, ts, clock
         # sku -> its WOS protection as last worked out, for SKUs a channel protects (not state:
         # snapshots leave it out, and a restored ledger works it out again)
@@ -115,6 +117,7 @@ class Ledger(SnapshotGuarding, TransferHandling):
             Forget: self._forget,
             InboundDue: self._inbound_due,
             CheckoutHolds: self._checkout_holds,
+            Sweep: self._sweep,
         }
 
     # -- driving ------------------------------------------------------------------------
@@ -149,6 +152,7 @@ class Ledger(SnapshotGuarding, TransferHandling):
                 )
         self.published_skus = list(self._touched)
         self._note_transfers(self.published_skus)
+        self._note_daily(self.published_skus)
         self._touched.clear()
 
     def _ctx(self, sku: str, clock_ms: int) -> Ctx:
@@ -160,23 +164,9 @@ class Ledger(SnapshotGuarding, TransferHandling):
                   self.config.sourcing_rank, self.explain, self.config.wos_protection,
                   self.config.regional_reserve_weeks, self._wos_memo(sku, book))
         # Any event is the SKU's chance to be judged as a slow mover on a new day, on the
-        # stock it had before the event: a SKU that stopped selling is judged at its next
-        # count, with no daily sweep over every SKU (slow_movers.py).
-        sales = book.sales
-        if sales is not None and sales.day < day_of(clock_ms) and self.slow_movers is not None:
-            judge(ctx, day_of(clock_ms), self.slow_movers)
-        became_due = False
-        for pos in book.positions.values():
-            became_due |= pos.advance(ctx.until_ms)
-        if self.catalog.supply_policies and book.backorders:  # channels' own horizons too
-            for pos in book.positions.values():
-                if pos.inbound is not None and pos.inbound.windows:
-                    became_due |= pos.inbound.advance_windows(clock_ms)
-        if became_due and book.backorders:
-            fill_backorders(ctx)  # queued lines come before whatever this event brings
-        if book.transfers is not None or book.demand is not None:
-            self._transfers_before(ctx)  # late ones expire; a new day's rebalancing
-            ctx.changed()
+        # stock it had before the event, and to catch up with the clock otherwise; a sweep
+        # is the chance of SKUs no event touches (sweep.py).
+        self._catch_up(ctx)
         return ctx
 
     def _wos_memo(self, sku: str, book: SkuBook) -> WosMemo | None:
@@ -411,6 +401,7 @@ class Ledger(SnapshotGuarding, TransferHandling):
         ledger.republished = set()
         ledger.find_quarantined()
         ledger.find_transfers()
+        ledger.find_daily()
         return ledger
 
 

@@ -7,8 +7,8 @@ the nearest active node (the one that would serve it). A region's stock is what 
 nodes have beyond their commitments and safety stock, in transit included; its weeks of cover
 are that stock over its units ordered per week in the last `window` whole days.
 
-Once a day per SKU, at the first event that touches it on a new day (as slow movers are
-judged), every region that ordered at least `min_units` in the window and whose cover is
+Once a day per SKU, at the sweep that begins the day (sweep.py; as slow movers are judged),
+every region that ordered at least `min_units` in the window and whose cover is
 below `cover_weeks` is sent one transfer toward `cover_weeks`, lowest cover first: from the
 nearest node of a region whose cover stays at or above `surplus_weeks` after giving, of no
 more than that node's ATP above its reorder point. The transfer is reserved at the source and

@@ -13,6 +13,9 @@ It keeps what needs the whole input's view, and hands each ledger bucket its sha
 - inbound ETAs: when the clock brings one within the ATP horizon, or within the horizon a
   channel's supply policy gives its kind, its bucket gets an `InboundDue`, so availability
   and backorders move with time and not only with events;
+- sweeps: each time the clock crosses a multiple of `sweep_interval_s`, every bucket gets a
+  `Sweep`, so what time alone changes (a late transfer, a new day's protection and
+  judgments) moves with the clock and not only with the SKU's next event (`sweep.py`);
 - master data (nodes, channels) goes to every bucket, so each can source on its own;
 - so do approvals and rejections of quarantined snapshots, and `transfer.cancelled`: they
   name only an event or command id, and are rare, so every bucket is asked and the one
@@ -59,6 +62,7 @@ from .events import (
 )
 from .holds import HoldDeadlines, hold_deadline
 from .outputs import DeadLetter
+from .sweep import sweep_at
 from .work import Expire, Forget, InboundDue, Work, bucket_of
 
 EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
@@ -88,6 +92,8 @@ class Router:
         # heap of (when an inbound ETA comes within a channel policy's horizon, sku)
         self.policy_due: list[tuple[int, str]] = []
         self._policy_horizons: dict[str, set[int]] | None = None  # kind -> horizons (ms)
+        self.swept_ms = 0  # the last sweep boundary the buckets were sent (sweep.py)
+        self._sweep_ms = config.sweep_interval_s * 1000
 
     # A snapshot is msgpack of `_RouterState`, several times faster than pickling the
     # objects: it is taken at every epoch, and the order index grows with retention.
@@ -98,6 +104,7 @@ class Router:
             deadlines=self.deadlines.snapshot(), channels=self.channels,
             duplicates=self.duplicates, orphans=self.orphans, etas=self.etas,
             policy_due=self.policy_due, line_skus=self.line_skus, refused=self.refused,
+            swept_ms=self.swept_ms,
         ))
 
     def __setstate__(self, data: bytes) -> None:
@@ -113,6 +120,7 @@ class Router:
         self.etas = [(eta, sku) for eta, sku in state.etas]
         self.policy_due = [(at, sku) for at, sku in state.policy_due]
         self.line_skus, self.refused = state.line_skus, state.refused
+        self.swept_ms = state.swept_ms
 
     def bucket(self, sku: str) -> int:
         b = self._bucket_cache.get(sku)
@@ -164,14 +172,14 @@ class Router:
         for b, bucket_skus in by_bucket.items():
             self._send(work, b, (self.clock_ms, self.seq, cause, payload, tuple(bucket_skus)))
 
-    def _to_every_bucket(self, work, ev) -> None:
-        item = (self.clock_ms, self.seq, ev, ev, None)
+    def _to_every_bucket(self, work, cause, payload) -> None:
+        item = (self.clock_ms, self.seq, cause, payload, None)
         for b in range(self.buckets):
             self._send(work, b, item)
 
     def _on_clock(self, cause, work) -> None:
         """The clock moved: expire holds that are due, forget orders past retention, bring
-        inbound supply within the horizon."""
+        inbound supply within the horizon; past a sweep boundary, sweep every bucket."""
         for order_id in self.deadlines.due(self.clock_ms):
             skus = self.orders.get(order_id)
             if skus:
@@ -197,6 +205,9 @@ class Router:
                 sent.add(sku)
                 self._send(work, self.bucket(sku),
                            (self.clock_ms, self.seq, cause, InboundDue(sku), None))
+        self.swept_ms, sweep = sweep_at(self.swept_ms, self.clock_ms, self._sweep_ms)
+        if sweep is not None:
+            self._to_every_bucket(work, cause, sweep)
 
     def _horizons_of(self, kind: str) -> set[int]:
         """The horizons (ms) channels' supply policies give `kind`, besides the engine's."""
@@ -227,9 +238,9 @@ class Router:
             if t is ChannelUpserted:
                 self.channels[ev.channel.id] = ev.channel
                 self._policy_horizons = None
-            self._to_every_bucket(work, ev)
+            self._to_every_bucket(work, ev, ev)
         elif t is StockSnapshotApproved or t is StockSnapshotRejected or t is TransferCancelled:
-            self._to_every_bucket(work, ev)  # only an id: its bucket is not known
+            self._to_every_bucket(work, ev, ev)  # only an id: its bucket is not known
         else:  # every other event names its SKU
             if (t is ShipmentConfirmed or t is OrderReturned) and self._refused(ev, dead):
                 return
@@ -294,6 +305,7 @@ class _RouterState(msgspec.Struct, array_like=True):
     policy_due: list[tuple[int, str]] = []
     line_skus: dict[str, dict[str, str]] = {}  # absent from snapshots of older versions
     refused: int = 0
+    swept_ms: int = 0  # absent from older snapshots: their first clock move sweeps
 
 
 _ENCODE_EVENT = msgspec.json.Encoder().encode

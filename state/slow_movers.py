@@ -9,9 +9,9 @@ window of weeks hardly moves.
 Units are counted per day of the engine's clock (event time) in a ring of 2 × window + 1
 days, kept only for SKUs that sell. A SKU is judged on whole days: the `window` days before
 today against the `window` days before those, so the verdict can change only when a day
-ends. It is judged at the first event that touches it on a new day (an order, a count, any
-stock event): a SKU that stopped selling is still flagged, at its next event, without a
-daily sweep over every SKU (counts arrive for every SKU in practice).
+ends. It is judged when the clock enters a new day, by the sweep that begins it (sweep.py),
+event on the SKU or none: a SKU that stopped selling is flagged then. Only SKUs that keep a
+ring are looked at, and a ring is dropped once both windows are empty.
 """
 
 from __future__ import annotations

@@ -33,9 +33,9 @@ class TransferHandling:
     _touched: dict
 
     def _transfers_before(self, ctx: Ctx) -> None:
-        """Before an event touches the SKU: transfers past their deadline expire (nothing is
-        promised against their units in transit once they are late), and on a new day the
-        rebalancing rule is judged."""
+        """Before an event or a sweep touches the SKU: transfers past their deadline expire
+        (nothing is promised against their units in transit once they are late), and on a new
+        day the rebalancing rule is judged."""
         if ctx.book.transfers is not None and expire_transfers(ctx):
             self._after_change(ctx, supply_fell=True)
         if self.rebalancing is not None and rebalancing.due(ctx):

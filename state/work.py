@@ -4,8 +4,9 @@ A work item is a tuple `(clock_ms, seq, cause, payload, skus)`:
 - `clock_ms`: the engine's clock (highest event time seen) when the item was routed;
 - `seq`: the position of the cause in its input partition (orders' FIFO rank);
 - `cause`: the input event whose processing this is (its `event_id` and `ts` go on outputs);
-- `payload`: the event itself, or an `Expire` / `Forget` / `InboundDue` the router derived
-  from it, or (live mode) a SKU's live `CheckoutHolds`, read just before its batch;
+- `payload`: the event itself, or an `Expire` / `Forget` / `InboundDue` / `Sweep` (sweep.py)
+  the router derived from it, or (live mode) a SKU's live `CheckoutHolds`, read just before
+  its batch;
 - `skus`: for order events, the SKUs of the order that live in the receiving bucket.
 """
 

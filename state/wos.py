@@ -12,7 +12,8 @@ or less when the next supply is nearer. Units beyond what the channel is forecas
 before the next inbound enters the pool (its ETA minus the engine's inbound horizon) would
 sit until that supply comes, so other channels may take them: that is the sharing. Both are
 taken at the start of the clock's day, so protection moves with the SKU's events and once a
-day, not with every tick of a clock other SKUs move.
+day, not with every tick of a clock other SKUs move; the sweep that begins each day
+(sweep.py) works it out again for every SKU, event or none.
 
 The protection is a pool per SKU, not a fixed amount per node: spread over the channel's
 nodes in proportion to the ATP it sees at each (`shares`), it follows the stock wherever it
@@ -85,10 +86,10 @@ def count_order(book: SkuBook, catalog: Catalog, channel_id: str, qty: int,
         record.rate = rate_at(record, clock_ms) + qty / RATE_WEEKS
         record.at_ms = max(record.at_ms, clock_ms)
     if book.wos is not None:
-        _forget_idle(book, catalog, clock_ms)
+        forget_idle(book, catalog, clock_ms)
 
 
-def _forget_idle(book: SkuBook, catalog: Catalog, clock_ms: int) -> None:
+def forget_idle(book: SkuBook, catalog: Catalog, clock_ms: int) -> None:
     """Drop records that protect nothing today (`protected_units` would give them 0)."""
     day_ms = clock_ms - clock_ms % DAY_MS
     for channel_id, record in list(book.wos.items()):

@@ -1427,16 +1427,15 @@ def test_a_sku_that_recovered_and_fell_again_is_flagged_again():
     assert (figures[0], figures[2], figures[3]) == ("0", "90", "100.0")
 
 
-def test_a_sku_that_stopped_selling_is_flagged_at_its_next_event():
+def test_a_sku_that_stopped_selling_is_flagged_when_a_new_day_begins_without_an_event():
     sim = selling()
     out = sell(sim, {d: 2 for d in range(30)})
-    # Other SKUs' events move the clock far on; K is judged only when something touches it.
-    out += sim.feed(sim.ev.snapshot(TICK, "A", 1, ts=75 * DAY))
-    assert slow_movers(out) == []
-    out = touch(sim, 75, event_id="next")
+    # Another SKU's event moves the clock far on: the new day's sweep judges K (sweep.py).
+    out += sim.feed(sim.ev.snapshot(TICK, "A", 1, ts=75 * DAY, event_id="tick"))
     (alert,) = slow_movers(out)
-    assert alert.cause == "next"
+    assert alert.cause == "tick"
     assert SLOW.fullmatch(alert.detail).groups()[:3:2] == ("0", "30")  # days 15-29: 30 units
+    assert slow_movers(touch(sim, 75, event_id="next")) == []  # judged once a day, once a fall
 
 
 def test_rejected_lines_are_not_sales():

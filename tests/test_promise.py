@@ -537,40 +537,34 @@ def selling_histories(draw, max_events=120):
 
 def recount_slow_movers(events: list, config: EngineConfig) -> list[tuple]:
     """The rule recounted from the event list alone: (cause, sku, recent, before) of every
-    alert. Units ordered per SKU and day of the clock (the highest ts so far); a SKU that has
-    sold is judged at the first event touching it on a later day, on whole days."""
+    alert. Units ordered per SKU and day of the clock (the highest ts so far); every SKU that
+    has sold is judged, on whole days, when the clock enters a new day: caused by the event
+    that moved it there, before that event is applied."""
     window, drop, least = (config.slow_mover_window_days, config.slow_mover_drop,
                            config.slow_mover_min_units)
     sold: dict[str, Counter] = {}
-    last_day: dict[str, int] = {}  # the day each SKU that sold was last touched
     slow: set[str] = set()
     seen, clock, expected = set(), 0, []
     for ev in events:
         if ev.event_id in seen:
             continue
         seen.add(ev.event_id)
+        day_before = clock // 86_400_000
         clock = max(clock, epoch_ms(ev.ts))
         today = clock // 86_400_000
+        for sku_, units in sorted(sold.items()) if today > day_before else ():
+            recent = sum(units[d] for d in range(today - window, today))
+            before = sum(units[d] for d in range(today - 2 * window, today - window))
+            if before >= least:
+                if (before - recent) / before >= drop:
+                    if sku_ not in slow:
+                        expected.append((ev.event_id, sku_, recent, before))
+                    slow.add(sku_)
+                else:
+                    slow.discard(sku_)
         if type(ev) is OrderCreated:
-            touches = [(line.sku, line.qty) for line in ev.lines]
-        else:  # a count touches its SKU; master data none
-            touches = [(ev.sku, 0)] if type(ev) is StockSnapshot else []
-        for sku_, ordered in touches:
-            if last_day.get(sku_, today) < today:
-                units = sold[sku_]
-                recent = sum(units[d] for d in range(today - window, today))
-                before = sum(units[d] for d in range(today - 2 * window, today - window))
-                if before >= least:
-                    if (before - recent) / before >= drop:
-                        if sku_ not in slow:
-                            expected.append((ev.event_id, sku_, recent, before))
-                        slow.add(sku_)
-                    else:
-                        slow.discard(sku_)
-            if ordered:
-                sold.setdefault(sku_, Counter())[today] += ordered
-            if sku_ in sold:
-                last_day[sku_] = today
+            for line in ev.lines:
+                sold.setdefault(line.sku, Counter())[today] += line.qty
     return sorted(expected)
 
 

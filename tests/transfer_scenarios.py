@@ -42,6 +42,7 @@ def transfer_config(draw) -> EngineConfig:
         rebalance_surplus_weeks=draw(st.sampled_from([0.0, 2.0])),
         rebalance_window_days=draw(st.integers(1, 3)),
         rebalance_min_units=1,
+        sweep_interval_s=draw(st.sampled_from([60, 3600, 86400])),  # late ones: swept when
     )
 
 
