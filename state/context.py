@@ -10,9 +10,8 @@ from .emit import Emitter
 from .lines import Line
 from .master import Catalog
 from .regional_reserve import Reserves, reserves
-from .regional_reserve import against as against_region
 from .supply_policy import SupplyView
-from .wos import NOTHING, Shares
+from .wos import NOTHING, Shares, against
 from .wos_memo import WosMemo
 
 
@@ -114,7 +113,7 @@ class Ctx:
             if kept is None:
                 kept = self._reserves = reserves(self.book, self.catalog, self.reserve_weeks,
                                                  self.until_ms, self.clock_ms)
-            region_guard = self._guards[line.region] = against_region(kept, line.region)
+            region_guard = self._guards[line.region] = against(kept, line.region)  # other regions' reserves
         if not channel_guard:
             return region_guard
         if not region_guard:

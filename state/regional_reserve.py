@@ -28,7 +28,7 @@ from __future__ import annotations
 from math import floor
 from typing import TYPE_CHECKING
 
-from .wos import DAY_MS, NOTHING, WEEK_MS, ChannelRate, next_supply, rate_at, spread
+from .wos import DAY_MS, WEEK_MS, ChannelRate, next_supply, rate_at, spread
 
 if TYPE_CHECKING:
     from .book import SkuBook
@@ -89,13 +89,3 @@ def reserves(book: SkuBook, catalog: Catalog, weeks: float, until_ms: int,
             out[region] = spread(min(units, sum(atp.values())), atp)
     return out
 
-
-def against(kept: Reserves, region: str) -> dict[str, int]:
-    """node -> units a line to `region` may not take there: other regions' reserves."""
-    if not kept or (len(kept) == 1 and region in kept):
-        return NOTHING
-    out: dict[str, int] = {}
-    for other, at in kept.items():
-        if other != region:
-            out.update(at)  # a node stands in one region: no sums needed
-    return out
