@@ -14,6 +14,8 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
 
+import msgspec
+
 from stockflow.state.config import EngineConfig
 from stockflow.state.engine import Engine
 from stockflow.state.events import (
@@ -271,3 +273,9 @@ def max_lines(outputs: list) -> dict[tuple[str, str], int]:
 
 def replenishments(outputs: list) -> list[ReplenishmentRequested]:
     return of(outputs, ReplenishmentRequested)
+
+
+def older_snapshot(ledger, dropped: int) -> bytes:
+    """The ledger's snapshot as written before its books' last `dropped` fields existed."""
+    catalog, books = msgspec.msgpack.decode(ledger.snapshot())
+    return msgspec.msgpack.encode([catalog, {k: b[:-dropped] for k, b in books.items()}])

@@ -41,6 +41,7 @@ from .scenario import (
     availability,
     max_lines,
     of,
+    older_snapshot,
     releases,
     replenishments,
     statuses,
@@ -1487,8 +1488,7 @@ def test_slow_mover_memory_survives_a_restore_and_older_snapshots_restore():
     assert restored.books[K].sales == ledger.books[K].sales and restored.books[K].sales.slow
     # A snapshot taken before books kept sales (nor transfers, demand, WOS records and
     # regional demand, which came after).
-    catalog, books = msgspec.msgpack.decode(ledger.snapshot())
-    older = msgspec.msgpack.encode([catalog, {k: b[:-5] for k, b in books.items()}])
+    older = older_snapshot(ledger, 5)
     assert Ledger.restore(older, sim.engine.config).books[K].sales is None
 
 

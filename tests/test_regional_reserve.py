@@ -6,7 +6,6 @@ from __future__ import annotations
 
 from math import floor
 
-import msgspec
 from hypothesis import assume, given
 from hypothesis import strategies as st
 
@@ -20,7 +19,7 @@ from stockflow.state.sourcing import source_line
 from stockflow.state.wos import rate_at
 
 from .invariants import audit
-from .scenario import DAY, GUANGZHOU, SHANGHAI, Sim, statuses
+from .scenario import DAY, GUANGZHOU, SHANGHAI, Sim, older_snapshot, statuses
 from .test_promise import PROPERTY, crash_and_restore_resumes_exactly, histories, run
 
 FREE = 200  # units on hand at A beyond what Shanghai's own orders took
@@ -131,8 +130,7 @@ def test_the_records_survive_a_restore_and_older_snapshots_restore():
     restored = Ledger.restore(ledger.snapshot(), sim.engine.config)
     assert restored.books["K"].regions == ledger.books["K"].regions
     # A snapshot taken before books kept regional demand: the field is last, so it restores.
-    catalog, books = msgspec.msgpack.decode(ledger.snapshot())
-    older = msgspec.msgpack.encode([catalog, {k: b[:-1] for k, b in books.items()}])
+    older = older_snapshot(ledger, 1)
     assert Ledger.restore(older, sim.engine.config).books["K"].regions is None
 
 

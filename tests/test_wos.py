@@ -18,7 +18,16 @@ from stockflow.state.ledger import Ledger
 from stockflow.state.wos import WEEK_MS, rate_at
 
 from .invariants import audit
-from .scenario import DAY, Script, Sim, alerts, availability, max_lines, statuses
+from .scenario import (
+    DAY,
+    Script,
+    Sim,
+    alerts,
+    availability,
+    max_lines,
+    older_snapshot,
+    statuses,
+)
 from .test_promise import (
     PROPERTY,
     crash_and_restore_resumes_exactly,
@@ -170,8 +179,7 @@ def test_the_records_survive_a_restore_and_older_snapshots_restore():
     assert restored.books["K"].wos == ledger.books["K"].wos
     # A snapshot taken before books kept WOS records: its fields (and the regional reserve's,
     # added after them) are last, so it restores.
-    catalog, books = msgspec.msgpack.decode(ledger.snapshot())
-    older = msgspec.msgpack.encode([catalog, {k: b[:-2] for k, b in books.items()}])
+    older = older_snapshot(ledger, 2)
     assert Ledger.restore(older, sim.engine.config).books["K"].wos is None
 
 
