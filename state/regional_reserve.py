@@ -28,7 +28,17 @@ from __future__ import annotations
 from math import floor
 from typing import TYPE_CHECKING
 
-from .wos import DAY_MS, WEEK_MS, ChannelRate, next_supply, rate_at, spread
+from .wos import (
+    DAY_MS,
+    WEEK_MS,
+    ChannelRate,
+    atp_by_node,
+    next_supplies,
+    pool_at,
+    rate_at,
+    soonest_at,
+    spread,
+)
 
 if TYPE_CHECKING:
     from .book import SkuBook
@@ -68,23 +78,18 @@ def reserves(book: SkuBook, catalog: Catalog, weeks: float, until_ms: int,
     if book.regions is None:
         return out
     day_ms = clock_ms - clock_ms % DAY_MS
-    pool_ms = until_ms - clock_ms + day_ms  # inbound due by then counts as ATP today
-    kept_out = book.kept_out()
+    pool_ms = pool_at(until_ms, clock_ms)  # inbound due by then counts as ATP today
+    next_at = next_supplies(book, pool_ms)  # once for every region
     for region, record in sorted(book.regions.items()):
         nodes = catalog.region_nodes(region)
         cover = weeks
-        next_ms = next_supply(book, nodes, pool_ms)
+        next_ms = soonest_at(next_at, nodes)
         if next_ms is not None:
             cover = min(cover, (next_ms - pool_ms) / WEEK_MS)
         units = floor(rate_at(record, day_ms, RATE_WEEKS) * cover + 1e-9)
         if units <= 0:
             continue
-        atp = {}
-        for node in nodes:
-            pos = book.positions.get(node)
-            here = 0 if pos is None else pos.atp(until_ms) - kept_out.get(node, 0)
-            if here > 0:
-                atp[node] = here
+        atp = atp_by_node(book, until_ms, nodes)
         if atp:
             out[region] = spread(min(units, sum(atp.values())), atp)
     return out

@@ -136,11 +136,6 @@ def pool_at(until_ms: int, clock_ms: int) -> int:
     return until_ms - clock_ms + day_ms
 
 
-def next_supply(book: SkuBook, members: frozenset[str], pool_ms: int) -> int | None:
-    """The earliest ETA of inbound at these nodes that ATP does not count yet."""
-    return soonest_at(next_supplies(book, pool_ms), members)
-
-
 def soonest_at(next_at: dict[str, int], members: frozenset[str]) -> int | None:
     """The earliest of `next_supplies` at these nodes (None: there is none)."""
     return min((eta for node, eta in next_at.items() if node in members), default=None)
@@ -198,11 +193,15 @@ def shares(book: SkuBook, catalog: Catalog, until_ms: int, clock_ms: int,
     return out
 
 
-def atp_by_node(book: SkuBook, until_ms: int) -> dict[str, int]:
-    """node -> ATP in the engine's view (every channel's without a policy), where above 0."""
+def atp_by_node(book: SkuBook, until_ms: int,
+                nodes: frozenset[str] | None = None) -> dict[str, int]:
+    """node -> ATP in the engine's view (every channel's without a policy), where above 0;
+    at `nodes` only, if given (ATP is not asked of the others)."""
     kept_out = book.kept_out()
     atp = {}
     for node, pos in book.positions.items():
+        if nodes is not None and node not in nodes:
+            continue
         here = pos.atp(until_ms) - kept_out.get(node, 0)
         if here > 0:
             atp[node] = here
