@@ -7,9 +7,11 @@
 -- Per SKU (on a cluster <p>:{group}:<sku>:avail and so on):
 --   <p>:{sku}:avail  hash  channel -> units the engine published as sellable
 --   <p>:{sku}:line   hash  channel -> max_line_qty: the most one order line can be promised
---                    (the largest ATP at one node where the channel does not split lines)
+--                    (the largest ATP at one node where the channel does not split lines);
+--                    never above the channel's avail (publish keeps it so)
 --   <p>:{sku}:ck     hash  hold_id -> "channel \t qty \t expires_ms \t granted_ms \t absorbed"
---   <p>:{sku}:ckx    zset  hold_id scored by expires_ms (to drop the expired)
+--   <p>:{sku}:ckx    zset  hold_id scored by expires_ms (to drop the expired: begin at every
+--                    batch, reserve before it would refuse or meets a hold_id it knows)
 --   <p>:{sku}:busy   string, short TTL: the engine is applying a batch of this SKU
 --   <p>:{sku}:pos    hash  node -> its position (msgpack: on hand, inbound by kind, holds,
 --                    allocations, safety stock, ATP), for operators; reservations never read it
@@ -20,9 +22,12 @@
 --   <p>:stats        hash  result -> calls (granted, short, line, stale, busy, badarg), for
 --                    metrics (which sum the copies)
 
-local function now_ms()
+-- Redis's clock in ms, as text and as a number. Built from TIME's digits: formatting a Lua
+-- number as text costs more than the Redis calls around it (every reserve runs this).
+local function clock()
   local t = redis.call('TIME')
-  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+  local now_s = t[1] .. string.sub('00000' .. t[2], -6, -4)  -- seconds, then whole ms
+  return now_s, now_s + 0
 end
 
 local function parse(v)
@@ -31,21 +36,25 @@ local function parse(v)
   return channel, tonumber(qty), tonumber(expires), tonumber(granted), absorbed == '1'
 end
 
--- Forget one hold; if the engine had not absorbed it, its units leave the pending sum.
-local function forget(ck, ckx, pend, hold_id)
-  local v = redis.call('HGET', ck, hold_id)
-  if not v then return 0 end
+-- Forget one hold (`v`, its record in ck); if the engine had not absorbed it, its units leave
+-- the pending sum. Returns those units.
+local function forget(ck, ckx, pend, hold_id, v)
   local _, qty, _, _, absorbed = parse(v)
-  if not absorbed then redis.call('DECRBY', pend, qty) end
   redis.call('HDEL', ck, hold_id)
   redis.call('ZREM', ckx, hold_id)
-  return 1
+  if absorbed then return 0 end
+  redis.call('DECRBY', pend, qty)
+  return qty
 end
 
-local function drop_expired(ck, ckx, pend, now)
-  for _, hold_id in ipairs(redis.call('ZRANGEBYSCORE', ckx, '-inf', now)) do
-    forget(ck, ckx, pend, hold_id)
+-- Drop the holds expired at `now_s` (ms, as text); returns the units that left the pending sum.
+local function drop_expired(ck, ckx, pend, now_s)
+  local freed = 0
+  for _, hold_id in ipairs(redis.call('ZRANGEBYSCORE', ckx, '-inf', now_s)) do
+    local v = redis.call('HGET', ck, hold_id)
+    if v then freed = freed + forget(ck, ckx, pend, hold_id, v) end
   end
+  return freed
 end
 
 local function refuse(stats, code, message)
@@ -53,9 +62,22 @@ local function refuse(stats, code, message)
   return redis.error_reply('STOCKFLOW_' .. code .. ' ' .. message)
 end
 
+-- The rest of a grant once the hold's record is in ck. Numbers go to Redis as text (qty_s,
+-- expires_s): Redis formats a Lua number argument with "%.17g", dearer than the call itself.
+local function granted(ckx, pend, stats, hold_id, qty_s, expires_s, expires)
+  redis.call('ZADD', ckx, expires_s, hold_id)
+  redis.call('INCRBY', pend, qty_s)
+  redis.call('HINCRBY', stats, 'granted', '1')
+  return {'held', hold_id, expires}
+end
+
 -- reserve: KEYS avail, line, ck, ckx, busy, pend, heartbeat, stats;
 -- ARGV channel, qty, ttl_ms, hold_id
 -- -> {"held", hold_id, expires_ms}; errors STOCKFLOW_STALE / _BUSY / _SHORT / _LINE / _BADARG.
+-- Expired holds are dropped only when they could change the answer: a grant that fits even
+-- with them still counted in the pending sum is the grant it would be without them, so only
+-- a refusal (or a hold_id already known) first drops them and decides again. Every other
+-- call skips that sweep; begin drops them too, for every batch of the SKU.
 local function reserve(keys, args)
   if #keys ~= 8 then  -- a caller of the 7-key v1 signature: its keys would be misread
     return redis.error_reply('STOCKFLOW_BADARG reserve takes 8 keys: avail line ck ckx busy '
@@ -63,47 +85,60 @@ local function reserve(keys, args)
   end
   local avail, line, ck, ckx, busy, pend, heartbeat, stats =
     keys[1], keys[2], keys[3], keys[4], keys[5], keys[6], keys[7], keys[8]
-  local channel, qty, ttl, hold_id = args[1], tonumber(args[2]), tonumber(args[3]), args[4]
+  local channel, qty_s, ttl, hold_id = args[1], args[2], tonumber(args[3]), args[4]
+  local plain = string.find(qty_s or '', '^[1-9]%d*$')  -- as Redis reads an integer
+  local qty = plain and qty_s + 0 or tonumber(qty_s)
   if not qty or qty <= 0 or qty ~= math.floor(qty) or not ttl or ttl <= 0 or not hold_id
-     or hold_id == '' or string.find(channel or '', '\t') then
+     or hold_id == '' or string.find(channel or '', '\t', 1, true) then
     return refuse(stats, 'BADARG', 'qty and ttl_ms must be positive integers, hold_id not empty')
   end
-  local now = now_ms()
-  if tonumber(redis.call('GET', heartbeat) or '0') < now then
+  if not plain then qty_s = string.format('%d', qty) end  -- "2.0" or "02": Redis wants "2"
+  local now_s, now = clock()
+  local fresh_until, fenced, pending = unpack(redis.call('MGET', heartbeat, busy, pend))
+  if (fresh_until or 0) + 0 < now then
     return refuse(stats, 'STALE', 'the engine heartbeat is stale: not selling against an old picture')
   end
-  if redis.call('EXISTS', busy) == 1 then
+  if fenced then
     return refuse(stats, 'BUSY', 'the engine is applying a batch of this SKU: retry')
   end
-  drop_expired(ck, ckx, pend, now)
-  local existing = redis.call('HGET', ck, hold_id)
-  if existing then  -- a retried call: the same hold
-    local _, _, expires = parse(existing)
-    return {'held', hold_id, expires}
-  end
-  local pending = tonumber(redis.call('GET', pend) or '0')
-  local available = tonumber(redis.call('HGET', avail, channel) or '0') - pending
-  if available < qty then
-    return refuse(stats, 'SHORT', math.max(available, 0) .. ' available')
-  end
+  pending = (pending or 0) + 0
   -- Where the channel does not split lines, the hold must fit at one node. The holds not yet
   -- taken in may all land on the largest one, so they count against it; where lines split,
-  -- max_line_qty is the availability and this never refuses what SHORT let through.
-  local one_line = tonumber(redis.call('HGET', line, channel) or '0') - pending
-  if one_line < qty then
-    return refuse(stats, 'LINE', math.max(one_line, 0) .. ' at most in one order line')
-  end
+  -- max_line_qty is the availability and this never refuses what SHORT let through. As
+  -- max_line_qty <= available (publish keeps it so), a hold that fits in one line fits in all.
+  local one_line = (redis.call('HGET', line, channel) or 0) + 0
   local expires = now + ttl
-  redis.call('HSET', ck, hold_id, channel .. '\t' .. qty .. '\t' .. expires .. '\t' .. now .. '\t0')
-  redis.call('ZADD', ckx, expires, hold_id)
-  redis.call('INCRBY', pend, qty)
-  redis.call('HINCRBY', stats, 'granted', 1)
-  return {'held', hold_id, expires}
+  local expires_s = string.format('%d', expires)
+  local record = channel .. '\t' .. qty_s .. '\t' .. expires_s .. '\t' .. now_s .. '\t0'
+  if one_line - pending >= qty and redis.call('HSETNX', ck, hold_id, record) == 1 then
+    return granted(ckx, pend, stats, hold_id, qty_s, expires_s, expires)
+  end
+  pending = pending - drop_expired(ck, ckx, pend, now_s)
+  local existing = redis.call('HGET', ck, hold_id)
+  if existing then  -- a retried call: the same hold
+    local _, _, held_until = parse(existing)
+    return {'held', hold_id, held_until}
+  end
+  local sellable = (redis.call('HGET', avail, channel) or 0) + 0
+  if sellable - pending < qty then
+    return refuse(stats, 'SHORT', math.max(sellable - pending, 0) .. ' available')
+  end
+  if one_line - pending < qty then
+    return refuse(stats, 'LINE', math.max(one_line - pending, 0) .. ' at most in one order line')
+  end
+  redis.call('HSET', ck, hold_id, record)
+  return granted(ckx, pend, stats, hold_id, qty_s, expires_s, expires)
 end
 
--- release: KEYS ck, ckx, pend; ARGV hold_id -> 1 if it was live, else 0.
+-- release: KEYS ck, ckx, pend; ARGV hold_id -> 1 if it was live, else 0 (an expired hold is
+-- dropped all the same: reserve may not have swept it yet).
 local function release(keys, args)
-  return forget(keys[1], keys[2], keys[3], args[1])
+  local v = redis.call('HGET', keys[1], args[1])
+  if not v then return 0 end
+  local _, _, expires = parse(v)
+  local _, now = clock()
+  forget(keys[1], keys[2], keys[3], args[1], v)
+  return expires > now and 1 or 0
 end
 
 -- begin (engine): KEYS ck, ckx, busy, pend; ARGV busy_ttl_ms
@@ -111,7 +146,7 @@ end
 -- {hold_id, channel, qty, expires_ms, ...}.
 local function begin(keys, args)
   redis.call('SET', keys[3], '1', 'PX', tonumber(args[1]))
-  drop_expired(keys[1], keys[2], keys[4], now_ms())
+  drop_expired(keys[1], keys[2], keys[4], (clock()))
   local flat = redis.call('HGETALL', keys[1])
   local holds = {}
   for i = 1, #flat, 2 do
@@ -138,22 +173,32 @@ local function publish(keys, args)
   local avail, line, atp, ck, ckx, busy, pend =
     keys[1], keys[2], keys[3], keys[4], keys[5], keys[6], keys[7]
   local view = cjson.decode(args[1])
-  for channel, n in pairs(view.c) do redis.call('HSET', avail, channel, n) end
-  for channel, n in pairs(view.l or {}) do redis.call('HSET', line, channel, n) end
+  local most = view.l or {}
+  -- max_line_qty never above available: the engine computes it so, and reserve grants on
+  -- max_line_qty alone. A channel without a new max_line_qty keeps its old one, cut to fit.
+  for channel, n in pairs(view.c) do
+    redis.call('HSET', avail, channel, n)
+    local cap = most[channel] or tonumber(redis.call('HGET', line, channel) or '0')
+    redis.call('HSET', line, channel, math.min(cap, n))
+  end
+  for channel, n in pairs(most) do
+    if view.c[channel] == nil then
+      redis.call('HSET', line, channel,
+                 math.min(n, tonumber(redis.call('HGET', avail, channel) or '0')))
+    end
+  end
   for node, n in pairs(view.n) do redis.call('HSET', atp, node, n) end
   for i = 2, #args, 200 do  -- HSET in slices: unpack's stack is bounded
     redis.call('HSET', keys[8], unpack(args, i, math.min(i + 199, #args)))
   end
   for hold_id, what in pairs(view.k) do
-    if what == 'gone' then
-      forget(ck, ckx, pend, hold_id)
-    else
-      local v = redis.call('HGET', ck, hold_id)
-      if v and string.sub(v, -1) == '0' then  -- now counted in `avail`, no longer pending
-        local _, qty = parse(v)
-        redis.call('HSET', ck, hold_id, string.sub(v, 1, -2) .. '1')
-        redis.call('DECRBY', pend, qty)
-      end
+    local v = redis.call('HGET', ck, hold_id)
+    if v and what == 'gone' then
+      forget(ck, ckx, pend, hold_id, v)
+    elseif v and string.sub(v, -1) == '0' then  -- now counted in `avail`, no longer pending
+      local _, qty = parse(v)
+      redis.call('HSET', ck, hold_id, string.sub(v, 1, -2) .. '1')
+      redis.call('DECRBY', pend, qty)
     end
   end
   redis.call('DEL', busy)

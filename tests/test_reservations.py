@@ -151,6 +151,54 @@ def test_reserve_refuses_when_the_heartbeat_is_stale(client):
     assert try_reserve(api, "HB", "web", 1) is not None
 
 
+def test_expired_holds_left_by_grants_are_dropped_before_a_refusal(client):
+    """A grant skips the sweep of expired holds; the call that would refuse does it first."""
+    engine, api = setup_engine(client, 5, "LAZY")
+    api.reserve("LAZY", "web", 2, 200, "short-lived")
+    api.reserve("LAZY", "web", 1, 60_000, "a")
+    time.sleep(0.3)
+    api.reserve("LAZY", "web", 1, 60_000, "b")  # fits with the expired hold still counted
+    assert client.hget(api.keys.checkouts("LAZY"), "short-lived") is not None
+    assert try_reserve(api, "LAZY", "web", 3) is not None  # 5 - 2 live: the expired 2 came back
+    assert client.hget(api.keys.checkouts("LAZY"), "short-lived") is None
+    assert int(client.get(api.keys.pending("LAZY"))) == 5
+    assert try_reserve(api, "LAZY", "web", 1) is None
+
+
+def test_a_retried_hold_id_after_its_expiry_is_a_new_hold_counted_once(client):
+    engine, api = setup_engine(client, 3, "AGAIN")
+    first = api.reserve("AGAIN", "web", 2, 200, "cart-1")
+    assert api.reserve("AGAIN", "web", 2, 200, "cart-1") == first  # a retry: the same hold
+    time.sleep(0.3)
+    second = api.reserve("AGAIN", "web", 2, 60_000, "cart-1")
+    assert second.expires_ms > first.expires_ms + 50_000
+    assert int(client.get(api.keys.pending("AGAIN"))) == 2
+    assert try_reserve(api, "AGAIN", "web", 2) is None and try_reserve(api, "AGAIN", "web", 1)
+
+
+def test_releasing_an_expired_hold_says_it_was_not_live(client):
+    engine, api = setup_engine(client, 3, "GONE")
+    api.reserve("GONE", "web", 3, 200, "cart-1")
+    time.sleep(0.3)
+    assert not api.release("GONE", "cart-1")
+    assert client.hget(api.keys.checkouts("GONE"), "cart-1") is None
+    assert int(client.get(api.keys.pending("GONE"))) == 0
+    assert api.release("GONE", "nothing") is False
+
+
+def test_a_quantity_written_otherwise_counts_as_its_units(client):
+    """FCALL from any language: "2.0" or "02" is 2 units, as the Python client's "2" is."""
+    engine, api = setup_engine(client, 10, "FORM")
+    keys = api.keys.reserve("FORM")
+    for i, qty in enumerate(["2.0", "02", "2"]):
+        client.fcall("stockflow_reserve", len(keys), *keys, "web", qty, 60_000, f"h{i}")
+    assert int(client.get(api.keys.pending("FORM"))) == 6
+    assert client.hget(api.keys.checkouts("FORM"), "h0").split(b"\t")[1] == b"2"
+    for qty in ["0", "-1", "1.5", "x", ""]:
+        with pytest.raises(redis.ResponseError, match="STOCKFLOW_BADARG"):
+            client.fcall("stockflow_reserve", len(keys), *keys, "web", qty, 60_000, "bad")
+
+
 def test_released_and_expired_holds_give_units_back_to_the_engine(client):
     engine, api = setup_engine(client, 5, "REL")
     e = engine.ev
@@ -333,6 +381,20 @@ def test_holds_not_yet_taken_in_count_against_one_line(client):
     assert refusal(api, "PEND", "web", 3) == "LINE"  # 6 left in all; 5 - 3 sure at one node
     engine.feed(engine.ev.adjust("PEND", "A", 0))  # the engine takes the hold in
     assert refusal(api, "PEND", "web", 3) is None
+
+
+def test_max_line_qty_is_never_published_above_availability(client):
+    """reserve grants on max_line_qty alone, so a publish must never leave it above the
+    channel's availability, whatever it is handed."""
+    engine, api = setup_nodes(client, "CAP", {"A": 5})
+    keys = api.keys.publish("CAP")
+    view = '{"c": {"web": 2, "split": 4}, "l": {"web": 5, "mkt": 7}, "n": {}, "k": {}}'
+    client.fcall("stockflow_publish", len(keys), *keys, view)
+    assert api.max_line_qty("CAP", "web") == 2  # cut to what the channel has
+    assert api.max_line_qty("CAP", "split") == 4  # kept (5 before), cut to fit
+    assert api.max_line_qty("CAP", "mkt") == 0  # no availability published for it
+    assert refusal(api, "CAP", "web", 3) == "SHORT"
+    assert refusal(api, "CAP", "web", 2) is None
 
 
 @pytest.mark.parametrize("seed", range(3))
