@@ -45,6 +45,14 @@ _ENCODE_POSITION = msgspec.msgpack.Encoder().encode  # array-like: ~20 bytes a n
 
 log = logging.getLogger(__name__)
 
+_NOTHING_WRITTEN: tuple[dict, dict] = ({}, {})
+_MISSING = object()
+
+
+def _moved(now: dict, before: dict) -> dict:
+    """The entries of `now` that `before` does not have as they are."""
+    return {key: value for key, value in now.items() if before.get(key, _MISSING) != value}
+
 MARK_TTL_MS = 600_000  # a mark outlives any pause of a live engine; then it is renewed
 
 
@@ -99,6 +107,10 @@ class ReadModelStore:
         self._rewriting = False  # a rewrite of the read model is under way (for the logs)
         self._last_beat = float("-inf")
         self._reloaded = False  # functions were missing and loaded again: must answer now
+        # sku -> (node -> ATP, node -> position) as last written, while `outages` is what it
+        # was then (see `write`)
+        self._nodes_written: dict[str, tuple[dict[str, int], dict[str, bytes]]] = {}
+        self._nodes_written_at = 0
 
     def start(self) -> None:
         """Load the functions (on every primary of a cluster) and set this process's marks;
@@ -149,14 +161,26 @@ class ReadModelStore:
         """Write the views and the heartbeat in one pipeline; False if Redis did not take it."""
         if not self._up():
             return False
+        # Node ATP and positions are for operators (reservations never read them), and a batch
+        # moves few of a SKU's nodes: only those that moved since the last write are sent,
+        # which spares most of its arguments and most of Redis's work on it. After any
+        # failed write or loss (`outages` moved on) everything is sent again. What
+        # reservations read (availability and max_line_qty per channel) is always sent whole.
+        # (The memory: one small bytes object per SKU and node this process writes.)
+        if self._nodes_written_at != self.outages:
+            self._nodes_written, self._nodes_written_at = {}, self.outages
+        written, nodes_now = self._nodes_written, {}
         pipe = self.client.pipeline(transaction=False)
         for view in sku_views:
             sku = view.sku
             keys = self.keys.publish(sku)
-            body = _ENCODE({"c": view.channels, "l": view.max_line_qty, "n": view.nodes,
-                            "k": view.checkouts})
-            positions = [part for node, pos in view.positions.items()
-                         for part in (node, _ENCODE_POSITION(pos))]
+            atp_before, positions_before = written.get(sku, _NOTHING_WRITTEN)
+            packed = {node: _ENCODE_POSITION(pos) for node, pos in view.positions.items()}
+            nodes_now[sku] = (view.nodes, packed)
+            body = _ENCODE({"c": view.channels, "l": view.max_line_qty,
+                            "n": _moved(view.nodes, atp_before), "k": view.checkouts})
+            positions = [part for node, position in _moved(packed, positions_before).items()
+                         for part in (node, position)]
             pipe.fcall("stockflow_publish", len(keys), *keys, body, *positions)
             for order_line, (parts, ttl_ms) in view.holds.items():
                 pipe.set(self.keys.hold(sku, order_line), _ENCODE(parts), px=ttl_ms)
@@ -164,7 +188,10 @@ class ReadModelStore:
                 pipe.execute_command("DEL", *(self.keys.hold(sku, ol) for ol in view.released))
         if not self.rebuilding:
             self._beat_into(pipe, self.keys.heartbeats_of(v.sku for v in sku_views))
-        return self._run(pipe) is not None
+        if self._run(pipe) is None:
+            return False
+        written.update(nodes_now)
+        return True
 
     def beat(self, at_most_every_s: float = 0.0) -> None:
         """Every second: is Redis still the one we wrote to? If so, and the read model is

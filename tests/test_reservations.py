@@ -13,6 +13,7 @@ import threading
 import time
 import uuid
 
+import msgspec
 import pytest
 import redis
 
@@ -22,6 +23,7 @@ from stockflow.dataflows.logic import LedgerLogic
 from stockflow.dataflows.ports import BucketWork
 from stockflow.state.config import EngineConfig
 from stockflow.state.lines import ALLOCATED, HELD
+from stockflow.state.node_position import NodePosition, node_positions
 from stockflow.state.routing import Router
 
 from .scenario import BEIJING, GUANGZHOU, Script
@@ -491,3 +493,37 @@ def test_an_error_waiting_cannot_fix_stops_the_engine_in_one_line(private_redis)
     with pytest.raises(RedisRefused, match="WRONGTYPE"):
         engine.feed(engine.ev.adjust("WRONG", "A", -1))
     assert engine.store.outages == outages  # not counted as an outage and ignored
+
+
+def _nodes_in_redis(client, keys, sku) -> tuple[dict, dict]:
+    atp = {k.decode(): int(v) for k, v in client.hgetall(keys.atp(sku)).items()}
+    positions = {k.decode(): msgspec.msgpack.decode(v, type=NodePosition)
+                 for k, v in client.hgetall(keys.position(sku)).items()}
+    return atp, positions
+
+
+def _nodes_in_book(engine, sku) -> tuple[dict, dict]:
+    positions = node_positions(engine.book(sku))
+    return {node: max(0, p.atp) for node, p in positions.items()}, positions
+
+
+def test_node_atp_and_positions_in_redis_follow_the_book_though_only_moved_ones_are_sent(
+        client):
+    engine, api = setup_engine(client, 5, "NODES")
+    e, keys = engine.ev, engine.store.keys
+    engine.feed(e.node("B"), e.node("C"))
+    engine.feed(e.snapshot("NODES", "B", 7), e.snapshot("NODES", "C", 2))
+    assert _nodes_in_redis(client, keys, "NODES") == _nodes_in_book(engine, "NODES")
+    for i, (node, delta) in enumerate([("B", -3), ("A", 4), ("B", 1), ("C", -2)]):
+        engine.feed(e.adjust("NODES", node, delta))
+        engine.feed(e.order(f"N{i}", [("NODES", 1)], paid=True))
+        assert _nodes_in_redis(client, keys, "NODES") == _nodes_in_book(engine, "NODES")
+    # Redis loses them while it is away: once back, every node is written again.
+    client.delete(keys.atp("NODES"), keys.position("NODES"))
+    good = engine.store.client
+    engine.store.client = redis.Redis(host="127.0.0.1", port=1, socket_connect_timeout=0.2)
+    engine.feed(e.adjust("NODES", "A", -1))
+    engine.store.client = good
+    engine.store._down_until = 0.0
+    engine.tick()
+    assert _nodes_in_redis(client, keys, "NODES") == _nodes_in_book(engine, "NODES")
