@@ -147,10 +147,9 @@ def next_supplies(book: SkuBook, pool_ms: int) -> dict[str, int]:
     soonest: dict[str, int] = {}
     for node, pos in book.positions.items():
         if pos.inbound is not None:
-            etas = [entry.eta_ms for entry in pos.inbound.entries.values()
-                    if entry.eta_ms > pool_ms]
-            if etas:
-                soonest[node] = min(etas)
+            eta = pos.inbound.next_after(pool_ms)
+            if eta is not None:
+                soonest[node] = eta
     return soonest
 
 
@@ -215,15 +214,10 @@ def spread(wanted: int, atp: dict[str, int]) -> dict[str, int]:
     total = sum(atp.values())
     if wanted >= total:
         return dict(atp)
-    out = {}
-    remainders = []
-    for node, here in atp.items():
-        share, remainder = divmod(wanted * here, total)
-        out[node] = share
-        remainders.append((-remainder, node))
+    out = {node: wanted * here // total for node, here in atp.items()}
     left = wanted - sum(out.values())
     if left:
-        remainders.sort()
+        remainders = sorted([(-(wanted * here % total), node) for node, here in atp.items()])
         for _, node in remainders[:left]:
             out[node] += 1
     return out
