@@ -26,7 +26,7 @@ class WosMemo:
     What it gives is shared: read it, never change it."""
 
     __slots__ = ("_units_key", "_units", "_shares_key", "shares", "_against", "_summed",
-                 "_next_key", "_next_at", "engine_atp")
+                 "_next_key", "_next_at", "engine_atp", "_spreads")
 
     def __init__(self) -> None:
         self._units_key: tuple | None = None
@@ -38,6 +38,7 @@ class WosMemo:
         self._next_key: tuple | None = None  # (book, pool, inbound.entry_changes()) of `_next_at`
         self._next_at: dict[str, int] = {}  # wos.next_supplies, kept
         self.engine_atp: dict[str, int] | None = None  # wos.atp_by_node the last shares saw
+        self._spreads: dict = {}  # what `wos.shares` keeps of each channel's spread (`last`)
 
     def units(self, book: SkuBook, catalog: Catalog, until_ms: int,
               clock_ms: int) -> dict[str, int]:
@@ -70,11 +71,13 @@ class WosMemo:
         kept here: then it is worked out each time.)"""
         if catalog.supply_policies:
             self.engine_atp = None
-            return self._keep(None, spread_shares(book, catalog, until_ms, clock_ms, units))
+            return self._keep(None, spread_shares(book, catalog, until_ms, clock_ms, units,
+                                                  last=self._spreads))
         engine_atp = self.engine_atp = atp_by_node(book, until_ms)
         key = (catalog.version, units, engine_atp)
         if key != self._shares_key or self.shares is None:
-            self._keep(key, spread_shares(book, catalog, until_ms, clock_ms, units, engine_atp))
+            self._keep(key, spread_shares(book, catalog, until_ms, clock_ms, units, engine_atp,
+                                          self._spreads))
         return self.shares
 
     def _keep(self, key: tuple | None, shares: Shares) -> Shares:
@@ -106,4 +109,7 @@ class WosMemo:
         own = shares.get(channel_id)
         if own is None:
             return summed  # shared, read only as every result here
-        return {node: units - own.get(node, 0) for node, units in summed.items()}
+        guard = summed.copy()
+        for node, units in own.items():
+            guard[node] -= units
+        return guard
