@@ -71,12 +71,14 @@ def publish_changes(
     published, published_line = book.published, book.published_line
     horizon_ms = 0 if clock_ms is None else until_ms - clock_ms
     protection = None
+    engine_atp: dict[str, int] = {}  # asked once a node, for every channel without a policy
     if protect and book.wos is not None:
         memo = WosMemo() if wos_memo is None else wos_memo
         units = memo.units(book, catalog, until_ms, until_ms - horizon_ms)
         if units:
             protection = memo.spread(book, catalog, until_ms, until_ms - horizon_ms, units)
-    engine_atp: dict[str, int] = {}  # asked once a node, for every channel without a policy
+            if memo.engine_atp is not None:  # the nodes above 0, asked already: a copy
+                engine_atp = dict(memo.engine_atp)
     for channel, master in catalog.channels.items():
         view = None if master.supply is None else catalog.supply_view(channel, horizon_ms)
         protected = memo.against(channel) if protection else None

@@ -47,7 +47,7 @@ class Ctx:
         self.protect = protect  # channels' WOS protection binds (EngineConfig.wos_protection)
         self._wos_memo = wos_memo  # the SKU's protection, kept from event to event
         self._protected_units: dict[str, int] | None = None  # the memo's, for this event
-        self._stock: tuple | None = None  # the stock `_shares` were asked for
+        self._stock: list | None = None  # the stock `_shares` were asked for
         self._shares: Shares | None = None
         self.reserve_weeks = reserve_weeks  # EngineConfig.regional_reserve_weeks
         self._reserves: Reserves | None = None  # regional_reserve.reserves, kept
@@ -84,8 +84,8 @@ class Ctx:
         if not units:
             return {}
         # A backorder walk asks again and again of unchanged stock: look once per state.
-        stock = tuple((p.on_hand, p.held, p.allocated, p.transfer_out, p.safety_stock)
-                      for p in self.book.positions.values())
+        stock = [(p.on_hand, p.held, p.allocated, p.transfer_out, p.safety_stock)
+                 for p in self.book.positions.values()]
         if self._stock == stock and self._shares is self.wos_memo.shares is not None:
             return self._shares
         spread = self.wos_memo.spread(self.book, self.catalog, self.until_ms, self.clock_ms,

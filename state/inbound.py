@@ -12,6 +12,16 @@ from __future__ import annotations
 
 import msgspec
 
+# Changes to the entries of any position in this process, counted: what is worked out from
+# their ETAs alone (`wos_memo.py`) holds while the count stands. Not state: snapshots leave it
+# out, and a restored engine keeps nothing worked out before.
+_entry_changes = 0
+
+
+def entry_changes() -> int:
+    """How many times entries were announced, revised, withdrawn or received, so far."""
+    return _entry_changes
+
 
 # gc=False here and on the other state structs: they hold no references back, and there are
 # millions of them; leaving them out of the cycle collector saves memory and collection time.
@@ -40,6 +50,13 @@ class InboundSupply(msgspec.Struct, array_like=True, gc=False):
         # a question behind the horizon already reached (another input's slower clock)
         return sum(i.qty for i in self.entries.values() if i.eta_ms <= until_ms)
 
+    def next_after(self, ms: int) -> int | None:
+        """The earliest ETA after `ms`, None if there is none."""
+        if self.due == 0 and ms <= self.until:
+            return self.next_eta  # nothing is due by `until`: the earliest beyond it is the one
+        etas = [entry.eta_ms for entry in self.entries.values() if entry.eta_ms > ms]
+        return min(etas) if etas else None
+
     def advance(self, until_ms: int) -> bool:
         """Move the horizon forward to `until_ms`; True if some inbound became due."""
         if until_ms <= self.until:
@@ -52,6 +69,8 @@ class InboundSupply(msgspec.Struct, array_like=True, gc=False):
 
     def set(self, supply_id: str, qty: int, eta_ms: int, kind: str) -> int:
         """Announce, revise (qty > 0) or withdraw (qty == 0) a supply; returns its old qty."""
+        global _entry_changes
+        _entry_changes += 1
         old = self.entries.pop(supply_id, None)
         if old is not None:
             self._count(old, -old.qty)
@@ -62,9 +81,11 @@ class InboundSupply(msgspec.Struct, array_like=True, gc=False):
 
     def receive(self, supply_id: str, qty: int) -> None:
         """Units of a supply arrived: they leave inbound."""
+        global _entry_changes
         entry = self.entries.get(supply_id)
         if entry is None:
             return
+        _entry_changes += 1
         taken = min(qty, entry.qty)
         entry.qty -= taken
         self._count(entry, -taken)

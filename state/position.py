@@ -54,13 +54,21 @@ class Position(msgspec.Struct, array_like=True, gc=False):  # gc=False: see inbo
         selling from it use max(0, atp), so one node's debt never lowers what other nodes
         can sell. A count the snapshot guard holds back lowers it further: that is the
         book's (`SkuBook.kept_out`)."""
-        due = self.inbound.due_by(until_ms) if self.inbound is not None else 0
+        inbound = self.inbound
+        if inbound is None:
+            due = 0
+        elif until_ms == inbound.until:
+            due = inbound.due  # the horizon already reached: the usual case, inline
+        else:
+            due = inbound.due_by(until_ms)
         return self.atp_counting(due)
 
     def atp_counting(self, counted: int) -> int:
         """ATP counting `counted` units of inbound: those due by a horizon (`atp`), or what a
         channel's supply policy counts (`supply_policy.py`). The one formula."""
-        return self.on_hand + counted - self.committed - self.safety_stock
+        # the fields, not `committed`: this is the hottest line of the engine
+        return (self.on_hand + counted - self.held - self.allocated - self.transfer_out
+                - self.safety_stock)
 
     def advance(self, until_ms: int) -> bool:
         """Move the ATP horizon forward; True if some inbound became due."""

@@ -147,21 +147,23 @@ def next_supplies(book: SkuBook, pool_ms: int) -> dict[str, int]:
     soonest: dict[str, int] = {}
     for node, pos in book.positions.items():
         if pos.inbound is not None:
-            etas = [entry.eta_ms for entry in pos.inbound.entries.values()
-                    if entry.eta_ms > pool_ms]
-            if etas:
-                soonest[node] = min(etas)
+            eta = pos.inbound.next_after(pool_ms)
+            if eta is not None:
+                soonest[node] = eta
     return soonest
 
 
 def shares(book: SkuBook, catalog: Catalog, until_ms: int, clock_ms: int,
            units: dict[str, int] | None = None,
-           engine_atp: dict[str, int] | None = None) -> Shares:
+           engine_atp: dict[str, int] | None = None,
+           last: dict[str, tuple[int, dict[str, int], dict[str, int]]] | None = None) -> Shares:
     """Per protecting channel, its protected units (`units`, else `protected_units`) spread
     over its nodes in proportion to the ATP it sees at each (largest remainders, then node
     id), never more than that ATP; where channels overlap beyond a node's ATP, each is cut
     in proportion, so every protecting channel can still reach its own share.
-    `engine_atp`: `atp_by_node`, if the caller has it."""
+    `engine_atp`: `atp_by_node`, if the caller has it. `last`: channel -> (units, ATP, their
+    `spread`) as an earlier call left them, given again where both are the same (a line
+    taken at a store leaves the spread of a channel of DCs as it was), and updated."""
     if units is None:
         units = protected_units(book, catalog, until_ms, clock_ms)
     out: Shares = {}
@@ -187,7 +189,13 @@ def shares(book: SkuBook, catalog: Catalog, until_ms: int, clock_ms: int,
         else:
             atp = {node: here for node, here in engine_atp.items() if node in members}
         if atp:
-            out[channel_id] = spread(wanted, atp)
+            known = None if last is None else last.get(channel_id)
+            if known is not None and known[0] == wanted and known[1] == atp:
+                out[channel_id] = dict(known[2])  # a copy: `_fit` cuts in place
+            else:
+                out[channel_id] = spread(wanted, atp)
+                if last is not None:
+                    last[channel_id] = (wanted, atp, dict(out[channel_id]))
     if len(out) > 1:
         _fit(out, engine_atp)
     return out
@@ -215,15 +223,10 @@ def spread(wanted: int, atp: dict[str, int]) -> dict[str, int]:
     total = sum(atp.values())
     if wanted >= total:
         return dict(atp)
-    out = {}
-    remainders = []
-    for node, here in atp.items():
-        share, remainder = divmod(wanted * here, total)
-        out[node] = share
-        remainders.append((-remainder, node))
+    out = {node: wanted * here // total for node, here in atp.items()}
     left = wanted - sum(out.values())
     if left:
-        remainders.sort()
+        remainders = sorted([(-(wanted * here % total), node) for node, here in atp.items()])
         for _, node in remainders[:left]:
             out[node] += 1
     return out

@@ -11,7 +11,14 @@ from hypothesis import given
 from stockflow.state.book import SkuBook
 from stockflow.state.events import Channel, Node
 from stockflow.state.master import Catalog
-from stockflow.state.wos import DAY_MS, WEEK_MS, ChannelRate, protected_units, shares
+from stockflow.state.wos import (
+    DAY_MS,
+    WEEK_MS,
+    ChannelRate,
+    against,
+    protected_units,
+    shares,
+)
 from stockflow.state.wos_memo import WosMemo
 
 from .test_promise import PROPERTY, histories, run
@@ -29,6 +36,10 @@ def afresh_spread(memo, book, catalog, until_ms, clock_ms, units):
     return memo._keep(None, shares(book, catalog, until_ms, clock_ms, units))
 
 
+def afresh_against(memo, channel_id):
+    return against(memo.shares or {}, channel_id)
+
+
 @PROPERTY
 @given(histories(), weeks, weeks)
 def test_every_output_is_the_same_as_with_protection_worked_out_at_every_question(
@@ -36,7 +47,8 @@ def test_every_output_is_the_same_as_with_protection_worked_out_at_every_questio
     events = with_wos(events, web, live)
     kept = run(events)
     with patch.object(WosMemo, "units", afresh_units), \
-            patch.object(WosMemo, "spread", afresh_spread):
+            patch.object(WosMemo, "spread", afresh_spread), \
+            patch.object(WosMemo, "against", afresh_against):
         afresh = run(events)
     encode = msgspec.json.encode
     assert [encode(o) for o in kept] == [encode(o) for o in afresh]
@@ -83,6 +95,18 @@ def test_a_supply_moved_nearer_with_the_same_units_is_seen():
     nearer = memo.units(book, catalog, UNTIL_MS, CLOCK_MS)
     assert nearer == protected_units(book, catalog, UNTIL_MS, CLOCK_MS)
     assert nearer["shop"] < 140
+
+
+def test_the_nearer_supply_received_in_full_is_seen():
+    """The next inbound is kept while no entry changes: a receipt is a change."""
+    book, catalog = shop_and_market()
+    memo = WosMemo()
+    book.position("B").set_inbound("S1", 50, UNTIL_MS + WEEK_MS, "po")
+    book.position("B").set_inbound("S2", 50, UNTIL_MS + 3 * WEEK_MS, "po")
+    assert memo.units(book, catalog, UNTIL_MS, CLOCK_MS)["shop"] < 140
+    book.position("B").receive_inbound("S1", 50)
+    assert (memo.units(book, catalog, UNTIL_MS, CLOCK_MS)
+            == protected_units(book, catalog, UNTIL_MS, CLOCK_MS) == {"shop": 140})
 
 
 def test_a_new_rate_a_new_day_and_new_master_data_are_seen():
