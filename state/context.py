@@ -113,7 +113,8 @@ class Ctx:
             if kept is None:
                 kept = self._reserves = reserves(self.book, self.catalog, self.reserve_weeks,
                                                  self.until_ms, self.clock_ms)
-            region_guard = self._guards[line.region] = against(kept, line.region)  # other regions' reserves
+            # what other regions keep for their own customers
+            region_guard = self._guards[line.region] = against(kept, line.region)
         if not channel_guard:
             return region_guard
         if not region_guard:
