@@ -2,7 +2,8 @@
 the read model (availability and max_line_qty per channel, node ATP and positions, hold
 mirrors, checkout outcomes) and the heartbeat.
 
-One pipeline before a batch and one after, never a round trip per event. Redis being down
+One pipeline before a batch and one after (for every bucket of the worker's batch at once,
+`dataflows/read_model_steps.py`), never a round trip per event or per bucket. Redis being down
 never stops the engine: calls are skipped (with a short back-off) and, once Redis answers
 again, the whole read model is written afresh.
 
@@ -32,7 +33,6 @@ from redis.exceptions import RedisClusterException, SlotNotCoveredError
 
 from stockflow.state.checkout import CheckoutHold
 from stockflow.state.read_model import SkuView
-from stockflow.state.work import skus_in
 
 from .redis_connect import RedisRefused, is_cluster
 from .redis_keys import Keys
@@ -127,6 +127,9 @@ class ReadModelStore:
             self._rewriting = False
             log.info("redis_read_model_rewritten", extra={"buckets": len(self._whole_at)})
 
+    def is_whole(self, bucket: int) -> bool:
+        return self._whole_at.get(bucket) == self.outages
+
     @property
     def rebuilding(self) -> bool:
         """Some bucket of this process has not rewritten its read model since the last
@@ -135,9 +138,8 @@ class ReadModelStore:
 
     # -- before a batch ----------------------------------------------------------------
 
-    def begin(self, items: list) -> dict[str, list[CheckoutHold]] | None:
-        """Fence the batch's SKUs; their live checkout holds, or None if Redis is down."""
-        skus = skus_in(items)
+    def begin(self, skus: list[str]) -> dict[str, list[CheckoutHold]] | None:
+        """Fence the SKUs; their live checkout holds, or None if Redis is down."""
         if not skus or not self._up():
             return None if skus else {}
         pipe = self.client.pipeline(transaction=False)

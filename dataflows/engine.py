@@ -3,6 +3,7 @@
     raw chunks (per input partition) -> decode
         -> align_and_route (one sequencer: merge by event time, dedup, clock, orders, holds)
         -> apply_ledger (per SKU bucket) -> (stream, encoded outputs)
+           live: read model fenced before it, written after it (read_model_steps.py)
            dead letters -------------------^
 """
 
@@ -18,6 +19,7 @@ from stockflow.state.config import EngineConfig
 
 from .logic import DEAD_LETTERS, AlignTiming, LedgerLogic, SequencerLogic
 from .ports import Observer, ReadModel, Ticker
+from .read_model_steps import fence, write
 
 SEQUENCER = "sequencer"  # the one key every input partition's events meet under
 
@@ -50,9 +52,14 @@ def engine(raw: Stream, config: EngineConfig, partitions: list[str] = (),
     routed = op.key_rm("routed", routed)
     split = op.branch("dead_letters_aside", routed, lambda kv: kv[0] == DEAD_LETTERS)
     dead = op.flat_map("encode_dead_letters", split.trues, lambda kv: encode_by_stream(kv[1]).items())
+    work = split.falses
+    if store is not None:
+        work = op.flat_map_batch("fence_read_model", work, fence(store))
     applied = op.stateful_batch(
-        "apply_ledger", split.falses,
+        "apply_ledger", work,
         lambda resume: LedgerLogic(config, durable, resume, store, observer),
     )
     applied = op.key_rm("applied", applied)
+    if store is not None:
+        applied = op.flat_map_batch("write_read_model", applied, write(store))
     return op.merge("outputs", applied, dead)

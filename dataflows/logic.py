@@ -20,11 +20,11 @@ from stockflow.connectors.kafka_source import stop_requested
 from stockflow.state.alignment import Aligner
 from stockflow.state.config import EngineConfig
 from stockflow.state.ledger import Ledger
-from stockflow.state.read_model import views
 from stockflow.state.routing import Router
 from stockflow.state.work import with_checkout_holds
 
 from .ports import BucketWork, Observer, ReadModel, Ticker
+from .read_model_steps import READ_MODEL, views_to_write, write_views
 
 DEAD_LETTERS = "dead"  # the router's output key for dead letters; buckets are "0".."n-1"
 
@@ -153,10 +153,11 @@ def _log_guard(decisions: list) -> None:
 class LedgerLogic(StatefulBatchLogic):
     """One per bucket: applies its work and returns outputs encoded, grouped by stream.
 
-    With a read-model `store` (live mode), the batch's SKUs are fenced and their live checkout
-    holds read before the batch, and the read model written after it. A timer every second
-    writes the heartbeat, and rewrites this bucket's whole read model if Redis was away or
-    lost it since it was last whole, batch or no batch.
+    With a read-model `store` (live mode), the step before fenced the batch's SKUs and read
+    their live checkout holds, which apply first; the step after writes the views this one
+    hands on (both in `read_model_steps.py`). A timer every second writes the heartbeat, and
+    rewrites this bucket's whole read model if Redis was away or lost it since it was last
+    whole, batch or no batch.
     """
 
     CHECK_EVERY = timedelta(seconds=1)
@@ -169,45 +170,35 @@ class LedgerLogic(StatefulBatchLogic):
         self.durable = durable
         self.store = store
         self.observer = observer
-        self.outages_seen = -1  # the store's outage count when this read model was last whole
 
     def on_batch(self, batches: list[BucketWork]):
         read_at = min(b.read_at for b in batches)
-        items = batches[0].items if len(batches) == 1 else [w for b in batches for w in b.items]
-        shortage = self.ledger.shortage_units
-        store = self.store
-        if store is None:
-            outputs = self.ledger.apply_batch(items)
+        if len(batches) == 1:
+            items = with_checkout_holds(batches[0].items, batches[0].holds)
         else:
-            live = store.begin(items)
-            if live is not None:
-                items = with_checkout_holds(items, live)
-            outputs = self.ledger.apply_batch(items)
-            self._write_read_model(outputs)
+            items = [w for b in batches for w in with_checkout_holds(b.items, b.holds)]
+        shortage = self.ledger.shortage_units
+        outputs = self.ledger.apply_batch(items)
         if self.ledger.guard_decisions:
             _log_guard(self.ledger.guard_decisions)
         by_stream = encode_by_stream(outputs)
         if self.observer is not None:
             oldest = items[0][2].ts.timestamp() if items else None
             self.observer.applied(self.ledger, outputs, by_stream, read_at, oldest, shortage)
-        return list(by_stream.items()), StatefulBatchLogic.RETAIN
+        out = list(by_stream.items())
+        if self.store is not None:  # written by the next step, with every other bucket's
+            out.append((READ_MODEL, views_to_write(self.store, id(self), self.ledger, outputs)))
+        return out, StatefulBatchLogic.RETAIN
 
     def notify_at(self):
         return datetime.now(timezone.utc) + self.CHECK_EVERY if self.store is not None else None
 
     def on_notify(self):
-        if self.outages_seen != self.store.outages:
-            self._write_read_model([])
-        self.store.beat(at_most_every_s=0.5)  # once per process, whichever buckets ask
-        return [], StatefulBatchLogic.RETAIN
-
-    def _write_read_model(self, outputs: list) -> None:
         store = self.store
-        whole = self.outages_seen != store.outages  # first write, or Redis was away or lost
-        outages = store.outages
-        if store.write(views(self.ledger, outputs, whole)) and whole:
-            self.outages_seen = outages
-            store.whole(id(self), outages)
+        if not store.is_whole(id(self)):
+            write_views(store, [views_to_write(store, id(self), self.ledger, [])])
+        store.beat(at_most_every_s=0.5)  # once per process, whichever buckets ask
+        return [], StatefulBatchLogic.RETAIN
 
     def snapshot(self):
         if self.observer is None:

@@ -20,6 +20,16 @@ class BucketWork(NamedTuple):
 
     read_at: float  # wall time the batch was taken from the merge (for latency)
     items: list[Work]
+    # sku -> its live checkout holds, read as its SKUs were fenced (live mode); applied first
+    holds: dict[str, list[CheckoutHold]] | None = None
+
+
+class ViewsToWrite(NamedTuple):
+    """What one ledger bucket hands the read model's writer after a batch."""
+
+    bucket: int
+    whole_since: int | None  # the outage count these views are whole since; None: changes only
+    views: list[SkuView]
 
 
 class ReadModel(Protocol):
@@ -27,14 +37,17 @@ class ReadModel(Protocol):
 
     outages: int  # failed round trips and losses so far: after either, rewrite it whole
 
-    def begin(self, items: list[Work]) -> dict[str, list[CheckoutHold]] | None:
-        """Fence the batch's SKUs and return their live checkout holds (None: unreachable)."""
+    def begin(self, skus: list[str]) -> dict[str, list[CheckoutHold]] | None:
+        """Fence the SKUs and return their live checkout holds (None: unreachable)."""
 
     def write(self, sku_views: list[SkuView]) -> bool:
         """Write the views and lift the fence; False if it did not take them."""
 
     def whole(self, bucket: int, outages: int) -> None:
         """`bucket` has written its whole read model since outage number `outages`."""
+
+    def is_whole(self, bucket: int) -> bool:
+        """`bucket` has written its whole read model since the last outage."""
 
     def beat(self, at_most_every_s: float = 0.0) -> None:
         """Say the engine is alive, at most this often."""

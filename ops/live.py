@@ -27,7 +27,7 @@ from stockflow.connectors.redis_store import ReadModelStore
 from stockflow.dataflows.kafka_flow import live_flow
 from stockflow.dataflows.logic import AlignTiming
 
-from . import cluster, recovery
+from . import cluster, gc_pauses, recovery
 from .api import ReadApi
 from .config import Config
 from .health import EngineHealth
@@ -107,6 +107,7 @@ def run(config: Config, processes: int = 1, process_id: int | None = None,
     _log_start(config, engine.buckets, process_id or 0, size, drain)
     if process_id in (None, 0):
         _log_resume_point(config)
+    gc_pauses.shorten()
     observer = Observer()
     store = client = None
     if config.redis.enabled:

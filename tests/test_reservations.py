@@ -21,6 +21,7 @@ from stockflow.connectors.redis_store import ReadModelStore, RedisRefused
 from stockflow.connectors.reservations import ReservationRefused, Reservations, install
 from stockflow.dataflows.logic import LedgerLogic
 from stockflow.dataflows.ports import BucketWork
+from stockflow.dataflows.read_model_steps import fence, write
 from stockflow.state.config import EngineConfig
 from stockflow.state.lines import ALLOCATED, HELD
 from stockflow.state.node_position import NodePosition, node_positions
@@ -50,15 +51,18 @@ class LiveEngine:
         self.lock = threading.Lock()
 
     def feed(self, *events) -> list:
+        """One batch: fenced, applied bucket by bucket, written, as the dataflow's steps do."""
         with self.lock:
             work, _ = self.router.route(list(events))
-            out = []
-            for bucket, items in sorted(work.items()):
+            routed = fence(self.store)([(bucket, BucketWork(time.time(), items))
+                                        for bucket, items in sorted(work.items())])
+            applied = []
+            for bucket, bucket_work in routed:
                 logic = self.buckets.get(bucket)
                 if logic is None:
                     logic = self.buckets[bucket] = LedgerLogic(self.config, False, None, self.store)
-                out.extend(logic.on_batch([BucketWork(time.time(), items)])[0])
-            return out
+                applied.extend(logic.on_batch([bucket_work])[0])
+            return write(self.store)(applied)
 
     def tick(self) -> None:
         """What the buckets' timers do every second."""
@@ -140,6 +144,32 @@ def test_an_absorbed_hold_is_counted_once_and_settles_into_its_order(client):
     assert book.positions["A"].held == 6  # the other checkout's 6, absorbed with this batch
     assert client.hget(f"{api.keys.checkouts('ABS')}", "cart-1") is None  # settled: gone
     assert any(b"allocate/O1/1/A" in line for stream, lines in out for line in lines)
+
+
+def test_a_batch_over_many_buckets_costs_one_round_trip_before_and_one_after(client):
+    """Checkout holds of SKUs in different buckets are all read by one fence and all
+    settled by one write: the round trips are per batch, not per bucket."""
+    engine, api = setup_engine(client, 5, "RT0")
+    e = engine.ev
+    skus = [f"RT{i}" for i in range(12)]
+    engine.feed(*(e.snapshot(sku, "A", 5) for sku in skus[1:]))
+    buckets = {engine.router.bucket(sku) for sku in skus}
+    assert len(buckets) >= 3  # the batch below really spans several buckets
+    for sku in skus:
+        api.reserve(sku, "web", 2, 60_000, f"cart-{sku}")
+    round_trips = []
+    run = engine.store._run
+
+    def counted(pipe):
+        round_trips.append(len(pipe))
+        return run(pipe)
+
+    engine.store._run = counted
+    engine.feed(*(e.adjust(sku, "A", 0) for sku in skus))
+    assert len(round_trips) == 2, round_trips
+    for sku in skus:  # every hold was read before and settled after, in those two
+        assert engine.book(sku).positions["A"].held == 2
+        assert api.available(sku, "web") == 3
 
 
 def test_reserve_refuses_when_the_heartbeat_is_stale(client):
@@ -238,8 +268,8 @@ def test_checkouts_and_marketplace_orders_never_promise_a_unit_twice(client, see
     e = engine.ev
     begin = engine.store.begin
 
-    def slow_begin(items):  # a batch that takes a while: checkouts keep arriving meanwhile
-        live = begin(items)
+    def slow_begin(skus):  # a batch that takes a while: checkouts keep arriving meanwhile
+        live = begin(skus)
         time.sleep(0.003)
         return live
 

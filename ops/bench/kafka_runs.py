@@ -222,6 +222,7 @@ def latency_under_load(brokers: str, redis_url: str, setup: list[bytes], paced: 
     )
     return {
         "system": "stockflow", "rate": round(rate), "events": len(paced),
+        "order_lines_per_s": round(rate * order_lines(paced) / max(len(paced), 1)),
         "achieved_rate": round(len(paced) / produce_s), "outputs_timed": len(latencies),
         "p50_ms": _pct(latencies, 0.50), "p99_ms": _pct(latencies, 0.99),
         "max_ms": latencies[-1] if latencies else None,

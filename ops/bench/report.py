@@ -29,7 +29,8 @@ def rows(r: dict) -> list[tuple[str, str, str, str]]:
          f"{r['replay']['events_per_s']:,} events/s", "", ""),
     ]
     for level in live["latency_under_load"]:
-        out.append((f"stockflow at {int(level['load'] * 100)}% of max ({level['rate']:,} events/s)",
+        out.append((f"stockflow at {int(level['load'] * 100)}% of max "
+                    f"({level['order_lines_per_s']:,} lines/s, {level['rate']:,} events/s)",
                     "", f"p50 {level['p50_ms']} ms, p99 {level['p99_ms']} ms", ""))
     for name, key, ratio_key in (("PostgreSQL row locks", "postgres_rowlock",
                                   "stockflow_vs_postgres_rowlock"),
@@ -90,7 +91,7 @@ def plot(r: dict, path: Path) -> None:
     loads = live["latency_under_load"]
     right.plot([x["load"] * 100 for x in loads], [x["p99_ms"] for x in loads], "o-", label="p99")
     right.plot([x["load"] * 100 for x in loads], [x["p50_ms"] for x in loads], "s--", label="p50")
-    right.set_xlabel("load (% of measured max rate)")
+    right.set_xlabel("load (% of measured max order lines/s)")
     right.set_ylabel("event -> command latency (ms)")
     right.set_title("stockflow latency under load")
     right.legend()

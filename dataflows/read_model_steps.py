@@ -1,0 +1,66 @@
+"""The read model's round trips (live mode): one before and one after the ledger, for every
+bucket a worker's batch touches at once.
+
+    routed work -> fence (one pipeline: fence the batch's SKUs, read their checkout holds)
+        -> apply_ledger (per bucket: outputs, and the views the read model needs)
+        -> write (one pipeline: every bucket's views, which lift the fences) -> outputs
+
+A batch touches dozens of the 64 buckets when the load is light, each with a few events: a
+round trip per bucket and side was most of the wall time then (measured: 37 % at a quarter
+of the maximum load, against 27 % for the ledger itself).
+
+Why a checkout never sells what the engine has given away: a SKU stays fenced (reservations
+answer BUSY) from the read of its holds until its new availability is written, both of which
+now frame every bucket of the batch; the fence's TTL (`fence_ms`) only bounds it if the
+engine dies in between.
+"""
+
+from __future__ import annotations
+
+from stockflow.state.read_model import views
+from stockflow.state.work import skus_in
+
+from .ports import BucketWork, ReadModel, ViewsToWrite
+
+READ_MODEL = "read-model"  # the ledger's output key for its views; never reaches a topic
+
+
+def fence(store: ReadModel):
+    """The step before the ledger: on the worker that routed them, so one call per batch."""
+
+    def fence_batch(routed: list[tuple[str, BucketWork]]) -> list[tuple[str, BucketWork]]:
+        skus_of = [skus_in(work.items) for _, work in routed]
+        live = store.begin(list(dict.fromkeys(sku for skus in skus_of for sku in skus)))
+        if not live:  # None: Redis is away, the batch goes on without holds; {}: no SKUs
+            return routed
+        return [(bucket, work._replace(holds={sku: live[sku] for sku in skus}) if skus else work)
+                for (bucket, work), skus in zip(routed, skus_of)]
+
+    return fence_batch
+
+
+def views_to_write(store: ReadModel, bucket: int, ledger, outputs: list) -> ViewsToWrite:
+    """A bucket's views after a batch: whole if it has not written them whole since the last
+    outage (its first write, or Redis was away or lost them), else what the batch changed."""
+    whole = not store.is_whole(bucket)
+    return ViewsToWrite(bucket, store.outages if whole else None, views(ledger, outputs, whole))
+
+
+def write_views(store: ReadModel, writes: list[ViewsToWrite]) -> None:
+    if store.write([view for w in writes for view in w.views]):
+        for w in writes:
+            if w.whole_since is not None:
+                store.whole(w.bucket, w.whole_since)
+
+
+def write(store: ReadModel):
+    """The step after the ledger: writes its views in one call, passes the outputs on."""
+
+    def write_batch(applied: list[tuple[str, object]]) -> list[tuple[str, object]]:
+        writes = [payload for stream, payload in applied if stream == READ_MODEL]
+        if not writes:
+            return applied
+        write_views(store, writes)
+        return [item for item in applied if item[0] != READ_MODEL]
+
+    return write_batch
