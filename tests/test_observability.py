@@ -220,6 +220,7 @@ def wait_for(prometheus: str, expr: str, want: float, timeout: float = 60) -> fl
 def test_prometheus_scrapes_a_live_engine_and_sees_the_oversell(kafka_brokers, redis_url,
                                                                  tmp_path):
     n = 7
+    prometheus_bin, promtool = tool("prometheus"), tool("promtool")  # before anything starts
     run = LiveRun(kafka_brokers, redis_url, unique_prefix(), tmp_path)
     port = free_port()
     run.env["STOCKFLOW_RUN_METRICS_PORT"] = str(port)
@@ -233,7 +234,7 @@ def test_prometheus_scrapes_a_live_engine_and_sees_the_oversell(kafka_brokers, r
                             "static_configs": [{"targets": [f"127.0.0.1:{port}"]}]}],
     }))
     prometheus = subprocess.Popen(
-        [tool("prometheus"), f"--config.file={config}", f"--storage.tsdb.path={tmp_path}/tsdb",
+        [prometheus_bin, f"--config.file={config}", f"--storage.tsdb.path={tmp_path}/tsdb",
          f"--web.listen-address=127.0.0.1:{prom_port}"],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )
@@ -253,7 +254,7 @@ def test_prometheus_scrapes_a_live_engine_and_sees_the_oversell(kafka_brokers, r
         assert wait_for(api, 'stockflow_outputs_total{stream="dispatch"}', 1.0) == 1.0
         assert query(api, "stockflow_processing_latency_seconds_count") >= 1
         scrape = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read()
-        check = subprocess.run([tool("promtool"), "check", "metrics"], input=scrape,
+        check = subprocess.run([promtool, "check", "metrics"], input=scrape,
                                capture_output=True)
         assert check.returncode == 0, check.stdout + check.stderr
     finally:
