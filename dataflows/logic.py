@@ -24,7 +24,13 @@ from stockflow.state.routing import Router
 from stockflow.state.work import with_checkout_holds
 
 from .ports import BucketWork, Observer, ReadModel, Ticker
-from .read_model_steps import READ_MODEL, views_to_write, write_views
+from .read_model_steps import (
+    READ_MODEL,
+    fence_lapsing,
+    refenced,
+    views_to_write,
+    write_views,
+)
 
 DEAD_LETTERS = "dead"  # the router's output key for dead letters; buckets are "0".."n-1"
 
@@ -173,6 +179,8 @@ class LedgerLogic(StatefulBatchLogic):
 
     def on_batch(self, batches: list[BucketWork]):
         read_at = min(b.read_at for b in batches)
+        if self.store is not None and fence_lapsing(self.store, batches, time.time()):
+            batches = refenced(self.store, batches)
         if len(batches) == 1:
             items = with_checkout_holds(batches[0].items, batches[0].holds)
         else:

@@ -36,6 +36,7 @@ class ReadModel(Protocol):
     """The read model checkouts sell against (Redis in live mode)."""
 
     outages: int  # failed round trips and losses so far: after either, rewrite it whole
+    fence_ms: int  # a fence lapses this long after it is taken
 
     def begin(self, skus: list[str]) -> dict[str, list[CheckoutHold]] | None:
         """Fence the SKUs and return their live checkout holds (None: unreachable)."""

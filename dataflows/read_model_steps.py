@@ -9,9 +9,10 @@ Each bucket of a batch used to make both round trips itself: up to 16 a batch wi
 mode's 8 buckets, up to 128 with 64. Now a batch makes two, and more buckets cost no latency.
 
 Why a checkout never sells what the engine has given away: a SKU stays fenced (reservations
-answer BUSY) from the read of its holds until its new availability is written, both of which
-now frame every bucket of the batch; the fence's TTL (`fence_ms`) only bounds it if the
-engine dies in between.
+answer BUSY) from the read of its holds until its new availability is written. The fence
+lapses after `fence_ms`, so that a dead engine does not block checkouts for long; a batch
+that reaches its bucket later than half of that after it was fenced (a cluster process
+that is behind) is fenced again there, and its holds read afresh (`refenced`).
 """
 
 from __future__ import annotations
@@ -36,6 +37,20 @@ def fence(store: ReadModel):
                 for (bucket, work), skus in zip(routed, skus_of)]
 
     return fence_batch
+
+
+def fence_lapsing(store: ReadModel, batches: list[BucketWork], now: float) -> bool:
+    """The batches were fenced so long ago that the fence may lapse before they are written.
+    (`read_at` is the routing process's wall clock: a cluster's hosts keep theirs in step.)"""
+    return now - min(b.read_at for b in batches) > store.fence_ms / 2000
+
+
+def refenced(store: ReadModel, batches: list[BucketWork]) -> list[BucketWork]:
+    """The batches as one, fenced again by this bucket itself and with its holds as they are
+    now (they supersede those read at the first fence)."""
+    items = [w for b in batches for w in b.items]
+    holds = store.begin(skus_in(items))
+    return [BucketWork(min(b.read_at for b in batches), items, holds or None)]
 
 
 def views_to_write(store: ReadModel, bucket: int, ledger, outputs: list) -> ViewsToWrite:

@@ -172,6 +172,29 @@ def test_a_batch_over_many_buckets_costs_one_round_trip_before_and_one_after(cli
         assert api.available(sku, "web") == 3
 
 
+def test_a_batch_that_reaches_its_bucket_after_the_fence_lapsed_is_fenced_again(client):
+    """In a cluster, a process that is behind applies a batch long after the routing process
+    fenced it; a checkout may take a hold once the fence lapses. The bucket fences again and
+    reads that hold before it allocates, so the two never share a unit."""
+    engine, api = setup_engine(client, 10, "LAG")
+    engine.store.fence_ms = 200
+    e = engine.ev
+    work, _ = engine.router.route([e.order("M1", [("LAG", 8)], channel="mkt", paid=True)])
+    routed = fence(engine.store)([(b, BucketWork(time.time(), items))
+                                  for b, items in sorted(work.items())])
+    api.busy_wait_s = 0
+    with pytest.raises(ReservationRefused, match="BUSY"):  # fenced
+        api.reserve("LAG", "web", 5, 60_000, "cart-early")
+    time.sleep(0.3)
+    api.reserve("LAG", "web", 5, 60_000, "cart-late")  # the fence lapsed: granted
+    (bucket, late), = routed
+    logic = engine.buckets.get(bucket) or LedgerLogic(engine.config, False, None, engine.store)
+    write(engine.store)(logic.on_batch([late])[0])
+    position = logic.ledger.books["LAG"].positions["A"]
+    assert position.held == 5  # the checkout's hold, read before the order was placed
+    assert position.held + position.allocated <= 10
+
+
 def test_reserve_refuses_when_the_heartbeat_is_stale(client):
     engine, api = setup_engine(client, 5, "HB", stale_after_s=0.2)
     assert try_reserve(api, "HB", "web", 1) is not None
