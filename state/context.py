@@ -124,6 +124,17 @@ class Ctx:
             guard[node] = guard.get(node, 0) + units
         return guard
 
+    def guard_bound(self, line: Line) -> int | None:
+        """The most `guard(line)` can keep at any one node, without spreading anything: every
+        unit other channels' weeks of supply protect (a channel's share at a node is part of
+        its units). None while regional reserves count too: not bounded here."""
+        if self.reserve_weeks is not None and self.book.regions is not None:
+            return None
+        if not self.protect or self.book.wos is None:
+            return 0
+        return sum(units for channel_id, units in self.protected_units().items()
+                   if channel_id != line.channel)
+
     def protected(self, channel_id: str) -> dict[str, int]:
         """node -> units protected there for other channels, which `channel_id` may not take
         (nothing while protection is off)."""

@@ -7,8 +7,8 @@ from __future__ import annotations
 
 from .context import Ctx
 from .lines import ALLOCATED, BACKORDERED, HELD, REJECTED, Line
-from .sourcing import Parts, source_line, why_unfilled
-from .supply_policy import promise_date
+from .sourcing import Parts, sellable, source_line, why_unfilled
+from .supply_policy import SupplyView, promise_date
 from .wos import note_taken, ran_out
 
 
@@ -19,8 +19,7 @@ def place(ctx: Ctx, line: Line, exclude: str | None = None, reason: str | None =
     (backorder_filled, revived_by_payment).
     """
     view = ctx.view(line.channel) if ctx.catalog.supply_policies else None
-    parts = source_line(line, line.qty, ctx.book, ctx.catalog, ctx.until_ms, exclude, ctx.rank,
-                        view, ctx.guard(line))
+    parts = source_whole(ctx, line, exclude, view)
     if ctx.explain is not None:
         ctx.explain.sourced(ctx, line, line.qty, exclude, parts, reason)
     if parts is None:
@@ -30,6 +29,33 @@ def place(ctx: Ctx, line: Line, exclude: str | None = None, reason: str | None =
     line.status = ALLOCATED if line.paid else HELD
     add_parts(ctx, line, parts, reason)
     return True
+
+
+def source_whole(ctx: Ctx, line: Line, exclude: str | None,
+                 view: SupplyView | None) -> Parts | None:
+    """`source_line` for the whole line, net of its guard (what other channels' weeks of supply
+    and other regions keep), which is dear to work out (a spread of every protecting channel
+    over its nodes) and only takes units away. So where the line goes to the best node that
+    fills it whole, and that node fills it even if the guard kept there all it could
+    (`guard_bound`), that is the answer with the guard too, and the guard is not worked out."""
+    book, catalog = ctx.book, ctx.catalog
+    bound = ctx.guard_bound(line)
+    if bound == 0:
+        return source_line(line, line.qty, book, catalog, ctx.until_ms, exclude, ctx.rank, view)
+    channel = catalog.channels.get(line.channel)
+    best_whole_first = ctx.rank[0] == "whole_line" or (
+        channel is not None and not (channel.allow_split and line.fulfillment != "pickup"))
+    if bound is not None and best_whole_first:
+        free = source_line(line, line.qty, book, catalog, ctx.until_ms, exclude, ctx.rank, view)
+        if free is None:
+            return None  # fewer units will not fill it either
+        if len(free) == 1:
+            node = free[0][0]
+            left = sellable(book.positions[node], ctx.until_ms, view) - book.kept_out().get(node, 0)
+            if left - bound >= line.qty:
+                return free
+    return source_line(line, line.qty, book, catalog, ctx.until_ms, exclude, ctx.rank, view,
+                       ctx.guard(line))
 
 
 def add_parts(ctx: Ctx, line: Line, parts: Parts, reason: str | None = None) -> None:

@@ -21,6 +21,7 @@ from .config import DEFAULT_RANK
 from .geo import haversine_km
 from .lines import Line
 from .master import Catalog
+from .position import Position
 from .supply_policy import SupplyView, channel_atp
 
 Parts = list[tuple[str, int]]
@@ -88,8 +89,7 @@ def source_line(
             continue
         if not catalog.can_fulfil(node_id, line.fulfillment, line.pickup_node):
             continue
-        atp = pos.atp(until_ms) if view is None else channel_atp(pos, until_ms, view)
-        atp -= kept_out.get(node_id, 0)
+        atp = sellable(pos, until_ms, view) - kept_out.get(node_id, 0)
         if protected:
             atp -= protected.get(node_id, 0)
         if atp > 0:
@@ -118,6 +118,12 @@ def source_line(
         if need == 0:
             break
     return parts
+
+
+def sellable(pos: Position, until_ms: int, view: SupplyView | None) -> int:
+    """ATP at a node as the line's channel counts it (`view`; None: the engine's), before
+    held-back counts and protection."""
+    return pos.atp(until_ms) if view is None else channel_atp(pos, until_ms, view)
 
 
 def why_unfilled(line: Line, book: SkuBook, catalog: Catalog, until_ms: int,
