@@ -90,9 +90,17 @@ def _resized(sales: Sales, ring: int) -> list[int]:
 def windows(sales: Sales, window: int) -> tuple[int, int]:
     """(units in the last `window` whole days, units in the `window` days before those)."""
     units, today = sales.units, sales.day
-    recent = sum(units[d % len(units)] for d in range(today - window, today))
-    before = sum(units[d % len(units)] for d in range(today - 2 * window, today - window))
-    return recent, before
+    return (_days(units, today - window, window), _days(units, today - 2 * window, window))
+
+
+def _days(units: list[int], first: int, days: int) -> int:
+    """Units of `days` days from day `first` on, read from the ring as at most two slices:
+    every SKU that sells is judged each day, and a sum over slices runs in C."""
+    start = first % len(units)
+    end = start + days
+    if end <= len(units):
+        return sum(units[start:end])
+    return sum(units[start:]) + sum(units[:end - len(units)])
 
 
 def judge(ctx: Ctx, today: int, rule: SlowMoverRule) -> None:

@@ -9,6 +9,8 @@ from datetime import date
 from hypothesis import given
 from hypothesis import strategies as st
 
+from stockflow.state.slow_movers import Sales, windows
+
 from .scenario import T0
 from .test_ledger import alerts, sell, selling, touch
 from .test_promise import PROPERTY
@@ -68,3 +70,14 @@ def test_the_engine_flags_what_the_rule_says_once_per_fall(data):
         day = (date.fromisoformat(last_whole_day) - T0.date()).days + 1  # judged the day after
         flagged.append((day, int(recent), int(before)))
     assert flagged == model(sales, counts, days)
+
+
+@given(st.lists(st.integers(0, 9), min_size=3, max_size=61), st.integers(0, 10**6),
+       st.integers(1, 30))
+def test_the_windows_read_from_the_ring_are_the_days_counted(units, today, window):
+    window = min(window, (len(units) - 1) // 2)
+    sales = Sales(today, units)
+    ring = len(units)
+    plain = (sum(units[d % ring] for d in range(today - window, today)),
+             sum(units[d % ring] for d in range(today - 2 * window, today - window)))
+    assert windows(sales, window) == plain
