@@ -179,8 +179,8 @@ class LedgerLogic(StatefulBatchLogic):
 
     def on_batch(self, batches: list[BucketWork]):
         read_at = min(b.read_at for b in batches)
-        if self.store is not None and fence_lapsing(self.store, batches, time.time()):
-            batches = refenced(self.store, batches)
+        if self.store is not None and fence_lapsing(self.store, read_at, time.time()):
+            batches = refenced(self.store, batches, read_at)
         if len(batches) == 1:
             items = with_checkout_holds(batches[0].items, batches[0].holds)
         else:

@@ -39,18 +39,19 @@ def fence(store: ReadModel):
     return fence_batch
 
 
-def fence_lapsing(store: ReadModel, batches: list[BucketWork], now: float) -> bool:
-    """The batches were fenced so long ago that the fence may lapse before they are written.
-    (`read_at` is the routing process's wall clock: a cluster's hosts keep theirs in step.)"""
-    return now - min(b.read_at for b in batches) > store.fence_ms / 2000
+def fence_lapsing(store: ReadModel, read_at: float, now: float) -> bool:
+    """Batches routed (and fenced) at `read_at` were fenced so long ago that the fence may
+    lapse before they are written. (`read_at` is the routing process's wall clock: a
+    cluster's hosts keep theirs in step.)"""
+    return now - read_at > store.fence_ms / 2000
 
 
-def refenced(store: ReadModel, batches: list[BucketWork]) -> list[BucketWork]:
+def refenced(store: ReadModel, batches: list[BucketWork], read_at: float) -> list[BucketWork]:
     """The batches as one, fenced again by this bucket itself and with its holds as they are
     now (they supersede those read at the first fence)."""
     items = [w for b in batches for w in b.items]
     holds = store.begin(skus_in(items))
-    return [BucketWork(min(b.read_at for b in batches), items, holds or None)]
+    return [BucketWork(read_at, items, holds or None)]
 
 
 def views_to_write(store: ReadModel, bucket: int, ledger, outputs: list) -> ViewsToWrite:

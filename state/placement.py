@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from .context import Ctx
 from .lines import ALLOCATED, BACKORDERED, HELD, REJECTED, Line
-from .sourcing import Parts, sellable, source_line, why_unfilled
+from .sourcing import Parts, may_split, sellable, source_line, why_unfilled
 from .supply_policy import SupplyView, promise_date
 from .wos import note_taken, ran_out
 
@@ -44,7 +44,7 @@ def source_whole(ctx: Ctx, line: Line, exclude: str | None,
         return source_line(line, line.qty, book, catalog, ctx.until_ms, exclude, ctx.rank, view)
     channel = catalog.channels.get(line.channel)
     best_whole_first = ctx.rank[0] == "whole_line" or (
-        channel is not None and not (channel.allow_split and line.fulfillment != "pickup"))
+        channel is not None and not may_split(channel, line))
     if bound is not None and best_whole_first:
         free = source_line(line, line.qty, book, catalog, ctx.until_ms, exclude, ctx.rank, view)
         if free is None:

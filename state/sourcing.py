@@ -18,6 +18,7 @@ from math import inf
 
 from .book import SkuBook
 from .config import DEFAULT_RANK
+from .events import Channel
 from .geo import haversine_km
 from .lines import Line
 from .master import Catalog
@@ -97,7 +98,7 @@ def source_line(
     if not available:
         return None
     whole = [node_id for node_id, atp in available if atp >= qty]
-    splits = channel.allow_split and line.fulfillment != "pickup"
+    splits = may_split(channel, line)
     if whole and (rank[0] == "whole_line" or not splits):
         if len(whole) == 1:
             return [(whole[0], qty)]
@@ -118,6 +119,11 @@ def source_line(
         if need == 0:
             break
     return parts
+
+
+def may_split(channel: Channel, line: Line) -> bool:
+    """The line may be filled from several nodes: a ship line of a channel that splits."""
+    return channel.allow_split and line.fulfillment != "pickup"
 
 
 def sellable(pos: Position, until_ms: int, view: SupplyView | None) -> int:
