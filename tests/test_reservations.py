@@ -50,12 +50,16 @@ class LiveEngine:
         self.ev = Script()
         self.lock = threading.Lock()
 
+    def fenced(self, *events) -> list[tuple[int, BucketWork]]:
+        """One batch routed and fenced, as the steps before the ledger leave it."""
+        work, _ = self.router.route(list(events))
+        return fence(self.store)([(bucket, BucketWork(time.time(), items))
+                                  for bucket, items in sorted(work.items())])
+
     def feed(self, *events) -> list:
         """One batch: fenced, applied bucket by bucket, written, as the dataflow's steps do."""
         with self.lock:
-            work, _ = self.router.route(list(events))
-            routed = fence(self.store)([(bucket, BucketWork(time.time(), items))
-                                        for bucket, items in sorted(work.items())])
+            routed = self.fenced(*events)
             applied = []
             for bucket, bucket_work in routed:
                 logic = self.buckets.get(bucket)
@@ -179,9 +183,7 @@ def test_a_batch_that_reaches_its_bucket_after_the_fence_lapsed_is_fenced_again(
     engine, api = setup_engine(client, 10, "LAG")
     engine.store.fence_ms = 200
     e = engine.ev
-    work, _ = engine.router.route([e.order("M1", [("LAG", 8)], channel="mkt", paid=True)])
-    routed = fence(engine.store)([(b, BucketWork(time.time(), items))
-                                  for b, items in sorted(work.items())])
+    routed = engine.fenced(e.order("M1", [("LAG", 8)], channel="mkt", paid=True))
     api.busy_wait_s = 0
     with pytest.raises(ReservationRefused, match="BUSY"):  # fenced
         api.reserve("LAG", "web", 5, 60_000, "cart-early")
