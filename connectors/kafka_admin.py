@@ -7,7 +7,7 @@ import time
 from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
-from stockflow.state.outputs import STREAMS
+from stockflow.state.outputs import INTAKE_JOURNAL, STREAMS
 
 # In merge rank: when events of several inputs carry the same time, master data applies
 # first, then stock, then orders.
@@ -22,6 +22,11 @@ def input_topics(prefix: str = "stockflow.") -> list[str]:
 def output_topics(prefix: str = "stockflow.") -> list[str]:
     """The topics the engine writes: one per output stream."""
     return [prefix + stream for stream in STREAMS]
+
+
+def journal_topic(prefix: str = "stockflow.") -> str:
+    """Where the engine journals the checkout holds it takes in from Redis, for replays."""
+    return prefix + INTAKE_JOURNAL
 
 
 def create_topics(

@@ -28,7 +28,8 @@ class ReadModelReader:
         pipe.hgetall(self.keys.avail(sku))
         pipe.hgetall(self.keys.max_line(sku))
         pipe.hgetall(self.keys.position(sku))
-        avail, line, positions = pipe.execute()
+        pipe.get(self.keys.pending(sku))
+        avail, line, positions, pending = pipe.execute()
         if not avail and not positions:
             return None
         return SkuReport(
@@ -37,6 +38,7 @@ class ReadModelReader:
             max_line_qty=_counts(line),
             positions={_text(node): _DECODE_POSITION(blob)
                        for node, blob in sorted(positions.items())},
+            checkout_pending=int(pending or 0),
         )
 
     def heartbeat_age_ms(self) -> int | None:

@@ -55,9 +55,15 @@ class Keys:
         if cluster:
             self.heartbeats = tuple(f"{prefix}:{{{t}}}:heartbeat" for t in self._tags)
             self.stats = tuple(f"{prefix}:{{{t}}}:stats" for t in self._tags)
+            self.dues = tuple(f"{prefix}:{{{t}}}:ckdue" for t in self._tags)
+            self.wokens = tuple(f"{prefix}:{{{t}}}:ckwoken" for t in self._tags)
+            self.intake_at = f"{prefix}:{{{self._tags[0]}}}:intake-at"
         else:
             self.heartbeats = (f"{prefix}:heartbeat",)
             self.stats = (f"{prefix}:stats",)
+            self.dues = (f"{prefix}:ckdue",)
+            self.wokens = (f"{prefix}:ckwoken",)
+            self.intake_at = f"{prefix}:intake-at"
 
     def _group(self, sku: str) -> int:
         return zlib.crc32(sku.encode()) % len(self._tags)
@@ -69,6 +75,14 @@ class Keys:
     def stats_of(self, sku: str) -> str:
         """Where a reservation of `sku` counts its result."""
         return self.stats[self._group(sku)] if self.cluster else self.stats[0]
+
+    def due_of(self, sku: str) -> str:
+        """The set of SKUs due to be taken in that `sku` joins after a grant or a release."""
+        return self.dues[self._group(sku)] if self.cluster else self.dues[0]
+
+    def woken_of(self, sku: str) -> str:
+        """Where the intakes of `sku` at odd positions are noted, with every SKU of its group."""
+        return self.wokens[self._group(sku)] if self.cluster else self.wokens[0]
 
     def heartbeats_of(self, skus) -> list[str]:
         """The heartbeats reservations of these SKUs check (the only one on one Redis)."""
@@ -114,6 +128,18 @@ class Keys:
     def pending(self, sku: str) -> str:
         return self._of(sku, "pend")
 
+    def released(self, sku: str) -> str:
+        """hold_ids released since the engine last took the SKU's holds in."""
+        return self._of(sku, "ckr")
+
+    def intake(self, sku: str) -> str:
+        """The hold set the engine last took in, and how many intakes it made."""
+        return self._of(sku, "ckt")
+
+    def intake_log(self, sku: str) -> str:
+        """What the engine took in, and where in its merged input."""
+        return self._of(sku, "ckl")
+
     def hold(self, sku: str, order_line: str) -> str:
         """The mirror of one engine hold (`order/line`): node -> units, expiring with it."""
         return self._of(sku, f"hold:{order_line}")
@@ -121,13 +147,16 @@ class Keys:
     def reserve(self, sku: str) -> list[str]:
         return [self.avail(sku), self.max_line(sku), self.checkouts(sku),
                 self.checkout_expiry(sku), self.busy(sku), self.pending(sku),
-                self.heartbeat_of(sku), self.stats_of(sku)]
+                self.heartbeat_of(sku), self.stats_of(sku), self.due_of(sku)]
 
     def release(self, sku: str) -> list[str]:
-        return [self.checkouts(sku), self.checkout_expiry(sku), self.pending(sku)]
+        return [self.checkouts(sku), self.checkout_expiry(sku), self.pending(sku),
+                self.released(sku), self.due_of(sku)]
 
     def begin(self, sku: str) -> list[str]:
-        return [self.checkouts(sku), self.checkout_expiry(sku), self.busy(sku), self.pending(sku)]
+        return [self.checkouts(sku), self.checkout_expiry(sku), self.busy(sku), self.pending(sku),
+                self.intake(sku), self.intake_log(sku), self.released(sku), self.due_of(sku),
+                self.woken_of(sku)]
 
     def publish(self, sku: str) -> list[str]:
         return [self.avail(sku), self.max_line(sku), self.atp(sku), self.checkouts(sku),

@@ -26,13 +26,15 @@ from __future__ import annotations
 import logging
 import secrets
 import time
+from typing import NamedTuple
 
 import msgspec
 import redis
 from redis.exceptions import RedisClusterException, SlotNotCoveredError
 
-from stockflow.state.checkout import CheckoutHold
+from stockflow.state.events import CheckoutHold, CheckoutTaken
 from stockflow.state.read_model import SkuView
+from stockflow.state.supply_policy import datetime_of
 
 from .redis_connect import RedisRefused, is_cluster
 from .redis_keys import Keys
@@ -54,6 +56,17 @@ def _moved(now: dict, before: dict) -> dict:
     return {key: value for key, value in now.items() if before.get(key, _MISSING) != value}
 
 MARK_TTL_MS = 600_000  # a mark outlives any pause of a live engine; then it is renewed
+# The intake log keeps what a restart could ask for: what the last minutes took in.
+INTAKE_LOG_KEEP_MS = 600_000
+DUE_PER_CALL = 1000  # SKUs taken from a due set at once
+
+
+class Intake(NamedTuple):
+    """How to take one SKU's checkout holds in before its batch (see `ReadModelStore.begin`)."""
+
+    fresh_at: int | None  # take the live holds in here (a position); None: not in this batch
+    redo_until: int | None  # first take in what the log has up to here (after a restart)
+    clock_ms: int  # the engine's clock at fresh_at
 
 
 def _said(exc: redis.ResponseError) -> str:
@@ -111,14 +124,20 @@ class ReadModelStore:
         # was then (see `write`)
         self._nodes_written: dict[str, tuple[dict[str, int], dict[str, bytes]]] = {}
         self._nodes_written_at = 0
+        # The furthest position a run before this one fenced: up to it, checkout holds are
+        # taken in as that run took them (the intake log), never afresh, so the rerun of what
+        # it already published decides as it did (see `begin`). Read once, at start.
+        self.redo_until = -1
 
     def start(self) -> None:
-        """Load the functions (on every primary of a cluster) and set this process's marks;
-        raises if Redis cannot be reached."""
+        """Load the functions (on every primary of a cluster), set this process's marks and
+        read how far the run before this one got; raises if Redis cannot be reached."""
         install(self.client)
         pipe = self.client.pipeline(transaction=False)
         self._mark_into(pipe)
-        pipe.execute()
+        pipe.get(self.keys.intake_at)
+        *_, reached = pipe.execute()
+        self.redo_until = int(reached) if reached is not None else -1
 
     def whole(self, bucket: int, outages: int) -> None:
         """`bucket` has written its whole read model since outage number `outages`."""
@@ -138,24 +157,57 @@ class ReadModelStore:
 
     # -- before a batch ----------------------------------------------------------------
 
-    def begin(self, skus: list[str]) -> dict[str, list[CheckoutHold]] | None:
-        """Fence the SKUs; their live checkout holds, or None if Redis is down."""
-        if not skus or not self._up():
-            return None if skus else {}
+    def begin(self, intakes: dict[str, Intake], reached: int | None = None
+              ) -> dict[str, list[CheckoutTaken]] | None:
+        """Fence the SKUs and take in their checkout holds as `intakes` says; `reached`: the
+        furthest position these batches go to, remembered for a restart. Returns what each
+        SKU took in (intake log entries, as `CheckoutTaken`), or None if Redis is down."""
+        if not intakes or not self._up():
+            return None if intakes else {}
         pipe = self.client.pipeline(transaction=False)
-        for sku in skus:
+        if reached is not None:
+            pipe.fcall("stockflow_progress", 1, self.keys.intake_at, reached)
+        for sku, intake in intakes.items():
             keys = self.keys.begin(sku)
-            pipe.fcall("stockflow_begin", len(keys), *keys, self.fence_ms)
+            pipe.fcall("stockflow_begin", len(keys), *keys, self.fence_ms, sku,
+                       _arg(intake.fresh_at), _arg(intake.redo_until), intake.clock_ms,
+                       INTAKE_LOG_KEEP_MS)
         replies = self._run(pipe)
         if replies is None:
             return None
-        live = {}
-        for sku, flat in zip(skus, replies):
-            live[sku] = [
-                CheckoutHold(_text(flat[i]), _text(flat[i + 1]), int(flat[i + 2]), int(flat[i + 3]))
-                for i in range(0, len(flat), 4)
-            ]
-        return live
+        if reached is not None:
+            replies = replies[1:]
+        return {sku: [_taken(sku, entry) for entry in entries]
+                for sku, entries in zip(intakes, replies)}
+
+    def woken(self, after: int) -> list[tuple[int, str]]:
+        """(position, sku) of the intakes a run before this one made for SKUs with no other
+        traffic, from `after` up to where it got (`redo_until`), in position order: a rerun
+        makes them again there (`Router.rewake`)."""
+        if after > self.redo_until:
+            return []
+        pipe = self.client.pipeline(transaction=False)
+        for key in self.keys.wokens:
+            pipe.zrangebyscore(key, after, self.redo_until)
+        found = []
+        for members in pipe.execute():
+            for member in members:
+                at, _, sku = _text(member).partition(":")
+                found.append((int(at), sku))
+        return sorted(found)
+
+    def due(self) -> list[str]:
+        """SKUs whose checkout holds changed (a grant, a release, an expiry) and are due to be
+        taken in; each is handed out once."""
+        if not self._up():
+            return []
+        pipe = self.client.pipeline(transaction=False)
+        for key in self.keys.dues:
+            pipe.fcall("stockflow_due", 1, key, DUE_PER_CALL)
+        replies = self._run(pipe)
+        if replies is None:
+            return []
+        return [_text(sku) for skus in replies for sku in skus]
 
     # -- after a batch -----------------------------------------------------------------
 
@@ -301,3 +353,20 @@ class ReadModelStore:
 
 def _text(value) -> str:
     return value.decode() if isinstance(value, bytes) else value
+
+
+def _arg(position: int | None) -> int | str:
+    return "" if position is None else position
+
+
+def _taken(sku: str, entry) -> CheckoutTaken:
+    """An intake log entry (see `begin` in reservations.lua) as the event it journals."""
+    n, at, clock_ms, held, released, _ = _text(entry).split("\t")
+    holds = []
+    for hold in held.split("\x1e") if held else ():
+        hold_id, channel, qty, expires_ms = hold.split("\x1f")
+        holds.append(CheckoutHold(hold_id=hold_id, channel=channel, qty=int(qty),
+                                  expires_ms=int(expires_ms)))
+    return CheckoutTaken(event_id=f"intake:{sku}:{int(n)}", ts=datetime_of(int(clock_ms)),
+                         sku=sku, at=int(at), n=int(n), holds=holds,
+                         released=released.split("\x1e") if released else [])

@@ -63,7 +63,7 @@ class Reservations:
         while True:
             try:
                 _, held_id, expires = self.client.fcall(
-                    "stockflow_reserve", len(keys), *keys, channel, qty, ttl_ms, hold_id
+                    "stockflow_reserve", len(keys), *keys, channel, qty, ttl_ms, hold_id, sku
                 )
                 return Hold(_text(held_id), sku, int(expires))
             except redis.ResponseError as exc:
@@ -76,17 +76,24 @@ class Reservations:
 
     def release(self, sku: str, hold_id: str) -> bool:
         keys = self.keys.release(sku)
-        return bool(self.client.fcall("stockflow_release", len(keys), *keys, hold_id))
+        return bool(self.client.fcall("stockflow_release", len(keys), *keys, hold_id, sku))
 
     def available(self, sku: str, channel: str) -> int:
-        """What the engine last published for the channel (before live checkout holds)."""
-        value = self.client.hget(self.keys.avail(sku), channel)
-        return int(value) if value is not None else 0
+        """What a reservation for the channel could be granted now: the availability the
+        engine last published, less the checkout holds it has not taken in yet."""
+        return self._net(self.keys.avail(sku), sku, channel)
 
     def max_line_qty(self, sku: str, channel: str) -> int:
-        """The most one order line of the channel can be promised, as last published."""
-        value = self.client.hget(self.keys.max_line(sku), channel)
-        return int(value) if value is not None else 0
+        """The most one order line of the channel can be granted now: as last published, less
+        the checkout holds not taken in yet."""
+        return self._net(self.keys.max_line(sku), sku, channel)
+
+    def _net(self, key: str, sku: str, channel: str) -> int:
+        pipe = self.client.pipeline(transaction=False)
+        pipe.hget(key, channel)
+        pipe.get(self.keys.pending(sku))
+        value, pending = pipe.execute()
+        return max(0, int(value or 0) - int(pending or 0))
 
 
 def _text(value) -> str:

@@ -47,7 +47,7 @@ def engine(raw: Stream, config: EngineConfig, partitions: list[str] = (),
     routed = op.stateful_batch(
         "align_and_route", decoded,
         lambda resume: SequencerLogic(config, list(partitions), timing, durable, resume,
-                                      ticker, observer),
+                                      ticker, observer, store),
     )
     routed = op.key_rm("routed", routed)
     split = op.branch("dead_letters_aside", routed, lambda kv: kv[0] == DEAD_LETTERS)

@@ -12,6 +12,7 @@ import time
 from datetime import datetime, timedelta, timezone
 from typing import NamedTuple
 
+import msgspec
 from bytewax.operators import StatefulBatchLogic
 
 from stockflow.connectors.chunks import Decoded
@@ -20,8 +21,9 @@ from stockflow.connectors.kafka_source import stop_requested
 from stockflow.state.alignment import Aligner
 from stockflow.state.config import EngineConfig
 from stockflow.state.ledger import Ledger
+from stockflow.state.outputs import INTAKE_JOURNAL
 from stockflow.state.routing import Router
-from stockflow.state.work import with_checkout_holds
+from stockflow.state.work import due_position, takes_live_holds, with_intakes
 
 from .ports import BucketWork, Observer, ReadModel, Ticker
 from .read_model_steps import (
@@ -34,6 +36,8 @@ from .read_model_steps import (
 
 DEAD_LETTERS = "dead"  # the router's output key for dead letters; buckets are "0".."n-1"
 
+_ENCODE = msgspec.json.Encoder().encode
+
 log = logging.getLogger(__name__)
 
 
@@ -43,6 +47,7 @@ class AlignTiming(NamedTuple):
     idle_wait_s: float = 5.0  # waiting on one empty partition this long passes it over
     tick_s: float = 0.0  # a partition quiet this long gets a clock.tick (0: no ticks written)
     waited_ms: int = 5  # a partition holding events up this long gets one at once
+    checkout_poll_ms: int = 10  # how often SKUs whose checkout holds changed are looked for
 
 
 class SequencerLogic(StatefulBatchLogic):
@@ -60,7 +65,7 @@ class SequencerLogic(StatefulBatchLogic):
 
     def __init__(self, config: EngineConfig, partitions: list[str], timing: AlignTiming,
                  durable: bool, resume: bytes | None, ticker: Ticker | None = None,
-                 observer: Observer | None = None):
+                 observer: Observer | None = None, store: ReadModel | None = None):
         now = _now_ms()
         if resume is not None:
             self.aligner, self.router = pickle.loads(resume)
@@ -74,6 +79,12 @@ class SequencerLogic(StatefulBatchLogic):
         self.ticker = ticker if timing.tick_s else None
         self.observer = observer
         self.late_seen = dict(self.aligner.late_by)  # what was already reported
+        # With a reservation store: every `checkout_poll_ms`, SKUs whose checkout holds
+        # changed are sent to be taken in, whether or not anything else of theirs comes.
+        self.store = store
+        self.next_poll = now
+        if store is not None and resume is not None:  # where the run before took holds in
+            self.router.rewake(store.woken(due_position(self.router.seq)))
 
     def on_batch(self, chunks: list[Decoded]):
         now = _now_ms()
@@ -84,11 +95,12 @@ class SequencerLogic(StatefulBatchLogic):
 
     def notify_at(self):
         if self.ticker is not None:
-            return datetime.now(timezone.utc) + timedelta(milliseconds=self.timing.waited_ms)
-        deadline = self.aligner.next_deadline()
-        if deadline is None:
-            return None
-        return datetime.fromtimestamp(deadline / 1000, timezone.utc)
+            at = _now_ms() + self.timing.waited_ms
+        else:
+            at = self.aligner.next_deadline()
+        if self.store is not None:
+            at = self.next_poll if at is None else min(at, self.next_poll)
+        return None if at is None else datetime.fromtimestamp(at / 1000, timezone.utc)
 
     def on_notify(self):
         now = _now_ms()
@@ -97,7 +109,19 @@ class SequencerLogic(StatefulBatchLogic):
                                          self.timing.waited_ms)
             if due:
                 self.ticker.tick(due, now)
-        return self._route(now), StatefulBatchLogic.RETAIN
+        out = self._route(now)
+        if self.store is not None and now >= self.next_poll:
+            self.next_poll = now + self.timing.checkout_poll_ms
+            out += self._checkouts_due()
+        return out, StatefulBatchLogic.RETAIN
+
+    def _checkouts_due(self) -> list:
+        """Work that takes in the holds of SKUs whose checkout holds changed. (Not while a
+        restarted engine reruns what the run before it decided: they are taken in after.)"""
+        live = takes_live_holds(due_position(self.router.seq), self.store.redo_until)
+        work = self.router.wake(self.store.due() if live else [])
+        read_at = time.time()
+        return [(str(bucket), BucketWork(read_at, items)) for bucket, items in work.items()]
 
     def on_eof(self):
         # The input ended (a drain, a file): nothing more will come, release everything. On a
@@ -182,14 +206,17 @@ class LedgerLogic(StatefulBatchLogic):
         if self.store is not None and fence_lapsing(self.store, read_at, time.time()):
             batches = refenced(self.store, batches, read_at)
         if len(batches) == 1:
-            items = with_checkout_holds(batches[0].items, batches[0].holds)
+            items = with_intakes(batches[0].items, batches[0].intakes)
         else:
-            items = [w for b in batches for w in with_checkout_holds(b.items, b.holds)]
+            items = with_intakes([w for b in batches for w in b.items],
+                                 [t for b in batches for t in b.intakes or ()])
         shortage = self.ledger.shortage_units
         outputs = self.ledger.apply_batch(items)
         if self.ledger.guard_decisions:
             _log_guard(self.ledger.guard_decisions)
         by_stream = encode_by_stream(outputs)
+        if self.store is not None and self.ledger.taken:  # what it took from Redis: journalled
+            by_stream[INTAKE_JOURNAL] = [_ENCODE(t) for t in self.ledger.taken]
         if self.observer is not None:
             oldest = items[0][2].ts.timestamp() if items else None
             self.observer.applied(self.ledger, outputs, by_stream, read_at, oldest, shortage)

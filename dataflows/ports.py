@@ -9,7 +9,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, NamedTuple, Protocol
 
 if TYPE_CHECKING:
-    from stockflow.state.checkout import CheckoutHold
+    from stockflow.connectors.redis_store import Intake
+    from stockflow.state.events import CheckoutTaken
     from stockflow.state.ledger import Ledger
     from stockflow.state.read_model import SkuView
     from stockflow.state.work import Work
@@ -20,8 +21,12 @@ class BucketWork(NamedTuple):
 
     read_at: float  # wall time the batch was taken from the merge (for latency)
     items: list[Work]
-    # sku -> its live checkout holds, read as its SKUs were fenced (live mode); applied first
-    holds: dict[str, list[CheckoutHold]] | None = None
+    # The checkout intakes of its SKUs, taken as they were fenced (live mode): each applies
+    # at its position among the items (`state.work.with_intakes`).
+    intakes: list[CheckoutTaken] | None = None
+    # Where the fence took live holds in (a position; None: nowhere, a rerun's catch-up):
+    # a bucket that fences the batch again takes them in there again.
+    fresh_at: int | None = None
 
 
 class ViewsToWrite(NamedTuple):
@@ -38,8 +43,18 @@ class ReadModel(Protocol):
     outages: int  # failed round trips and losses so far: after either, rewrite it whole
     fence_ms: int  # a fence lapses this long after it is taken
 
-    def begin(self, skus: list[str]) -> dict[str, list[CheckoutHold]] | None:
-        """Fence the SKUs and return their live checkout holds (None: unreachable)."""
+    redo_until: int  # up to this position a restarted engine takes in what the log says
+
+    def begin(self, intakes: dict[str, Intake], reached: int | None = None
+              ) -> dict[str, list[CheckoutTaken]] | None:
+        """Fence the SKUs and take in their checkout holds as `intakes` says (None:
+        unreachable)."""
+
+    def due(self) -> list[str]:
+        """SKUs whose checkout holds changed and are due to be taken in."""
+
+    def woken(self, after: int) -> list[tuple[int, str]]:
+        """Where a run before this one took in holds of SKUs with no other traffic."""
 
     def write(self, sku_views: list[SkuView]) -> bool:
         """Write the views and lift the fence; False if it did not take them."""

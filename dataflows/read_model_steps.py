@@ -1,7 +1,7 @@
 """The read model's round trips (live mode): one before and one after the ledger, for every
 bucket a worker's batch touches at once.
 
-    routed work -> fence (one pipeline: fence the batch's SKUs, read their checkout holds)
+    routed work -> fence (one pipeline: fence the batch's SKUs, take in their checkout holds)
         -> apply_ledger (per bucket: outputs, and the views the read model needs)
         -> write (one pipeline: every bucket's views, which lift the fences) -> outputs
 
@@ -9,16 +9,24 @@ Each bucket of a batch used to make both round trips itself: up to 16 a batch wi
 mode's 8 buckets, up to 128 with 64. Now a batch makes two, and more buckets cost no latency.
 
 Why a checkout never sells what the engine has given away: a SKU stays fenced (reservations
-answer BUSY) from the read of its holds until its new availability is written. The fence
-lapses after `fence_ms`, so that a dead engine does not block checkouts for long; a batch
-that reaches its bucket later than half of that after it was fenced (a cluster process
-that is behind) is fenced again there, and its holds read afresh (`refenced`).
+answer BUSY) from the intake of its holds until its new availability is written, and the
+holds it took in apply before anything else of the batch. The fence lapses after
+`fence_ms`, so that a dead engine does not block checkouts for long; a batch that reaches its
+bucket later than half of that after it was fenced (a cluster process that is behind) is
+fenced again there, and its holds taken in afresh (`refenced`).
+
+Why a restarted engine decides as the run before it did: every intake is logged in Redis
+with its position (`reservations.lua`), and so is the furthest position fenced. A rerun takes
+in, up to that position, what the log says (`redo_until`), and live holds only after it; the
+ledger skips intakes it applied already (their number). The ledger journals what it applied
+to Kafka, where a replay of the recorded topics finds it.
 """
 
 from __future__ import annotations
 
+from stockflow.connectors.redis_store import Intake
 from stockflow.state.read_model import views
-from stockflow.state.work import skus_in
+from stockflow.state.work import position, skus_in, takes_live_holds
 
 from .ports import BucketWork, ReadModel, ViewsToWrite
 
@@ -29,14 +37,51 @@ def fence(store: ReadModel):
     """The step before the ledger: on the worker that routed them, so one call per batch."""
 
     def fence_batch(routed: list[tuple[str, BucketWork]]) -> list[tuple[str, BucketWork]]:
-        skus_of = [skus_in(work.items) for _, work in routed]
-        live = store.begin(list(dict.fromkeys(sku for skus in skus_of for sku in skus)))
-        if not live:  # None: Redis is away, the batch goes on without holds; {}: no SKUs
+        routed = _one_per_bucket(routed)
+        intakes: dict[str, Intake] = {}
+        fresh = []
+        reached = None
+        for _, work in routed:
+            start = _fresh_from(work.items, store.redo_until)
+            fresh.append(None if start is None else position(work.items[start]))
+            first, last = position(work.items[0]), position(work.items[-1])
+            reached = last if reached is None else max(reached, last)
+            intake = Intake(fresh[-1], min(last, store.redo_until)
+                            if first <= store.redo_until else None,
+                            work.items[start or 0][0])
+            for sku in skus_in(work.items):
+                intakes[sku] = intake
+        taken = store.begin(intakes, reached)
+        if not taken:  # None: Redis is away, the batch goes on without holds; {}: no SKUs
             return routed
-        return [(bucket, work._replace(holds={sku: live[sku] for sku in skus}) if skus else work)
-                for (bucket, work), skus in zip(routed, skus_of)]
+        return [(bucket, work._replace(
+                    intakes=[t for sku in skus_in(work.items) for t in taken.get(sku, ())],
+                    fresh_at=at))
+                for (bucket, work), at in zip(routed, fresh)]
 
     return fence_batch
+
+
+def _one_per_bucket(routed: list[tuple[str, BucketWork]]) -> list[tuple[str, BucketWork]]:
+    """Several routed batches of one bucket as one: each SKU is fenced once, where its
+    first batch starts."""
+    by_bucket: dict[str, BucketWork] = {}
+    for bucket, work in routed:
+        if not work.items:
+            continue
+        was = by_bucket.get(bucket)
+        by_bucket[bucket] = work if was is None else BucketWork(
+            min(was.read_at, work.read_at), was.items + work.items)
+    return list(by_bucket.items())
+
+
+def _fresh_from(items: list, redo_until: int) -> int | None:
+    """The index of the first item where live holds may be taken in (`takes_live_holds`);
+    None if at none."""
+    for i, item in enumerate(items):
+        if takes_live_holds(position(item), redo_until):
+            return i
+    return None
 
 
 def fence_lapsing(store: ReadModel, read_at: float, now: float) -> bool:
@@ -47,11 +92,16 @@ def fence_lapsing(store: ReadModel, read_at: float, now: float) -> bool:
 
 
 def refenced(store: ReadModel, batches: list[BucketWork], read_at: float) -> list[BucketWork]:
-    """The batches as one, fenced again by this bucket itself and with its holds as they are
-    now (they supersede those read at the first fence)."""
+    """The batches as one, fenced again by this bucket itself, with the checkout holds taken
+    in afresh where the first fence took them (after what it took)."""
     items = [w for b in batches for w in b.items]
-    holds = store.begin(skus_in(items))
-    return [BucketWork(read_at, items, holds or None)]
+    intakes = [t for b in batches for t in b.intakes or ()]
+    fresh_at = next((b.fresh_at for b in batches if b.fresh_at is not None), None)
+    if fresh_at is not None:
+        clock_ms = next(item[0] for item in items if position(item) >= fresh_at)
+        again = store.begin(dict.fromkeys(skus_in(items), Intake(fresh_at, None, clock_ms)))
+        intakes += [t for found in (again or {}).values() for t in found]
+    return [BucketWork(read_at, items, intakes or None, fresh_at)]
 
 
 def views_to_write(store: ReadModel, bucket: int, ledger, outputs: list) -> ViewsToWrite:

@@ -189,14 +189,20 @@ def _api(args) -> int:
 
 
 def _topics(args) -> int:
-    from stockflow.connectors.kafka_admin import create_topics, input_topics, output_topics
+    from stockflow.connectors.kafka_admin import (
+        create_topics,
+        input_topics,
+        journal_topic,
+        output_topics,
+    )
 
     from .config import load
 
     from stockflow.connectors.recovery_marks import marks_topic
 
     k = load(args.config).kafka
-    names = input_topics(k.topic_prefix) + output_topics(k.topic_prefix)
+    names = (input_topics(k.topic_prefix) + output_topics(k.topic_prefix)
+             + [journal_topic(k.topic_prefix)])
     created = create_topics(k.brokers, names, k.partitions, k.replication, k.client)
     marks = marks_topic(k.topic_prefix)  # one partition, compacted: see recovery_marks
     created += create_topics(k.brokers, {marks: 1}, replication=k.replication,
@@ -236,6 +242,13 @@ def _bench(args) -> int:
 
         results = run_scale_bench(args.out, args.events, args.redis_url)
         print(json.dumps(results, indent=2)) if args.json else print_scale(results)
+        return 0
+    if args.staleness:
+        from .bench.report import print_staleness
+        from .bench.staleness import run_staleness
+
+        results = run_staleness(args.out, args.events, args.redis_url)
+        print(json.dumps(results, indent=2)) if args.json else print_staleness(results)
         return 0
     if args.latency_floor:
         from .bench.floor import run_latency_floor

@@ -213,6 +213,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--quiet", "-q", action="store_true", help="no progress bars")
     p.add_argument("--scale", action="store_true",
                    help="only the scale-out measurements and plan (<out>/scale.json)")
+    p.add_argument("--staleness", action="store_true",
+                   help="only checkout hold -> published availability, idle and at half load "
+                        "(<out>/staleness.json; --events 40000 is plenty)")
     p.add_argument("--latency-floor", action="store_true",
                    help="only event -> command latency at low rates, where waits, not CPU, "
                         "set it (<out>/latency-floor.json; --events 40000 is plenty)")

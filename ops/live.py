@@ -19,7 +19,7 @@ import redis
 from bytewax.run import cli_main
 
 from stockflow.connectors import recovery_store
-from stockflow.connectors.kafka_admin import input_topics, missing_topics
+from stockflow.connectors.kafka_admin import input_topics, journal_topic, missing_topics
 from stockflow.connectors.kafka_source import stop_reading
 from stockflow.connectors.read_model_reader import ReadModelReader
 from stockflow.connectors.redis_connect import connect
@@ -84,9 +84,12 @@ def run(config: Config, processes: int = 1, process_id: int | None = None,
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
     k = config.kafka
-    missing = missing_topics(k.brokers, input_topics(k.topic_prefix), k.client)
+    needed = input_topics(k.topic_prefix)
+    if config.redis.enabled:  # checkout holds taken in are journalled there
+        needed.append(journal_topic(k.topic_prefix))
+    missing = missing_topics(k.brokers, needed, k.client)
     if missing:
-        raise _refusal("topics_missing", f"input topics missing on {k.brokers}: "
+        raise _refusal("topics_missing", f"topics missing on {k.brokers}: "
                        f"{', '.join(missing)} (create them with `stockflow topics create`)",
                        brokers=k.brokers, topics=missing)
     size = len(addresses) if addresses else processes
@@ -123,7 +126,7 @@ def run(config: Config, processes: int = 1, process_id: int | None = None,
     _serve_http(config, process_id or 0, client)
     r = config.run
     timing = AlignTiming(idle_wait_s=r.idle_wait_s, tick_s=r.clock_tick_s,
-                         waited_ms=r.tick_waited_ms)
+                         waited_ms=r.tick_waited_ms, checkout_poll_ms=r.checkout_poll_ms)
     flow = live_flow(engine, k.brokers, k.topic_prefix, k.client, k.batch_size,
                      timing, store, stop_at_end=drain, observer=observer,
                      delivery_timeout_s=k.delivery_timeout_s)

@@ -50,11 +50,16 @@ OVERSOLD = Counter("stockflow_oversold_lines",
                    ["channel", "reason"])
 SHORTAGE_UNITS = Counter("stockflow_shortage_units",
                          "Units found committed beyond supply when supply dropped.")
-HOLDS_EXPIRED = Counter("stockflow_holds_expired", "Unpaid holds that expired.")
+HOLDS_EXPIRED = Counter("stockflow_holds_expired",
+                        "Holds that ran out: unpaid orders' and checkouts' alike.")
+HOLDS_RELEASED = Counter("stockflow_holds_released",
+                         "Checkout holds their checkout released before they ran out.")
 HOLDS_SETTLED = Counter("stockflow_holds_settled",
                         "Checkout holds taken over by the order that carried their hold_id.")
 BACKORDERS_OPEN = Gauge("stockflow_backorders_open", "Order lines waiting for supply.")
-HELD_UNITS = Gauge("stockflow_held_units", "Units under a live hold.")
+HELD_UNITS = Gauge("stockflow_held_units",
+                   "Units under a live hold (unpaid orders' and checkouts' the engine took "
+                   "in), after each batch.")
 KAFKA_LAG = Gauge("stockflow_kafka_consumer_lag_messages",
                   "Messages behind the end of an input partition.", ["topic", "partition"])
 REDIS_ERRORS = Counter("stockflow_redis_errors", "Failed Redis round trips.")
@@ -124,7 +129,9 @@ class Observer:
     """Turns what the router and the ledger buckets did into metric updates."""
 
     def __init__(self) -> None:
-        self._state: dict[int, tuple[int, int, int, int]] = {}  # per ledger: its sizes
+        self._state: dict[int, tuple[int, int, int]] = {}  # per ledger: its sizes
+        self._held: dict[str, int] = {}  # sku -> units held, as each batch leaves them
+        self._held_total = 0
 
     def routed(self, items: list, dead: list, duplicates_before: int,
                duplicates_after: int) -> None:
@@ -160,26 +167,38 @@ class Observer:
         if ledger.emit.settled:
             HOLDS_SETTLED.inc(ledger.emit.settled)
             ledger.emit.settled = 0
-        expired = sum(1 for out in outputs if type(out) is OrderStatus and out.status == "expired")
-        if expired:
-            HOLDS_EXPIRED.inc(expired)
+        ended = Tally(out.reason for out in outputs if type(out) is OrderStatus
+                      and out.reason in ("hold_expired", "hold_released"))
+        if ended:
+            HOLDS_EXPIRED.inc(ended["hold_expired"])
+            HOLDS_RELEASED.inc(ended["hold_released"])
+        self._count_held(ledger, ledger.published_skus)
+
+    def _count_held(self, ledger, skus) -> None:
+        """Units held at these SKUs of the ledger: the gauge moves with every hold."""
+        held = self._held
+        for sku in skus:
+            book = ledger.books.get(sku)
+            now = sum(pos.held for pos in book.positions.values()) if book is not None else 0
+            self._held_total += now - held.get(sku, 0)
+            held[sku] = now
+        HELD_UNITS.set(self._held_total)
 
     def state(self, ledger, seconds: float) -> None:
-        """A bucket's sizes, when it is snapshotted (every epoch); gauges are per process."""
+        """A bucket's sizes, when it is snapshotted (every epoch); gauges are per process.
+        Every SKU's holds are counted again (after a restart, those no batch touched yet)."""
         SNAPSHOT_SECONDS.observe(seconds)
-        positions = held = backorders = 0
+        positions = backorders = 0
         for book in ledger.books.values():
             positions += len(book.positions)
-            for pos in book.positions.values():
-                held += pos.held
             for queue in book.backorders.values():
                 backorders += len(queue)
-        self._state[id(ledger)] = (len(ledger.books), positions, held, backorders)
-        skus, positions, held, backorders = (sum(v) for v in zip(*self._state.values()))
+        self._state[id(ledger)] = (len(ledger.books), positions, backorders)
+        skus, positions, backorders = (sum(v) for v in zip(*self._state.values()))
         STATE_SKUS.set(skus)
         STATE_POSITIONS.set(positions)
-        HELD_UNITS.set(held)
         BACKORDERS_OPEN.set(backorders)
+        self._count_held(ledger, ledger.books)
 
     def kafka_lag(self, topic: str, partition: int, lag: int) -> None:
         KAFKA_LAG.labels(topic, str(partition)).set(lag)

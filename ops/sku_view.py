@@ -35,7 +35,8 @@ def availability_json(report: SkuReport, channel: str) -> dict:
 def channels_json(report: SkuReport) -> dict:
     return {"sku": report.sku, "channels": {
         ch: {"available": n, "max_line_qty": report.max_line_qty.get(ch, 0)}
-        for ch, n in sorted(report.available.items())}}
+        for ch, n in sorted(report.available.items())},
+        "checkout_pending": report.checkout_pending}
 
 
 def report_json(report: SkuReport, node: str | None = None) -> dict:
@@ -45,6 +46,7 @@ def report_json(report: SkuReport, node: str | None = None) -> dict:
         "positions": [position_json(report.sku, n, pos)
                       for n, pos in sorted(report.positions.items()) if node in (None, n)],
         "channels": channels_json(report)["channels"],
+        "checkout_pending": report.checkout_pending,
     }
 
 
@@ -75,6 +77,9 @@ def report_table(report: SkuReport, node: str | None = None) -> str:
         for ch, n in sorted(report.available.items())]
     lines += ["", *(_aligned(channels, left={0}) if len(channels) > 1
                     else ["no channel published"])]
+    if report.checkout_pending:
+        lines.append(f"checkout holds not taken in yet: {report.checkout_pending} units "
+                     "(reservations count them already)")
     return "\n".join(lines)
 
 

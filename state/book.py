@@ -47,6 +47,9 @@ class SkuBook(msgspec.Struct, array_like=True, gc=False):  # no cycles: see posi
     # region -> its customers' demand for the SKU (regional_reserve.py), while the regional
     # reserve is on; None for every SKU while it is off.
     regions: dict[str, ChannelRate] | None = None
+    # The number (`CheckoutTaken.n`) of the last checkout intake applied to this SKU: one
+    # taken in again (a journal read twice, a rerun after a restart) is not applied twice.
+    intake_n: int = 0
 
     def position(self, node: str) -> Position:
         pos = self.positions.get(node)

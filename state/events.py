@@ -220,6 +220,38 @@ class ClockTick(_Event, frozen=True, tag="clock.tick"):
     by event time never waits long for one that has nothing to say."""
 
 
+# -- checkouts -------------------------------------------------------------------
+
+
+class CheckoutHold(Struct, frozen=True, kw_only=True):
+    """One hold a checkout took through the reservation API (connectors/reservations.lua)."""
+
+    hold_id: Id
+    channel: str
+    qty: Qty
+    expires_ms: int  # when the reservation store drops it (its own clock, ms)
+
+
+class CheckoutTaken(_Event, frozen=True, tag="checkout.taken"):
+    """What the engine took in of one SKU's checkout holds, and where: written by the engine
+    itself (live mode) to its intake journal, `<prefix>checkout-intake`, and applied from it
+    by a replay of the recorded topics, so checkouts decide there as they did live.
+
+    `holds` is the SKU's whole set of live checkout holds from then on (as `held` statuses
+    are a line's): one it had and `holds` lacks was released (named in `released`) or
+    expired. `at` is the position in the merged input it applies at: 2q before the q-th
+    input message (counting every message the router takes, ticks and duplicates
+    included), 2q + 1 just after it. `n` counts the SKU's intakes: one already applied
+    (n not above the SKU's last) does nothing. `ts` is the engine's clock where it applied;
+    it does not move the clock."""
+
+    sku: Id
+    at: Annotated[int, Meta(ge=0)]
+    n: Annotated[int, Meta(ge=1)]
+    holds: list[CheckoutHold]
+    released: list[str] = []
+
+
 InputEvent = Union[
     NodeUpserted,
     ChannelUpserted,
@@ -238,6 +270,7 @@ InputEvent = Union[
     OrderCancelled,
     OrderReturned,
     ClockTick,
+    CheckoutTaken,
 ]
 
 MASTER_EVENTS = (NodeUpserted, ChannelUpserted)

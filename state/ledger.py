@@ -15,13 +15,14 @@ import msgspec
 from .availability import publish_changes
 from .backorders import fill_backorders
 from .book import SkuBook
-from .checkout import CheckoutHolds, reconcile, settle
+from .checkout import reconcile, settle
 from .config import EngineConfig
 from .context import Ctx, SourcingObserver
 from .emit import Emitter
 from .events import (
     Channel,
     ChannelUpserted,
+    CheckoutTaken,
     Node,
     NodeUpserted,
     OrderCancelled,
@@ -55,7 +56,7 @@ from .sweep import Sweep, Sweeping
 from .transfer_handling import TransferHandling
 from .transfers import receive_transfer, terms_of
 from .wos_memo import WosMemo
-from .work import Expire, Forget, InboundDue, Work
+from .work import CheckoutDue, Expire, Forget, InboundDue, Work
 
 
 class Ledger(SnapshotGuarding, TransferHandling, Sweeping):
@@ -89,6 +90,7 @@ class Ledger(SnapshotGuarding, TransferHandling, Sweeping):
         # these (summed over buckets) named one unknown or already decided, and did nothing.
         self.verdicts_applied = 0
         self.guard_decisions: list[GuardDecision] = []  # the last batch's, for the edge's logs
+        self.taken: list[CheckoutTaken] = []  # the last batch's checkout intakes, to journal
         self._note_guards()
         # After a restart: the SKUs whose availability was published whole again. The run that
         # died may have published values after the snapshot that the rerun, batching
@@ -116,7 +118,8 @@ class Ledger(SnapshotGuarding, TransferHandling, Sweeping):
             Expire: self._expire,
             Forget: self._forget,
             InboundDue: self._inbound_due,
-            CheckoutHolds: self._checkout_holds,
+            CheckoutTaken: self._checkout_taken,
+            CheckoutDue: self._checkout_due,
             Sweep: self._sweep,
         }
 
@@ -126,6 +129,8 @@ class Ledger(SnapshotGuarding, TransferHandling, Sweeping):
         """Apply routed work in order; returns its outputs, then the availability changes."""
         if self.guard_decisions:
             self.guard_decisions = []
+        if self.taken:
+            self.taken = []
         for item in items:
             self.apply(item)
         self.emit.end_cause()
@@ -283,13 +288,22 @@ class Ledger(SnapshotGuarding, TransferHandling, Sweeping):
     def _inbound_due(self, cmd: InboundDue, clock_ms: int, seq: int, skus) -> None:
         self._ctx(cmd.sku, clock_ms)  # counts the supply in, fills backorders, republishes
 
-    def _checkout_holds(self, cmd: CheckoutHolds, clock_ms: int, seq: int, skus) -> None:
-        book = self.books.get(cmd.sku)
-        if not cmd.holds and (book is None or not book.checkouts):
+    def _checkout_taken(self, ev: CheckoutTaken, clock_ms: int, seq: int, skus) -> None:
+        book = self.books.get(ev.sku)
+        if book is not None and ev.n <= book.intake_n:
+            return  # applied already
+        self.taken.append(ev)
+        if not ev.holds and (book is None or not book.checkouts):
+            if book is not None:
+                book.intake_n = ev.n
             return
-        ctx = self._ctx(cmd.sku, clock_ms)
-        reconcile(ctx, cmd.holds, seq)
+        ctx = self._ctx(ev.sku, clock_ms)
+        ctx.book.intake_n = ev.n
+        reconcile(ctx, ev.holds, seq, ev.released)
         self._after_change(ctx)
+
+    def _checkout_due(self, cmd: CheckoutDue, clock_ms: int, seq: int, skus) -> None:
+        """Nothing of its own: the intake it asked for stands before it (`with_intakes`)."""
 
     def _received(self, ev: SupplyReceived, clock_ms: int, seq: int, skus) -> None:
         ctx = self._ctx(ev.sku, clock_ms)

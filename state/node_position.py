@@ -99,6 +99,9 @@ class SkuReport(msgspec.Struct, frozen=True):
     available: dict[str, int]  # channel -> availability, as last published
     max_line_qty: dict[str, int]  # channel -> the most one order line can be promised
     positions: dict[str, NodePosition]
+    # Units checkouts hold that the engine has not taken in yet (a reservation already
+    # counts them against every channel; the engine does within `checkout_poll_ms`).
+    checkout_pending: int = 0
 
 
 def sku_report(sku: str, book: SkuBook, channels, horizon_ms: int = 0) -> SkuReport:

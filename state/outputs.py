@@ -26,12 +26,13 @@ AlertKind = Literal[
 # fills the line, the eligible nodes together would, its channel does not split lines),
 # shortage (taken back when supply fell, not re-sourced). Held or allocated again after an
 # earlier status: backorder_filled, moved_by_shortage (to other nodes), revived_by_payment (a
-# rejected or expired line paid). Then hold_expired, order_cancelled,
-# shipped_beyond_allocation, restocked, not_restocked.
+# rejected or expired line paid). Then hold_expired, hold_released (a checkout hold its
+# checkout released), order_cancelled, shipped_beyond_allocation, restocked, not_restocked.
 StatusReason = Literal[
     "unknown_channel", "no_eligible_node", "no_stock", "split_not_allowed", "shortage",
     "backorder_filled", "moved_by_shortage", "revived_by_payment",
-    "hold_expired", "order_cancelled", "shipped_beyond_allocation", "restocked", "not_restocked",
+    "hold_expired", "hold_released", "order_cancelled", "shipped_beyond_allocation",
+    "restocked", "not_restocked",
 ]
 
 # Why a well-formed event was refused: it contradicts what the engine knows (a dead letter with
@@ -145,6 +146,9 @@ STREAM_OF: dict[type, str] = {
 STREAMS: tuple[str, ...] = (
     "dispatch", "order-status", "replenishment", "availability", "alerts", "dead-letter"
 )
+# The engine's own journal of the checkout holds it took in (`CheckoutTaken`, an input event
+# type): not an output for consumers, the record a replay of the recorded topics needs.
+INTAKE_JOURNAL = "checkout-intake"
 
 
 def output_schema() -> dict:

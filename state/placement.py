@@ -82,9 +82,13 @@ def emit_holds(ctx: Ctx, line: Line, reason: str | None = None) -> None:
 
 def place_or_queue(ctx: Ctx, line: Line, reason: str | None = None) -> None:
     if not place(ctx, line, reason=reason):
-        queue_or_reject(ctx, line, why_unfilled(line, ctx.book, ctx.catalog, ctx.until_ms,
-                                                view=ctx.view(line.channel),
-                                                protected=ctx.guard(line)))
+        queue_or_reject(ctx, line, unfilled(ctx, line))
+
+
+def unfilled(ctx: Ctx, line: Line) -> str:
+    """Why the whole line could not be placed (`sourcing.why_unfilled`), for its status."""
+    return why_unfilled(line, ctx.book, ctx.catalog, ctx.until_ms, view=ctx.view(line.channel),
+                        protected=ctx.guard(line))
 
 
 def queue_or_reject(ctx: Ctx, line: Line, reason: str) -> None:

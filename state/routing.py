@@ -46,6 +46,7 @@ from .dedup import RecentIds
 from .events import (
     Channel,
     ChannelUpserted,
+    CheckoutTaken,
     ClockTick,
     Malformed,
     NodeUpserted,
@@ -63,7 +64,16 @@ from .events import (
 from .holds import HoldDeadlines, hold_deadline
 from .outputs import DeadLetter
 from .sweep import sweep_at
-from .work import Expire, Forget, InboundDue, Work, bucket_of
+from .work import (
+    CheckoutDue,
+    Expire,
+    Forget,
+    InboundDue,
+    Work,
+    bucket_of,
+    due_position,
+    intake_work,
+)
 
 EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 
@@ -94,6 +104,7 @@ class Router:
         self._policy_horizons: dict[str, set[int]] | None = None  # kind -> horizons (ms)
         self.swept_ms = 0  # the last sweep boundary the buckets were sent (sweep.py)
         self._sweep_ms = config.sweep_interval_s * 1000
+        self._rewake: deque[tuple[int, str]] = deque()  # see `rewake`; not kept in snapshots
 
     # A snapshot is msgpack of `_RouterState`, several times faster than pickling the
     # objects: it is taken at every epoch, and the order index grows with retention.
@@ -136,27 +147,70 @@ class Router:
         work: dict[int, list[Work]] = {}
         dead: list[DeadLetter] = []
         for item in items:
-            if type(item) is Malformed:
+            t = type(item)
+            if t is CheckoutTaken:  # the engine's own journal: it stands between messages
+                self._taken(item, work)
+                continue
+            if self._rewake:
+                self._wake_again(work)
+            self.seq += 1  # every message has its place, whatever becomes of it
+            if t is Malformed:
                 dead.append(DeadLetter(
                     ts=self.clock_ts, cause=item.event_id or item.source,
                     raw=item.raw, error=item.error, source=item.source,
                 ))
                 continue
             ts_ms = epoch_ms(item.ts)
-            tick = type(item) is ClockTick  # its id is unique by making: nothing to remember
-            if not tick:
-                if self.recent.seen(item.event_id, max(ts_ms, self.clock_ms)):
-                    self.duplicates += 1
-                    continue
-                self.seq += 1
+            tick = t is ClockTick  # its id is unique by making: nothing to remember
+            if not tick and self.recent.seen(item.event_id, max(ts_ms, self.clock_ms)):
+                self.duplicates += 1
+                continue
             if ts_ms > self.clock_ms:
                 self.clock_ms, self.clock_ts = ts_ms, item.ts
                 self._on_clock(item, work)
             if not tick:  # a tick moves the clock and nothing else
                 self._route_event(item, work, dead)
+        if self._rewake:
+            self._wake_again(work)
         return work, dead
 
+    def wake(self, skus: list[str]) -> dict[int, list[Work]]:
+        """Work that takes in the checkout holds of `skus` now, just after the last message
+        routed (live mode: the reservation store says they changed), and of the SKUs a run
+        before this one took in there (`rewake`)."""
+        work: dict[int, list[Work]] = {}
+        if self._rewake:
+            self._wake_again(work)
+        for sku in skus:
+            self._due(work, sku)
+        return work
+
+    def rewake(self, woken: list[tuple[int, str]]) -> None:
+        """After a restart: the places (position, sku) where the run before this one took in
+        the holds of SKUs with no other traffic; `route` does so again at each."""
+        self._rewake = deque(sorted(woken))
+
+    def _wake_again(self, work) -> None:
+        here, rewake = due_position(self.seq), self._rewake
+        while rewake and rewake[0][0] <= here:
+            at, sku = rewake.popleft()
+            if at == here:
+                self._due(work, sku)
+
+    def _due(self, work, sku: str) -> None:
+        due = CheckoutDue(sku, self.clock_ts)
+        self._send(work, self.bucket(sku), (self.clock_ms, self.seq, due, due, None))
+
     # -- internals ----------------------------------------------------------------------
+
+    def _taken(self, ev: CheckoutTaken, work) -> None:
+        """A journalled checkout intake (a replay of recorded topics): to its SKU's bucket at
+        the place and clock it names. A repeat of one is dropped here like any duplicate."""
+        if self.recent.seen(ev.event_id, self.clock_ms):
+            self.duplicates += 1
+            return
+        item = intake_work(ev)
+        self._send(work, self.bucket(ev.sku), item)
 
     def _send(self, work: dict[int, list[Work]], bucket: int, item: Work) -> None:
         lst = work.get(bucket)

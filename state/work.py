@@ -2,11 +2,13 @@
 
 A work item is a tuple `(clock_ms, seq, cause, payload, skus)`:
 - `clock_ms`: the engine's clock (highest event time seen) when the item was routed;
-- `seq`: the position of the cause in its input partition (orders' FIFO rank);
+- `seq`: the position of the cause in the merged input: the q-th message the router took,
+  ticks, duplicates and malformed ones included (orders' FIFO rank, and where a checkout
+  intake applies: `position`);
 - `cause`: the input event whose processing this is (its `event_id` and `ts` go on outputs);
 - `payload`: the event itself, or an `Expire` / `Forget` / `InboundDue` / `Sweep` (sweep.py)
-  the router derived from it, or (live mode) a SKU's live `CheckoutHolds`, read just before
-  its batch;
+  the router derived from it, or a `CheckoutTaken` (checkout.py) applied there, or (live
+  mode) a `CheckoutDue`: a SKU whose checkout holds changed, to be taken in;
 - `skus`: for order events, the SKUs of the order that live in the receiving bucket.
 """
 
@@ -17,7 +19,7 @@ from typing import Any
 
 import msgspec
 
-from .checkout import CheckoutHolds
+from .events import CheckoutTaken, Ts, epoch_ms
 
 Work = tuple[int, int, Any, Any, tuple[str, ...] | None]
 
@@ -59,10 +61,56 @@ def skus_in(items: list[Work]) -> list[str]:
     return list(seen)
 
 
-def with_checkout_holds(items: list[Work], live: dict) -> list[Work]:
-    """The batch, preceded by each SKU's live checkout holds (`live`: sku -> holds)."""
-    if not items or not live:
+class CheckoutDue(msgspec.Struct, frozen=True, array_like=True):
+    """The reservation store says the SKU's checkout holds changed (a grant, a release, an
+    expiry) while nothing else of it came: take them in now (live mode). It stands just
+    after the input message at its `seq`, and is its own cause."""
+
+    sku: str
+    ts: Ts  # the engine's clock
+
+    @property
+    def event_id(self) -> str:
+        return f"checkout-due:{self.sku}"
+
+
+def position(item: Work) -> int:
+    """Where an item stands in the merged input, in the unit of `CheckoutTaken.at`: 2q for
+    what the q-th message caused, 2q + 1 for a `CheckoutDue` just after it."""
+    return 2 * item[1] + (type(item[3]) is CheckoutDue)
+
+
+def due_position(seq: int) -> int:
+    """Where a `CheckoutDue` routed after the `seq`-th message stands."""
+    return 2 * seq + 1
+
+
+def takes_live_holds(at: int, reached: int) -> bool:
+    """Whether a batch item at position `at` may take live checkout holds in, when a run
+    before this one fenced up to `reached`: past it; or at it, where that was a
+    `CheckoutDue` (odd), after what that run took in there, since nothing else was decided
+    there. Anywhere else that run decided without what the holds are now."""
+    return at > reached or (at == reached and at % 2 == 1)
+
+
+def with_intakes(items: list[Work], intakes: list[CheckoutTaken]) -> list[Work]:
+    """The batch with each checkout intake in its place: before the first item at or past
+    its position (intakes in order of their positions, then of their numbers)."""
+    if not intakes:
         return items
-    clock_ms, seq, cause, _, _ = items[0]
-    first = [(clock_ms, seq, cause, CheckoutHolds(sku, holds), None) for sku, holds in live.items()]
-    return first + items
+    intakes = sorted(intakes, key=lambda t: (t.at, t.n))
+    out: list[Work] = []
+    i = 0
+    for item in items:
+        at = position(item)
+        while i < len(intakes) and intakes[i].at <= at:
+            out.append(intake_work(intakes[i]))
+            i += 1
+        out.append(item)
+    out.extend(intake_work(t) for t in intakes[i:])
+    return out
+
+
+def intake_work(taken: CheckoutTaken) -> Work:
+    """The work item that applies a checkout intake: at its own clock and position."""
+    return (epoch_ms(taken.ts), (taken.at + 1) // 2, taken, taken, None)

@@ -32,7 +32,9 @@ from collections import defaultdict
 from typing import NamedTuple
 
 from stockflow.state.config import EngineConfig
+from stockflow.state.checkout import PREFIX as CHECKOUT
 from stockflow.state.events import (
+    CheckoutTaken,
     NodeUpserted,
     OrderCreated,
     OrderReturned,
@@ -97,6 +99,7 @@ class Auditor(TransferAudit):
         self.line_sku: dict[LineKey, str] = {}
         self.line_qty: dict[LineKey, int] = {}
         self.orders: set[str] = set()
+        self.intake_n: dict[str, int] = {}  # sku -> the checkout intake last applied
         self.order_skus: dict[str, set[str]] = {}
         self.seen: set[str] = set()
         self.statuses: dict[LineKey, list[str]] = defaultdict(list)
@@ -175,6 +178,12 @@ class Auditor(TransferAudit):
                 self._add_alloc(line, ev.node, -min(ev.qty, alloc[ev.node]))
         elif t is OrderReturned and ev.restock:
             self.on_hand[(ev.sku, ev.node)] += ev.qty
+        elif t is CheckoutTaken:  # the engine's journal: its holds are lines of their own
+            if ev.n > self.intake_n.get(ev.sku, 0):  # as the ledger, once per SKU and number
+                self.intake_n[ev.sku] = ev.n
+                for hold in ev.holds:
+                    self.line_sku[(CHECKOUT + hold.hold_id, "1")] = ev.sku
+                    self.line_qty[(CHECKOUT + hold.hold_id, "1")] = hold.qty
         elif t is OrderCreated and ev.order_id not in self.orders:
             self.orders.add(ev.order_id)
             self.order_skus[ev.order_id] = {line.sku for line in ev.lines}

@@ -89,8 +89,8 @@ def engine(kafka_brokers, redis_url, tmp_path_factory):
 
 def test_availability_of_every_channel_and_of_one(engine):
     _, port = engine
-    assert get(port, f"/v1/skus/{SKU}/availability") == (200, {"sku": SKU,
-                                                                "channels": trace.CHANNELS})
+    assert get(port, f"/v1/skus/{SKU}/availability") == (
+        200, {"sku": SKU, "channels": trace.CHANNELS, "checkout_pending": 0})
     assert get(port, f"/v1/skus/{SKU}/availability/web") == (
         200, {"sku": SKU, "channel": "web", "available": 13, "max_line_qty": 10})
 

@@ -10,10 +10,11 @@ import msgspec
 import pytest
 
 from stockflow.ops.bench import kafka_runs
-from stockflow.ops.bench.report import markdown, plot, print_floor, rows
+from stockflow.ops.bench.report import markdown, plot, print_floor, rows, staleness_rows
 from stockflow.ops.bench.reservations import run_reservations
 from stockflow.ops.bench.run import ratios
 from stockflow.ops.bench.scale import HOT_SKU, hot_sku_trace, plan, stage_costs
+from stockflow.ops.bench.staleness import staleness
 from stockflow.ops.bench.state_cost import run_state_cost
 from stockflow.ops.generate import Scenario, write_jsonl
 
@@ -23,6 +24,20 @@ def lines() -> list[bytes]:
     buf = io.BytesIO()
     write_jsonl(Scenario(events=8_000, seed=5, skus=120, stores=4), buf)
     return [line for line in buf.getvalue().splitlines() if line.strip()]
+
+
+def test_staleness_times_checkout_holds_to_published_availability(kafka_brokers, redis_url,
+                                                                  lines):
+    setup, orders = kafka_runs.split_setup(lines, orders=20)
+    r = staleness(kafka_brokers, redis_url, setup, orders[:800], rate=300, probes=12)
+    idle, loaded = r["idle"]["quiet_sku"], r["under_load"]
+    assert idle["holds"] == 12 and idle["availability_topic"]["holds"] > 6
+    for run in (idle, loaded["quiet_sku"], loaded["busy_sku"]):
+        grant = run["grant_to_read_model_ms"]
+        assert 0 < grant["p50"] <= grant["p99"] < 5_000, run
+    assert "release_to_read_model_ms" in idle  # busy SKUs: orders move their availability too
+    assert "release_to_read_model_ms" not in loaded["busy_sku"]
+    assert len(staleness_rows({"load": 0.5, **r})) == 3
 
 
 def test_live_benchmarks_measure_real_runs(kafka_brokers, redis_url, lines, tmp_path):

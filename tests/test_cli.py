@@ -45,9 +45,9 @@ def test_schema_prints_json_with_every_input_and_output_type(capsys):
     assert set(schema) == {"inputs", "outputs"}
     assert set(schema["inputs"]["discriminator"]["mapping"]) == tags(InputEvent)
     assert set(schema["outputs"]["discriminator"]["mapping"]) == tags(OutputEvent)
-    # contract v1.1 (clock.tick), and stockflow's stock.snapshot.approved / .rejected and
-    # transfer.shipped / .cancelled
-    assert len(tags(InputEvent)) == 17
+    # contract v1.1 (clock.tick), and stockflow's stock.snapshot.approved / .rejected,
+    # transfer.shipped / .cancelled and checkout.taken (the engine's intake journal)
+    assert len(tags(InputEvent)) == 18
     transfer = schema["inputs"]["$defs"]["TransferShipped"]
     assert set(transfer["required"]) >= {"command_id", "sku", "from_node", "to_node", "qty"}
     assert "transfer" in schema["outputs"]["$defs"]["Alert"]["properties"]

@@ -44,7 +44,7 @@ def inspect_json(capsys, *args: str) -> dict:
 def expected(node: str | None = None) -> dict:
     return {"sku": trace.SKU,
             "positions": [p for n, p in sorted(trace.POSITIONS.items()) if node in (None, n)],
-            "channels": trace.CHANNELS}
+            "channels": trace.CHANNELS, "checkout_pending": 0}
 
 
 def test_inspect_a_replayed_trace_shows_what_its_events_imply(trace_file, capsys):

@@ -103,8 +103,9 @@ def test_missing_topics_or_broker_are_one_readable_line(kafka_brokers, redis_url
     proc = run.start()
     assert proc.wait(timeout=60) == 1
     assert run.log().strip().splitlines()[-1] == (
-        f"stockflow: error: input topics missing on {kafka_brokers}: {run.prefix}master, "
-        f"{run.prefix}stock, {run.prefix}orders (create them with `stockflow topics create`)")
+        f"stockflow: error: topics missing on {kafka_brokers}: {run.prefix}master, "
+        f"{run.prefix}stock, {run.prefix}orders, {run.prefix}checkout-intake (create them "
+        "with `stockflow topics create`)")
     run.env["STOCKFLOW_KAFKA_BROKERS"] = "127.0.0.1:1"
     proc = run.start()
     assert proc.wait(timeout=60) == 1

@@ -25,7 +25,8 @@ from .live_runs import LiveRun
 from .servers import unique_prefix
 from .test_dataflow import final_availability, nonzero
 from .test_live import drained, replayed, trace  # noqa: F401 (module fixtures)
-from .test_reservations import race, setup_engine, try_reserve
+from .live_engine import setup_engine, try_reserve
+from .test_reservations import race
 
 
 @pytest.fixture(scope="module")
@@ -53,7 +54,7 @@ def test_slot_groups_spread_evenly_over_the_slots():
     width = REDIS_CLUSTER_HASH_SLOTS // GROUPS
     assert [key_slot(t.encode()) // width for t in group_tags()] == list(range(GROUPS))
     one = Keys("sf")  # one Redis: the layout it always had
-    assert one.reserve("S1")[-2:] == ["sf:heartbeat", "sf:stats"]
+    assert one.reserve("S1")[-3:] == ["sf:heartbeat", "sf:stats", "sf:ckdue"]
     assert one.avail("S1") == "sf:{S1}:avail"
 
 

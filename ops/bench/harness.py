@@ -24,9 +24,11 @@ from stockflow.connectors.kafka_admin import (
     create_topics,
     end_offsets,
     input_topics,
+    journal_topic,
     output_topics,
 )
 from stockflow.state.alignment import merged
+from stockflow.state.events import CheckoutTaken
 
 
 _TS = re.compile(rb'"ts":"[^"]*"')
@@ -77,7 +79,8 @@ class LiveRun:
         """Input topics with the given partitions (default 1), output topics with one."""
         topics = {name: partitions.get(name.removeprefix(self.prefix), 1)
                   for name in input_topics(self.prefix)}
-        topics.update(dict.fromkeys(output_topics(self.prefix) + list(extra), 1))
+        topics.update(dict.fromkeys(output_topics(self.prefix) + [journal_topic(self.prefix)]
+                                    + list(extra), 1))
         create_topics(self.brokers, topics)
 
     def produce(self, lines: list[bytes], topic_of=None, rate: float | None = None,
@@ -140,7 +143,9 @@ class LiveRun:
         from stockflow.ops.config import Config
         from stockflow.ops.replay import replay  # here: most users of the harness need not
 
-        merged = merged_input(read_partitions(self.brokers, input_topics(self.prefix)))
+        journal = read_partitions(self.brokers, [journal_topic(self.prefix)])
+        merged = merged_input(read_partitions(self.brokers, input_topics(self.prefix)),
+                              [v for values in journal.values() for v in values])
         trace, out = self.workdir / "recorded.jsonl", self.workdir / "recorded-replay"
         trace.write_bytes(b"\n".join(merged) + b"\n")
         replay(str(trace), str(out), Config().engine, show_progress=False)  # live's buckets
@@ -190,13 +195,37 @@ def read_partitions(brokers: str, topics: list[str]) -> dict[str, list[bytes]]:
     return found
 
 
-def merged_input(partitions: dict[str, list[bytes]]) -> list[bytes]:
+def merged_input(partitions: dict[str, list[bytes]], journal: list[bytes] = ()) -> list[bytes]:
     """Recorded input partitions (in merge rank) as one stream, in the order the engine
-    applies them: what `stockflow replay` must be given to decide as live mode did."""
+    applies them, with the checkout intakes its journal recorded each in its place: what
+    `stockflow replay` must be given to decide as live mode did."""
     decoded = []
     for name, values in partitions.items():
         decoded.append([_Keep(decode_message(v, name), v) for v in values])
-    return [kept.raw for kept in merged(decoded)]
+    return with_journal([kept.raw for kept in merged(decoded)], journal)
+
+
+_DECODE_TAKEN = msgspec.json.Decoder(CheckoutTaken).decode
+
+
+def with_journal(merged_messages: list[bytes], journal: list[bytes]) -> list[bytes]:
+    """The merged input with each journalled checkout intake before the message its position
+    names (`CheckoutTaken.at`: 2q before the q-th message, 2q + 1 after it); an intake
+    journalled twice (a rerun after a restart) once."""
+    found: dict[str, tuple[int, int, bytes]] = {}
+    for raw in journal:
+        taken = _DECODE_TAKEN(raw)
+        found.setdefault(taken.event_id, (taken.at, taken.n, raw))
+    before: dict[int, list[bytes]] = {}
+    for at, _, raw in sorted(found.values()):
+        before.setdefault((at + 1) // 2 - 1, []).append(raw)
+    out: list[bytes] = []
+    for i, message in enumerate(merged_messages):
+        out.extend(before.pop(i, ()))
+        out.append(message)
+    for i in sorted(before):  # after the last message read
+        out.extend(before[i])
+    return out
 
 
 class _Keep:

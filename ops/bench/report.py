@@ -32,6 +32,11 @@ def rows(r: dict) -> list[tuple[str, str, str, str]]:
         out.append((f"stockflow at {int(level['load'] * 100)}% of max "
                     f"({level['order_lines_per_s']:,} lines/s, {level['rate']:,} events/s)",
                     "", f"p50 {level['p50_ms']} ms, p99 {level['p99_ms']} ms", ""))
+    for traffic, skus, holds, grant, release, topic in staleness_rows(live.get("staleness")):
+        out.append((f"checkout hold -> published availability, {skus} SKUs, other traffic: "
+                    f"{traffic} ({holds} holds)", "",
+                    f"grant p50/p99 {grant} ms (Redis), {topic} ms (topic); "
+                    f"release {release} ms", ""))
     for name, key, ratio_key in (("PostgreSQL row locks", "postgres_rowlock",
                                   "stockflow_vs_postgres_rowlock"),
                                  ("naive Redis (Lua per line)", "naive_redis",
@@ -151,4 +156,41 @@ def print_floor(r: dict) -> None:
     for run in r["latency_floor"]:
         table.add_row(f"{run['achieved_rate']:,}", f"{run['events']:,}", str(run["p50_ms"]),
                       str(run["p99_ms"]), str(run["max_ms"]), f"{run['clock_ticks']:,}")
+    Console().print(table)
+
+
+def staleness_rows(r: dict | None) -> list[tuple[str, ...]]:
+    """(traffic, SKUs, holds, grant -> read model p50/p99, release -> read model p50/p99,
+    grant -> availability topic p50/p99), from `bench --staleness` or the full bench."""
+    rows = []
+    if r is None:  # results of a version that did not measure it
+        return rows
+    for traffic, label in (("idle", "none"), ("under_load", f"{r['load']:.0%} of max")):
+        for kind, skus in (("quiet_sku", "no traffic of their own"),
+                           ("busy_sku", "the most ordered")):
+            x = r[traffic].get(kind)
+            if not x or not x.get("holds"):
+                continue
+            topic = x.get("availability_topic", {}).get("grant_to_topic_ms", {})
+            release = x.get("release_to_read_model_ms")
+            rows.append((label, skus, str(x["holds"]), _pair(x["grant_to_read_model_ms"]),
+                         _pair(release) if release else "-", _pair(topic) if topic else "-"))
+    return rows
+
+
+def _pair(p: dict) -> str:
+    return f"{p.get('p50')} / {p.get('p99')}"
+
+
+def print_staleness(r: dict) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=f"stockflow bench --staleness ({r['workload']['events']:,} events): "
+                        "checkout hold -> published availability, ms p50 / p99")
+    for column in ("other traffic", "SKUs", "holds", "grant -> Redis", "release -> Redis",
+                   "grant -> availability topic"):
+        table.add_column(column)
+    for row in staleness_rows(r):
+        table.add_row(*row)
     Console().print(table)

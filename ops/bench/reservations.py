@@ -32,7 +32,7 @@ def run_reservations(url: str, clients: int, requests: int = 50_000) -> dict:
     cmd = [tool, "-h", where.hostname or "127.0.0.1", "-p", str(where.port or 6379),
            "-c", str(clients), "-n", str(requests), "-r", "1000000000",
            "FCALL", "stockflow_reserve", str(len(reserve_keys)), *reserve_keys, "web", "1",
-           "60000", "hold:__rand_int__"]
+           "60000", "hold:__rand_int__", sku]
     if where.password:
         cmd[1:1] = ["-a", where.password]
     out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout

@@ -25,9 +25,11 @@ from .broker import start_tansu
 from .naive_redis import run_naive_redis
 from .reservations import run_reservations
 from .rowlock import run_rowlock
+from .staleness import staleness
 from .workload import load_workload
 
 LOAD_LEVELS = (0.25, 0.50, 0.90)
+STALENESS_LOAD = 0.5  # checkout hold -> published availability, measured at this load too
 CLIENTS = (1, 4, 16, 64)
 
 
@@ -88,8 +90,11 @@ def _live(lines: list[bytes], redis_url: str, quick: bool) -> dict:
             rate = share * one["order_lines_per_s"] / lines_per_event
             result = kafka_runs.latency_under_load(tansu.brokers, redis_url, setup, paced, rate)
             loads.append({"load": share, **result})
+        half = STALENESS_LOAD * one["order_lines_per_s"] / lines_per_event
+        stale = {"load": STALENESS_LOAD,
+                 **staleness(tansu.brokers, redis_url, setup, paced, half)}
         return {"passthrough": bare, "one_process": one, "two_processes": two,
-                "latency_under_load": loads}
+                "latency_under_load": loads, "staleness": stale}
     finally:
         tansu.stop()
 
