@@ -26,7 +26,6 @@ from __future__ import annotations
 import logging
 import secrets
 import time
-from typing import NamedTuple
 
 import msgspec
 import redis
@@ -35,6 +34,7 @@ from redis.exceptions import RedisClusterException, SlotNotCoveredError
 from stockflow.state.events import CheckoutHold, CheckoutTaken
 from stockflow.state.read_model import SkuView
 from stockflow.state.supply_policy import datetime_of
+from stockflow.state.work import Intake
 
 from .redis_connect import RedisRefused, is_cluster
 from .redis_keys import Keys
@@ -59,14 +59,6 @@ MARK_TTL_MS = 600_000  # a mark outlives any pause of a live engine; then it is 
 # The intake log keeps what a restart could ask for: what the last minutes took in.
 INTAKE_LOG_KEEP_MS = 600_000
 DUE_PER_CALL = 1000  # SKUs taken from a due set at once
-
-
-class Intake(NamedTuple):
-    """How to take one SKU's checkout holds in before its batch (see `ReadModelStore.begin`)."""
-
-    fresh_at: int | None  # take the live holds in here (a position); None: not in this batch
-    redo_until: int | None  # first take in what the log has up to here (after a restart)
-    clock_ms: int  # the engine's clock at fresh_at
 
 
 def _said(exc: redis.ResponseError) -> str:

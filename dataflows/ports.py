@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, NamedTuple, Protocol
 
 if TYPE_CHECKING:
-    from stockflow.connectors.redis_store import Intake
+    from stockflow.state.work import Intake
     from stockflow.state.events import CheckoutTaken
     from stockflow.state.ledger import Ledger
     from stockflow.state.read_model import SkuView

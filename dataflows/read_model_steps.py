@@ -24,9 +24,8 @@ to Kafka, where a replay of the recorded topics finds it.
 
 from __future__ import annotations
 
-from stockflow.connectors.redis_store import Intake
 from stockflow.state.read_model import views
-from stockflow.state.work import position, skus_in, takes_live_holds
+from stockflow.state.work import Intake, position, skus_in, takes_live_holds
 
 from .ports import BucketWork, ReadModel, ViewsToWrite
 

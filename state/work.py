@@ -15,7 +15,7 @@ A work item is a tuple `(clock_ms, seq, cause, payload, skus)`:
 from __future__ import annotations
 
 import zlib
-from typing import Any
+from typing import Any, NamedTuple
 
 import msgspec
 
@@ -114,3 +114,11 @@ def with_intakes(items: list[Work], intakes: list[CheckoutTaken]) -> list[Work]:
 def intake_work(taken: CheckoutTaken) -> Work:
     """The work item that applies a checkout intake: at its own clock and position."""
     return (epoch_ms(taken.ts), (taken.at + 1) // 2, taken, taken, None)
+
+
+class Intake(NamedTuple):
+    """How to take one SKU's checkout holds in before its batch (the read model store's `begin`)."""
+
+    fresh_at: int | None  # take the live holds in here (a position); None: not in this batch
+    redo_until: int | None  # first take in what the log has up to here (after a restart)
+    clock_ms: int  # the engine's clock at fresh_at
