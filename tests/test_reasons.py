@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 
 from stockflow.ops.cli import main
+from stockflow.state.events import CheckoutHold, CheckoutTaken
 from stockflow.state.outputs import OrderStatus, StatusReason
 
 from .scenario import GUANGZHOU, Sim, of
@@ -94,6 +95,19 @@ def test_hold_expired_then_revived_by_payment():
     assert said(sim.feed(e.paid("O1"))) == [("allocated", "A", 2, "revived_by_payment")]
 
 
+def test_hold_released():
+    """A checkout hold taken in, then released through the reservation API: the next intake
+    of its SKU names it released."""
+    sim = story(stock={"A": 5})
+    hold = CheckoutHold(hold_id="h1", channel="web", qty=2, expires_ms=10**13)
+    ts = sim.ev.at(1)
+    assert said(sim.feed(CheckoutTaken(event_id="i1", ts=ts, sku=SKU, at=1, n=1,
+                                       holds=[hold]))) == [("held", "A", 2, None)]
+    assert said(sim.feed(CheckoutTaken(event_id="i2", ts=ts, sku=SKU, at=3, n=2, holds=[],
+                                       released=["h1"]))) == [
+        ("cancelled", None, 2, "hold_released")]
+
+
 def test_order_cancelled():
     sim = story(stock={"A": 2})
     e = sim.ev
@@ -124,7 +138,7 @@ def test_the_list_of_reasons_is_what_the_stories_give_and_what_the_schema_says(c
     told = {
         "unknown_channel", "no_eligible_node", "no_stock", "split_not_allowed", "shortage",
         "backorder_filled", "moved_by_shortage", "revived_by_payment", "hold_expired",
-        "order_cancelled", "shipped_beyond_allocation", "restocked", "not_restocked",
+        "hold_released", "order_cancelled", "shipped_beyond_allocation", "restocked", "not_restocked",
     }
     assert set(StatusReason.__args__) == told
     assert main(["schema", "outputs"]) == 0
