@@ -131,15 +131,37 @@ def _demo(args) -> int:
 
 
 def _explain(args) -> int:
-    from .explain import explain
+    from .explain import explain, explain_recorded
     from .explain_report import render
 
-    explanation = explain(args.order_id, args.events, _engine_config(args), args.chunk_lines)
+    if args.events is not None:
+        if args.config is not None:
+            raise UsageError("stockflow explain: --events or --config, not both")
+        explanation = explain(args.order_id, args.events, _engine_config(args), args.chunk_lines)
+    else:
+        explanation = _explain_recorded(args, explain_recorded)
     if args.json:
         print(msgspec.json.format(msgspec.json.encode(explanation), indent=2).decode())
     else:
         print(render(explanation))
     return 0
+
+
+def _explain_recorded(args, explain_recorded):
+    """From the topics a running engine reads, with the engine settings it runs with (its
+    config's `[engine]`): an engine flag given here would explain another engine."""
+    from stockflow.connectors.recorded_input import recorded_input
+
+    from .config import load
+
+    if _engine_config(args) != EngineConfig():
+        raise UsageError("stockflow explain: engine flags go with --events; from the recorded "
+                         "topics the engine's own settings ([engine] of --config) apply")
+    config = load(args.config)
+    k = config.kafka
+    messages = recorded_input(k.brokers, k.topic_prefix, k.client)
+    where = f"the topics {k.topic_prefix}{{master,stock,orders,checkout-intake}} at {k.brokers}"
+    return explain_recorded(args.order_id, messages, where, config.engine, args.chunk_lines)
 
 
 def _schema(args) -> int:

@@ -230,10 +230,15 @@ def build_parser() -> argparse.ArgumentParser:
                    help="keep each run's events and outputs under DIR/<policy> (default: none)")
     p.add_argument("--quiet", "-q", action="store_true", help="no progress bars")
 
-    p = sub.add_parser("explain", help="replay a trace and say how one order was sourced")
+    p = sub.add_parser("explain", help="replay a trace, or the input a running engine "
+                                        "recorded in Kafka, and say how one order was sourced")
     p.add_argument("order_id", metavar="ORDER_ID")
-    p.add_argument("--events", required=True, metavar="TRACE",
-                   help="the events file (.jsonl or .jsonl.gz) that carries the order")
+    p.add_argument("--events", metavar="TRACE",
+                   help="the events file (.jsonl or .jsonl.gz) that carries the order "
+                        "(default: the input topics and checkout-intake journal of --config, "
+                        "with its [engine] settings)")
+    p.add_argument("--config", help="TOML settings of the running engine, for its topics "
+                                    "(STOCKFLOW_* environment variables override)")
     p.add_argument("--json", action="store_true", help="print the explanation as JSON")
     _engine_args(p)
 
