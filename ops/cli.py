@@ -110,10 +110,12 @@ def _generate(args) -> int:
 
 
 def _scenario(args):
-    from .generate import check_scenario
+    from .generate import check_scenario, fit_catalogue
 
-    scenario = Scenario(events=args.events, seed=args.seed, skus=args.skus, stores=args.stores,
-                        malformed_rate=args.malformed_rate)
+    scenario = Scenario(events=args.events, seed=args.seed, skus=args.skus or Scenario().skus,
+                        stores=args.stores, malformed_rate=args.malformed_rate)
+    if args.skus is None:  # the default catalogue, cut down to a trace too small for it
+        scenario = fit_catalogue(scenario)
     try:
         check_scenario(scenario)
     except ValueError as exc:
