@@ -3,11 +3,12 @@
 `STOCKFLOW_<SECTION>_<KEY>` sets `[section] key` (`STOCKFLOW_KAFKA_BROKERS=k1:9092`);
 `STOCKFLOW_KAFKA_CLIENT_<NAME>` sets a Kafka client property, `_` read as `.`
 (`STOCKFLOW_KAFKA_CLIENT_SASL_MECHANISM=PLAIN` -> `sasl.mechanism`). A bad setting is one
-readable `ConfigError` line naming it.
+readable `ConfigError` line naming it: the file, or the environment variable that set it.
 """
 
 from __future__ import annotations
 
+import copy
 import os
 import tomllib
 from typing import Annotated, Literal
@@ -97,7 +98,18 @@ SECTIONS = ("engine", "kafka", "redis", "recovery", "run", "log")
 def load(path: str | None, environ: dict[str, str] | None = None) -> Config:
     """The file's settings (if any) with the environment's over them."""
     raw: dict = {} if path is None else read_toml(path, "config", ConfigError)
-    _overlay_environment(raw, os.environ if environ is None else environ)
+    where = f" in {path}" if path else ""
+    _convert(raw, f"bad setting{where}")  # the file's own mistakes are the file's
+    variables = {name: value for name, value in (os.environ if environ is None
+                                                 else environ).items()
+                 if name.startswith("STOCKFLOW_")}
+    for name in sorted(variables):  # then each variable's, named (never its value: a secret)
+        _convert(_overlay_environment(copy.deepcopy(raw), {name: variables[name]}),
+                 f"bad setting in the environment: {name}")
+    return _convert(_overlay_environment(raw, variables), f"bad setting{where}")
+
+
+def _convert(raw: dict, what: str) -> Config:
     # An [engine] table (or one STOCKFLOW_ENGINE_* variable) that does not name the buckets
     # keeps live mode's default, not the engine's: buckets are fixed for a recovery store.
     if "engine" in raw:
@@ -105,8 +117,7 @@ def load(path: str | None, environ: dict[str, str] | None = None) -> Config:
     try:
         return msgspec.convert(raw, Config, strict=False)
     except msgspec.ValidationError as exc:
-        where = f" in {path}" if path else ""
-        raise ConfigError(f"bad setting{where}: {exc}") from None
+        raise ConfigError(f"{what}: {exc}") from None
 
 
 def read_toml(path: str, what: str, error: type[Exception]) -> dict:
@@ -120,7 +131,7 @@ def read_toml(path: str, what: str, error: type[Exception]) -> dict:
         raise error(f"{what} {path} is not valid TOML: {exc}") from None
 
 
-def _overlay_environment(raw: dict, environ) -> None:
+def _overlay_environment(raw: dict, environ) -> dict:
     for name, value in environ.items():
         if not name.startswith("STOCKFLOW_"):
             continue
@@ -133,3 +144,4 @@ def _overlay_environment(raw: dict, environ) -> None:
             table.setdefault("client", {})[key[len("client_"):].replace("_", ".")] = value
         else:
             table[key] = value
+    return raw
