@@ -301,7 +301,8 @@ def _whatif(args) -> int:
     from .whatif.report import as_json, plot, print_table
 
     policies = [load_policy(path) for path in args.policy]
-    columns = compare(args.trace, policies, args.out, show_progress=not args.quiet)
+    columns = compare(args.trace, policies, args.out, show_progress=not args.quiet,
+                      recorded=args.recorded)
     print_table(args.trace, columns)
     if args.json:
         with open(args.json, "wb") as f:

@@ -241,7 +241,11 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("whatif", help="replay a trace under each policy, compare the decisions")
     p.add_argument("trace", help="recorded events (.jsonl or .jsonl.gz)")
     p.add_argument("--policy", action="append", required=True, metavar="FILE.toml",
-                   help="a policy (repeat for more); with one, the trace as recorded comes first")
+                   help="a policy (repeat for more); each is compared with the trace as "
+                        "recorded, the first column")
+    p.add_argument("--no-recorded", dest="recorded", action="store_false",
+                   help="leave out the as-recorded column (the first policy is then the one "
+                        "the others are compared with)")
     p.add_argument("--json", metavar="OUT", help="write every figure to OUT as JSON")
     p.add_argument("--plot", metavar="OUT.png", help="draw the main ratios to OUT.png")
     p.add_argument("--out", metavar="DIR",
