@@ -16,6 +16,7 @@ from .cli_parser import UsageError, build_parser
 from .config import Config, LogSettings
 from .generate import Scenario
 from .logs import QUIET, configure
+from .masking import mask, masked_url
 from .replay import ReplayError
 
 
@@ -25,19 +26,19 @@ def main(argv: list[str] | None = None) -> int:
         configure(args.log_level or QUIET, args.log_format or LogSettings().format)
         return _COMMANDS[args.command](args)
     except UsageError as exc:
-        print(exc, file=sys.stderr)
+        print(mask(str(exc)), file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         return 130
     except _formation_error() as exc:  # the launcher of a local cluster tries again
-        print(f"stockflow: error: {exc}", file=sys.stderr)
+        print(mask(f"stockflow: error: {exc}"), file=sys.stderr)
         from .cluster import FORMATION_FAILED
 
         return FORMATION_FAILED
     except BrokenPipeError:
         return 0
     except _readable_errors() as exc:
-        print(f"stockflow: error: {_root_cause(exc)}", file=sys.stderr)
+        print(mask(f"stockflow: error: {_root_cause(exc)}"), file=sys.stderr)
         return 1
 
 
@@ -248,9 +249,10 @@ def _redis(args) -> int:
     try:
         nodes = install(redis_client(config))
     except redis.RedisError as exc:
-        raise RuntimeError(f"cannot install the reservation API in {config.redis.url}: {exc}")
+        raise RuntimeError(f"cannot install the reservation API in "
+                           f"{masked_url(config.redis.url)}: {exc}")
     where = f"{len(nodes)} primaries ({', '.join(nodes)})" if config.redis.cluster else \
-        config.redis.url
+        masked_url(config.redis.url)
     print(f"reservation API installed in {where} (FCALL stockflow_reserve ...)")
     return 0
 

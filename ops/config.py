@@ -18,6 +18,8 @@ from msgspec import Meta
 
 from stockflow.state.config import EngineConfig
 
+from .masking import remember_client, remember_url
+
 
 class ConfigError(Exception):
     pass
@@ -106,7 +108,10 @@ def load(path: str | None, environ: dict[str, str] | None = None) -> Config:
     for name in sorted(variables):  # then each variable's, named (never its value: a secret)
         _convert(_overlay_environment(copy.deepcopy(raw), {name: variables[name]}),
                  f"bad setting in the environment: {name}")
-    return _convert(_overlay_environment(raw, variables), f"bad setting{where}")
+    config = _convert(_overlay_environment(raw, variables), f"bad setting{where}")
+    remember_url(config.redis.url)  # masked in every message and log line from now on
+    remember_client(config.kafka.client)
+    return config
 
 
 def _convert(raw: dict, what: str) -> Config:
