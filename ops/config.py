@@ -63,6 +63,9 @@ class RunSettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fiel
     # ...and after this long without one it is passed over: what it brings later is late.
     idle_wait_s: Annotated[float, Meta(gt=0)] = 5.0
     metrics_port: Annotated[int, Meta(ge=0, le=65535)] = 9464  # 0: no /metrics
+    # Where /metrics and the read API listen: every interface by default (a container's port
+    # mapping needs it); 127.0.0.1 keeps inventory positions off the host's public ones.
+    metrics_host: str = "0.0.0.0"
     # With Redis: how often the engine asks which SKUs' checkout holds changed (a grant, a
     # release, an expiry), to take them in and publish availability that counts them.
     checkout_poll_ms: Annotated[int, Meta(ge=1)] = 10

@@ -194,9 +194,10 @@ def _serve_http(config: Config, process_id: int, client) -> None:
     health = EngineHealth(reader, config.kafka, config.recovery.dir, SOURCE_STEP)
     try:
         serve_in_background(ReadApi(reader, health, BytewaxPassThrough(bytewax_port)),
-                            "0.0.0.0", port + process_id)
+                            config.run.metrics_host, port + process_id)
     except OSError as exc:
-        raise LiveError(f"cannot serve metrics and the API on port {port + process_id}: "
+        raise LiveError(f"cannot serve metrics and the API on "
+                        f"{config.run.metrics_host}:{port + process_id}: "
                         f"{exc.strerror}") from None
 
 
