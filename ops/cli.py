@@ -218,6 +218,7 @@ def _topics(args) -> int:
         create_topics,
         input_topics,
         journal_topic,
+        master_topic,
         output_topics,
     )
 
@@ -228,7 +229,9 @@ def _topics(args) -> int:
     k = load(args.config).kafka
     names = (input_topics(k.topic_prefix) + output_topics(k.topic_prefix)
              + [journal_topic(k.topic_prefix)])
-    created = create_topics(k.brokers, names, k.partitions, k.replication, k.client)
+    # Master data is a few thousand messages a day: one partition; the rest `partitions`.
+    counts = {name: 1 if name == master_topic(k.topic_prefix) else k.partitions for name in names}
+    created = create_topics(k.brokers, counts, replication=k.replication, client_config=k.client)
     marks = marks_topic(k.topic_prefix)  # one partition, compacted: see recovery_marks
     created += create_topics(k.brokers, {marks: 1}, replication=k.replication,
                              client_config=k.client, topic_config={"cleanup.policy": "compact"})

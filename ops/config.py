@@ -28,7 +28,8 @@ class ConfigError(Exception):
 class KafkaSettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     brokers: str = "127.0.0.1:9092"
     topic_prefix: str = "stockflow."  # inputs <prefix>orders|stock|master, outputs <prefix><stream>
-    partitions: Annotated[int, Meta(ge=1)] = 3  # for `stockflow topics create`
+    # `stockflow topics create`: partitions of every topic but <prefix>master (one)
+    partitions: Annotated[int, Meta(ge=1)] = 3
     replication: Annotated[int, Meta(ge=1)] = 1
     batch_size: Annotated[int, Meta(ge=1)] = 2000  # messages read per partition per poll
     # The sink gives up on a broker that acknowledges nothing this long, and the flow stops

@@ -206,6 +206,11 @@ def test_lag_is_what_the_broker_holds_beyond_the_recovery_store(kafka_brokers, r
     _, body = health.report()
     assert body["input_lag"] == {f"{run.prefix}master:0": 0, f"{run.prefix}orders:0": 3,
                                  f"{run.prefix}stock:0": 0}
+    # The epoch a restart says it resumes at is the one health said, the snapshot's next.
+    snapshot = body["last_snapshot"]
+    assert snapshot["resume_epoch"] == snapshot["epoch"] + 1
+    run.drain()
+    assert f"event=resume from=snapshot epoch={snapshot['resume_epoch']} " in run.log()
 
 
 def test_a_bad_port_or_a_taken_one_is_one_line(redis_url):
