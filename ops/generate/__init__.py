@@ -41,5 +41,5 @@ from .plan import check_scenario, fit_catalogue
 from .scenario import BASE_TIME, DEMO, GENERATED, Scenario
 from .stream import generate, write_jsonl
 
-__all__ = ["Scenario", "GENERATED", "DEMO", "generate", "write_jsonl", "check_scenario", "fit_catalogue",
-           "BASE_TIME"]
+__all__ = ["Scenario", "GENERATED", "DEMO", "generate", "write_jsonl", "check_scenario",
+           "fit_catalogue", "BASE_TIME"]
