@@ -12,7 +12,7 @@ from __future__ import annotations
 import time
 
 import msgspec
-from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, TopicPartition
+from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaException, TopicPartition
 
 from stockflow.state.alignment import merged
 from stockflow.state.events import CheckoutTaken
@@ -41,7 +41,10 @@ def read_partitions(brokers: str, topics: list[str],
                          "enable.partition.eof": True, "enable.auto.commit": False,
                          "log_level": 0, **(client_config or {})})
     try:
-        meta = consumer.list_topics(timeout=10)
+        try:
+            meta = consumer.list_topics(timeout=10)
+        except KafkaException as exc:  # one line, as every command says it
+            raise RuntimeError(f"cannot reach Kafka at {brokers}: {exc.args[0].str()}") from None
         absent = [t for t in topics if t not in meta.topics or meta.topics[t].error is not None]
         if absent and not missing_ok:
             raise RuntimeError(f"no such topic at {brokers}: {', '.join(absent)}")

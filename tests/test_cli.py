@@ -199,7 +199,7 @@ BAD_ARGS = {
     "negative guard units": ["replay", str(EXAMPLES), "--out", "{out}",
                              "--snapshot-guard-share", "0.5", "--snapshot-guard-units", "-1"],
     "unknown schema": ["schema", "everything"],
-    "explain without --events": ["explain", "O1"],
+    "explain from the topics of no broker": ["explain", "O1"],
     "explain without an order": ["explain", "--events", str(EXAMPLES)],
     "explain a missing file": ["explain", "O1", "--events", "{out}/no-such-events.jsonl"],
     "explain a directory": ["explain", "O1", "--events", "{out}/.."],
