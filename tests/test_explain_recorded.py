@@ -6,17 +6,22 @@ from __future__ import annotations
 
 import json
 import os
+import signal
+import time
 
 import msgspec
+import redis
 from confluent_kafka import Producer
 
 from stockflow.connectors.kafka_admin import journal_topic
 from stockflow.connectors.recorded_input import recorded_input
+from stockflow.connectors.reservations import Reservations
 from stockflow.ops.bench.kafka_runs import topic_of
 from stockflow.ops.cli import main
 from stockflow.state.events import CheckoutHold, CheckoutTaken
+from stockflow.state.outputs import DispatchAllocate
 
-from .live_runs import LAYOUT, LiveRun
+from .live_runs import DECODE_OUTPUT, LAYOUT, LiveRun
 from .scenario import BEIJING, Script
 from .servers import unique_prefix
 
@@ -90,3 +95,49 @@ def test_an_order_the_topics_do_not_carry_is_one_line(kafka_brokers, redis_url, 
 def test_engine_flags_do_not_go_with_the_recorded_topics(capsys):
     assert main(["explain", "O1", "--buckets", "4"]) == 2
     assert "engine flags go with --events" in capsys.readouterr().err
+
+
+def test_a_live_decision_made_beside_a_checkout_hold_is_explained_as_live_made_it(
+        kafka_brokers, redis_url, tmp_path, capsys, monkeypatch):
+    """A running engine takes in a checkout's 8 units (journalled by the engine itself), then
+    a paid order of 4 comes: the explanation from the topics shows the hold where live took
+    it and the node live allocated."""
+    e = Script()
+    run = LiveRun(kafka_brokers, redis_url, unique_prefix(), tmp_path)
+    run.env["STOCKFLOW_RUN_IDLE_WAIT_S"] = "0.3"  # one event at a time over quiet partitions
+    run.create_topics(LAYOUT)
+    run.produce([msgspec.json.encode(ev) for ev in (
+        e.node("DC-SH"), e.node("DC-BJ", region="Beijing", at=BEIJING),
+        e.channel("web", allow_split=False), e.snapshot(SKU, "DC-SH", 10),
+        e.snapshot(SKU, "DC-BJ", 4))], topic_of)
+    api = Reservations(redis.Redis.from_url(redis_url), run.prefix.rstrip("."))
+    proc = run.start()
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            if api.available(SKU, "web") == 14:
+                break
+            time.sleep(0.1)
+        else:
+            raise AssertionError(f"nothing published; the engine said:\n{run.log()[-3000:]}")
+        api.reserve(SKU, "web", 8, 600_000, "cart-1")
+        while b"checkout.taken" not in b"".join(recorded_input(run.brokers, run.prefix)):
+            assert time.monotonic() < deadline, "the checkout was never taken in"
+            time.sleep(0.2)
+        run.produce([msgspec.json.encode(e.order("O2", [(SKU, 4)], paid=True))], topic_of)
+        live = []
+        while not live:
+            assert time.monotonic() < deadline, f"O2 was never decided:\n{run.log()[-3000:]}"
+            live = [o for stream, v in run.outputs() if stream == "dispatch"
+                    for o in [DECODE_OUTPUT(v)]
+                    if type(o) is DispatchAllocate and o.order_id == "O2"]
+            time.sleep(0.2)
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=30)
+    _env(monkeypatch, run)
+    assert main(["explain", "O2", "--json"]) == 0
+    [step] = json.loads(capsys.readouterr().out)["lines"][0]["steps"]
+    nodes = step["sourcing"]["nodes"]
+    assert sum(n.get("held", 0) for n in nodes) == 8  # the checkout's hold, taken in before
+    assert step["sourcing"]["parts"] == [[o.node, o.qty] for o in live] == [["DC-BJ", 4]]
