@@ -19,6 +19,11 @@ def input_topics(prefix: str = "stockflow.") -> list[str]:
     return [prefix + name for name in INPUTS]
 
 
+def master_topic(prefix: str = "stockflow.") -> str:
+    """Where nodes and channels come: few messages, one partition is plenty."""
+    return prefix + INPUTS[0]
+
+
 def output_topics(prefix: str = "stockflow.") -> list[str]:
     """The topics the engine writes: one per output stream."""
     return [prefix + stream for stream in STREAMS]

@@ -49,9 +49,13 @@ def install(client) -> list[str]:
 
 
 class Reservations:
+    """Checkout holds through the engine's Redis: `reserve`, `release`, and what a
+    reservation would be granted now (`available`, `max_line_qty`)."""
+
     def __init__(self, client, prefix: str = "sf", busy_wait_s: float = 1.0):
         """`client`: `redis.Redis`, or `RedisCluster` (then the keys take the cluster layout,
-        see redis_keys.py)."""
+        see redis_keys.py); `prefix`: the engine's `[redis] prefix`; `busy_wait_s`: how long
+        `reserve` retries while the engine fences the SKU for a batch before raising BUSY."""
         self.client = client
         self.keys = Keys(prefix, cluster=is_cluster(client))
         self.busy_wait_s = busy_wait_s  # how long to retry while the engine applies a batch

@@ -25,6 +25,7 @@ from stockflow.connectors.read_model_reader import ReadModelReader
 from .config import load
 from .health import EngineHealth
 from .http_server import RAW_PATH, serve_in_background
+from .masking import mask, masked_url
 from .sku_view import availability_json, channels_json, position_json
 
 ROUTES = ("/v1/health", "/v1/skus/{sku}/availability", "/v1/skus/{sku}/availability/{channel}",
@@ -97,7 +98,7 @@ def _utf8(path_info: str) -> str:
 
 
 def _json(start_response, status: int, body: dict):
-    data = json.dumps(body).encode()
+    data = mask(json.dumps(body)).encode()  # a library's error may repeat a credential
     start_response(f"{status} {_REASONS[status]}", [
         ("Content-Type", "application/json"), ("Content-Length", str(len(data))),
         ("Cache-Control", "no-store")])
@@ -117,7 +118,8 @@ def serve_api(config_path: str | None, host: str, port: int) -> None:
     try:
         client = redis_client(config)
     except redis.RedisError as exc:
-        raise RuntimeError(f"cannot reach Redis at {config.redis.url}: {exc}") from None
+        raise RuntimeError(f"cannot reach Redis at {masked_url(config.redis.url)}: "
+                           f"{exc}") from None
     reader = ReadModelReader(client, config.redis.prefix, config.redis.heartbeat_stale_s)
     try:
         server = serve_in_background(ReadApi(reader, EngineHealth(reader)), host, port)
@@ -125,7 +127,8 @@ def serve_api(config_path: str | None, host: str, port: int) -> None:
         raise RuntimeError(f"cannot listen on {host}:{port}: {exc.strerror}") from None
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    print(f"stockflow api: serving http://{host}:{port}/v1/ from {config.redis.url}",
+    print(f"stockflow api: serving http://{host}:{port}/v1/ from "
+          f"{masked_url(config.redis.url)}",
           file=sys.stderr, flush=True)
     try:
         stop.wait()

@@ -16,6 +16,7 @@ from .cli_parser import UsageError, build_parser
 from .config import Config, LogSettings
 from .generate import Scenario
 from .logs import QUIET, configure
+from .masking import mask, masked_url
 from .replay import ReplayError
 
 
@@ -25,19 +26,19 @@ def main(argv: list[str] | None = None) -> int:
         configure(args.log_level or QUIET, args.log_format or LogSettings().format)
         return _COMMANDS[args.command](args)
     except UsageError as exc:
-        print(exc, file=sys.stderr)
+        print(mask(str(exc)), file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         return 130
     except _formation_error() as exc:  # the launcher of a local cluster tries again
-        print(f"stockflow: error: {exc}", file=sys.stderr)
+        print(mask(f"stockflow: error: {exc}"), file=sys.stderr)
         from .cluster import FORMATION_FAILED
 
         return FORMATION_FAILED
     except BrokenPipeError:
         return 0
     except _readable_errors() as exc:
-        print(f"stockflow: error: {_root_cause(exc)}", file=sys.stderr)
+        print(mask(f"stockflow: error: {_root_cause(exc)}"), file=sys.stderr)
         return 1
 
 
@@ -110,10 +111,12 @@ def _generate(args) -> int:
 
 
 def _scenario(args):
-    from .generate import check_scenario
+    from .generate import check_scenario, fit_catalogue
 
-    scenario = Scenario(events=args.events, seed=args.seed, skus=args.skus, stores=args.stores,
-                        malformed_rate=args.malformed_rate)
+    scenario = Scenario(events=args.events, seed=args.seed, skus=args.skus or Scenario().skus,
+                        stores=args.stores, malformed_rate=args.malformed_rate)
+    if args.skus is None:  # the default catalogue, cut down to a trace too small for it
+        scenario = fit_catalogue(scenario)
     try:
         check_scenario(scenario)
     except ValueError as exc:
@@ -131,15 +134,37 @@ def _demo(args) -> int:
 
 
 def _explain(args) -> int:
-    from .explain import explain
+    from .explain import explain, explain_recorded
     from .explain_report import render
 
-    explanation = explain(args.order_id, args.events, _engine_config(args), args.chunk_lines)
+    if args.events is not None:
+        if args.config is not None:
+            raise UsageError("stockflow explain: --events or --config, not both")
+        explanation = explain(args.order_id, args.events, _engine_config(args), args.chunk_lines)
+    else:
+        explanation = _explain_recorded(args, explain_recorded)
     if args.json:
         print(msgspec.json.format(msgspec.json.encode(explanation), indent=2).decode())
     else:
         print(render(explanation))
     return 0
+
+
+def _explain_recorded(args, explain_recorded):
+    """From the topics a running engine reads, with the engine settings it runs with (its
+    config's `[engine]`): an engine flag given here would explain another engine."""
+    from stockflow.connectors.recorded_input import recorded_input
+
+    from .config import load
+
+    if _engine_config(args) != EngineConfig():
+        raise UsageError("stockflow explain: engine flags go with --events; from the recorded "
+                         "topics the engine's own settings ([engine] of --config) apply")
+    config = load(args.config)
+    k = config.kafka
+    messages = recorded_input(k.brokers, k.topic_prefix, k.client)
+    where = f"the topics {k.topic_prefix}{{master,stock,orders,checkout-intake}} at {k.brokers}"
+    return explain_recorded(args.order_id, messages, where, config.engine, args.chunk_lines)
 
 
 def _schema(args) -> int:
@@ -193,6 +218,7 @@ def _topics(args) -> int:
         create_topics,
         input_topics,
         journal_topic,
+        master_topic,
         output_topics,
     )
 
@@ -203,7 +229,9 @@ def _topics(args) -> int:
     k = load(args.config).kafka
     names = (input_topics(k.topic_prefix) + output_topics(k.topic_prefix)
              + [journal_topic(k.topic_prefix)])
-    created = create_topics(k.brokers, names, k.partitions, k.replication, k.client)
+    # Master data is a few thousand messages a day: one partition; the rest `partitions`.
+    counts = {name: 1 if name == master_topic(k.topic_prefix) else k.partitions for name in names}
+    created = create_topics(k.brokers, counts, replication=k.replication, client_config=k.client)
     marks = marks_topic(k.topic_prefix)  # one partition, compacted: see recovery_marks
     created += create_topics(k.brokers, {marks: 1}, replication=k.replication,
                              client_config=k.client, topic_config={"cleanup.policy": "compact"})
@@ -224,9 +252,10 @@ def _redis(args) -> int:
     try:
         nodes = install(redis_client(config))
     except redis.RedisError as exc:
-        raise RuntimeError(f"cannot install the reservation API in {config.redis.url}: {exc}")
+        raise RuntimeError(f"cannot install the reservation API in "
+                           f"{masked_url(config.redis.url)}: {exc}")
     where = f"{len(nodes)} primaries ({', '.join(nodes)})" if config.redis.cluster else \
-        config.redis.url
+        masked_url(config.redis.url)
     print(f"reservation API installed in {where} (FCALL stockflow_reserve ...)")
     return 0
 
@@ -277,7 +306,8 @@ def _whatif(args) -> int:
     from .whatif.report import as_json, plot, print_table
 
     policies = [load_policy(path) for path in args.policy]
-    columns = compare(args.trace, policies, args.out, show_progress=not args.quiet)
+    columns = compare(args.trace, policies, args.out, show_progress=not args.quiet,
+                      recorded=args.recorded)
     print_table(args.trace, columns)
     if args.json:
         with open(args.json, "wb") as f:

@@ -19,7 +19,22 @@ class UsageError(Exception):
     pass
 
 
+class _Help(argparse.ArgumentDefaultsHelpFormatter):
+    """Every option's default in `--help`, unless its help already says it or it has none."""
+
+    def _get_help_string(self, action):
+        text = action.help or ""
+        if ("default" in text or action.default in (None, argparse.SUPPRESS)
+                or isinstance(action.default, bool)):  # a flag: its help says what it does
+            return text
+        return super()._get_help_string(action)
+
+
 class _Parser(argparse.ArgumentParser):
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("formatter_class", _Help)
+        super().__init__(*args, **kwargs)
+
     def error(self, message: str):  # one line instead of usage + message
         raise UsageError(f"{self.prog}: {message} (see --help)")
 
@@ -100,10 +115,13 @@ def _engine_args(p: argparse.ArgumentParser, engine: EngineConfig = EngineConfig
 def _generator_args(p: argparse.ArgumentParser, scenario: Scenario) -> None:
     p.add_argument("--events", type=_positive, default=scenario.events,
                    help="about how many events")
-    p.add_argument("--seed", type=int, default=scenario.seed)
-    p.add_argument("--skus", type=_positive, default=scenario.skus)
-    p.add_argument("--stores", type=_positive, default=scenario.stores)
-    p.add_argument("--malformed-rate", type=_rate, default=scenario.malformed_rate)
+    p.add_argument("--seed", type=int, default=scenario.seed, help="the random generator's seed")
+    p.add_argument("--skus", type=_positive,
+                   help=f"SKUs in the catalogue (default: {scenario.skus}, or as many as keep "
+                        "master data and opening counts within half of a smaller trace)")
+    p.add_argument("--stores", type=_positive, default=scenario.stores, help="stores")
+    p.add_argument("--malformed-rate", type=_rate, default=scenario.malformed_rate,
+                   help="share of lines written as malformed messages")
 
 
 def _log_args(p: argparse.ArgumentParser) -> None:
@@ -186,9 +204,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("api", help="serve the read-only HTTP API from the read model in Redis")
     p.add_argument("--config", help="TOML settings (STOCKFLOW_* environment variables override)")
     p.add_argument("--host", default="127.0.0.1",
-                   help="address to listen on (default: %(default)s)")
+                   help="address to listen on")
     p.add_argument("--port", type=_number(int, "a port", 1, 65535), default=8080,
-                   help="port to listen on (default: %(default)s)")
+                   help="port to listen on")
 
     p = sub.add_parser("topics", help="Kafka topics")
     p.add_argument("action", choices=["create"])
@@ -223,17 +241,26 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("whatif", help="replay a trace under each policy, compare the decisions")
     p.add_argument("trace", help="recorded events (.jsonl or .jsonl.gz)")
     p.add_argument("--policy", action="append", required=True, metavar="FILE.toml",
-                   help="a policy (repeat for more); with one, the trace as recorded comes first")
+                   help="a policy (repeat for more); each is compared with the trace as "
+                        "recorded, the first column")
+    p.add_argument("--no-recorded", dest="recorded", action="store_false",
+                   help="leave out the as-recorded column (the first policy is then the one "
+                        "the others are compared with)")
     p.add_argument("--json", metavar="OUT", help="write every figure to OUT as JSON")
     p.add_argument("--plot", metavar="OUT.png", help="draw the main ratios to OUT.png")
     p.add_argument("--out", metavar="DIR",
                    help="keep each run's events and outputs under DIR/<policy> (default: none)")
     p.add_argument("--quiet", "-q", action="store_true", help="no progress bars")
 
-    p = sub.add_parser("explain", help="replay a trace and say how one order was sourced")
+    p = sub.add_parser("explain", help="replay a trace, or the input a running engine "
+                                        "recorded in Kafka, and say how one order was sourced")
     p.add_argument("order_id", metavar="ORDER_ID")
-    p.add_argument("--events", required=True, metavar="TRACE",
-                   help="the events file (.jsonl or .jsonl.gz) that carries the order")
+    p.add_argument("--events", metavar="TRACE",
+                   help="the events file (.jsonl or .jsonl.gz) that carries the order "
+                        "(default: the input topics and checkout-intake journal of --config, "
+                        "with its [engine] settings)")
+    p.add_argument("--config", help="TOML settings of the running engine, for its topics "
+                                    "(STOCKFLOW_* environment variables override)")
     p.add_argument("--json", action="store_true", help="print the explanation as JSON")
     _engine_args(p)
 

@@ -3,11 +3,12 @@
 `STOCKFLOW_<SECTION>_<KEY>` sets `[section] key` (`STOCKFLOW_KAFKA_BROKERS=k1:9092`);
 `STOCKFLOW_KAFKA_CLIENT_<NAME>` sets a Kafka client property, `_` read as `.`
 (`STOCKFLOW_KAFKA_CLIENT_SASL_MECHANISM=PLAIN` -> `sasl.mechanism`). A bad setting is one
-readable `ConfigError` line naming it.
+readable `ConfigError` line naming it: the file, or the environment variable that set it.
 """
 
 from __future__ import annotations
 
+import copy
 import os
 import tomllib
 from typing import Annotated, Literal
@@ -17,6 +18,8 @@ from msgspec import Meta
 
 from stockflow.state.config import EngineConfig
 
+from .masking import remember_client, remember_url
+
 
 class ConfigError(Exception):
     pass
@@ -25,7 +28,8 @@ class ConfigError(Exception):
 class KafkaSettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     brokers: str = "127.0.0.1:9092"
     topic_prefix: str = "stockflow."  # inputs <prefix>orders|stock|master, outputs <prefix><stream>
-    partitions: Annotated[int, Meta(ge=1)] = 3  # for `stockflow topics create`
+    # `stockflow topics create`: partitions of every topic but <prefix>master (one)
+    partitions: Annotated[int, Meta(ge=1)] = 3
     replication: Annotated[int, Meta(ge=1)] = 1
     batch_size: Annotated[int, Meta(ge=1)] = 2000  # messages read per partition per poll
     # The sink gives up on a broker that acknowledges nothing this long, and the flow stops
@@ -60,6 +64,9 @@ class RunSettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fiel
     # ...and after this long without one it is passed over: what it brings later is late.
     idle_wait_s: Annotated[float, Meta(gt=0)] = 5.0
     metrics_port: Annotated[int, Meta(ge=0, le=65535)] = 9464  # 0: no /metrics
+    # Where /metrics and the read API listen: every interface by default (a container's port
+    # mapping needs it); 127.0.0.1 keeps inventory positions off the host's public ones.
+    metrics_host: str = "0.0.0.0"
     # With Redis: how often the engine asks which SKUs' checkout holds changed (a grant, a
     # release, an expiry), to take them in and publish availability that counts them.
     checkout_poll_ms: Annotated[int, Meta(ge=1)] = 10
@@ -97,7 +104,21 @@ SECTIONS = ("engine", "kafka", "redis", "recovery", "run", "log")
 def load(path: str | None, environ: dict[str, str] | None = None) -> Config:
     """The file's settings (if any) with the environment's over them."""
     raw: dict = {} if path is None else read_toml(path, "config", ConfigError)
-    _overlay_environment(raw, os.environ if environ is None else environ)
+    where = f" in {path}" if path else ""
+    _convert(raw, f"bad setting{where}")  # the file's own mistakes are the file's
+    variables = {name: value for name, value in (os.environ if environ is None
+                                                 else environ).items()
+                 if name.startswith("STOCKFLOW_")}
+    for name in sorted(variables):  # then each variable's, named (never its value: a secret)
+        _convert(_overlay_environment(copy.deepcopy(raw), {name: variables[name]}),
+                 f"bad setting in the environment: {name}")
+    config = _convert(_overlay_environment(raw, variables), f"bad setting{where}")
+    remember_url(config.redis.url)  # masked in every message and log line from now on
+    remember_client(config.kafka.client)
+    return config
+
+
+def _convert(raw: dict, what: str) -> Config:
     # An [engine] table (or one STOCKFLOW_ENGINE_* variable) that does not name the buckets
     # keeps live mode's default, not the engine's: buckets are fixed for a recovery store.
     if "engine" in raw:
@@ -105,8 +126,7 @@ def load(path: str | None, environ: dict[str, str] | None = None) -> Config:
     try:
         return msgspec.convert(raw, Config, strict=False)
     except msgspec.ValidationError as exc:
-        where = f" in {path}" if path else ""
-        raise ConfigError(f"bad setting{where}: {exc}") from None
+        raise ConfigError(f"{what}: {exc}") from None
 
 
 def read_toml(path: str, what: str, error: type[Exception]) -> dict:
@@ -120,7 +140,7 @@ def read_toml(path: str, what: str, error: type[Exception]) -> dict:
         raise error(f"{what} {path} is not valid TOML: {exc}") from None
 
 
-def _overlay_environment(raw: dict, environ) -> None:
+def _overlay_environment(raw: dict, environ) -> dict:
     for name, value in environ.items():
         if not name.startswith("STOCKFLOW_"):
             continue
@@ -133,3 +153,4 @@ def _overlay_environment(raw: dict, environ) -> None:
             table.setdefault("client", {})[key[len("client_"):].replace("_", ".")] = value
         else:
             table[key] = value
+    return raw

@@ -1,8 +1,10 @@
 """`stockflow explain`: replay a trace in the pure engine and say how one order was sourced.
 
-Live mode decides as a replay of its recorded input, so replaying the trace explains a live
-decision too. The engine runs with an `Explainer` (state/explain.py) watching the one order;
-its `order.status` outputs are matched to the sourcings by cause.
+Live mode decides as a replay of its recorded input, so replaying what Kafka recorded (the
+input topics and the checkout-intake journal, merged as the engine merged them:
+connectors/recorded_input.py) explains a live decision; a trace file explains a replay.
+The engine runs with an `Explainer` (state/explain.py) watching the one order; its
+`order.status` outputs are matched to the sourcings by cause.
 """
 
 from __future__ import annotations
@@ -12,6 +14,9 @@ from datetime import datetime
 
 import msgspec
 
+from collections.abc import Iterable, Iterator
+
+from stockflow.connectors.codec import decode_lines
 from stockflow.connectors.files import open_trace
 from stockflow.connectors.trace_file import read_events
 from stockflow.state.config import EngineConfig
@@ -53,7 +58,7 @@ class LineHistory(msgspec.Struct, kw_only=True):
 
 class Explanation(msgspec.Struct, kw_only=True):
     order_id: str
-    events: str
+    events: str  # where the input came from: a trace file, or the recorded topics
     lines: list[LineHistory]
 
 
@@ -64,14 +69,37 @@ def explain(order_id: str, events: str, config: EngineConfig,
         raise ExplainError(f"no such events file: {events}")
     if os.path.isdir(events):
         raise ExplainError(f"{events} is a directory, not an events file")
-    if not _mentions(events, order_id):  # no need to replay a trace to learn that
-        raise ExplainError(f"order {order_id} is not in {events}")
+    with open_trace(events) as f:  # no need to replay a trace to learn the order is not there
+        if not _mentions(f, order_id):
+            raise ExplainError(f"order {order_id} is not in {events}")
+    return _explain(order_id, events, read_events(events, chunk_lines), config)
+
+
+def explain_recorded(order_id: str, messages: list[bytes], where: str, config: EngineConfig,
+                     chunk_lines: int = 2048) -> Explanation:
+    """Explains `order_id` from the engine's recorded input (`recorded_input()`: the input
+    topics merged, the checkout intakes in their place), `where` naming the topics."""
+    if not _mentions(messages, order_id):
+        raise ExplainError(f"order {order_id} is not in {where}")
+    return _explain(order_id, where, _chunks(messages, where, chunk_lines), config)
+
+
+def _chunks(messages: list[bytes], where: str, chunk_lines: int) -> Iterator[list]:
+    """Recorded Kafka values decoded as the engine's source decodes them (an empty value is
+    a message, a dead letter)."""
+    for first in range(0, len(messages), chunk_lines):
+        yield decode_lines(messages[first:first + chunk_lines], where, first + 1,
+                           blank_is_message=True)
+
+
+def _explain(order_id: str, where: str, chunks: Iterable[list],
+             config: EngineConfig) -> Explanation:
     explainer = Explainer(order_id)
     engine = Engine(config, explain=explainer)
     causes: dict[str, tuple[int, str]] = {}  # event id -> (input position, type)
     statuses: list[OrderStatus] = []
     created: OrderCreated | None = None
-    for chunk in read_events(events, chunk_lines):
+    for chunk in chunks:
         for event in chunk:
             if type(event) is not Malformed and event.event_id not in causes:
                 causes[event.event_id] = (len(causes), event.__struct_config__.tag)
@@ -80,16 +108,15 @@ def explain(order_id: str, events: str, config: EngineConfig,
         statuses += [o for o in engine.process(chunk)
                      if type(o) is OrderStatus and o.order_id == order_id]
     if created is None:
-        raise ExplainError(f"order {order_id} is not in {events}")
-    return Explanation(order_id=order_id, events=events,
+        raise ExplainError(f"order {order_id} is not in {where}")
+    return Explanation(order_id=order_id, events=where,
                        lines=_histories(created, explainer.sourcings, statuses, causes))
 
 
-def _mentions(events: str, order_id: str) -> bool:
-    """Whether the order id appears in the file at all, as JSON would write it."""
+def _mentions(messages: Iterable[bytes], order_id: str) -> bool:
+    """Whether the order id appears in the messages at all, as JSON would write it."""
     needle = msgspec.json.encode(order_id)
-    with open_trace(events) as f:
-        return any(needle in raw for raw in f)
+    return any(needle in raw for raw in messages)
 
 
 def _histories(created: OrderCreated, sourcings: list[Sourcing], statuses: list[OrderStatus],

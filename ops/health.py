@@ -61,4 +61,7 @@ class EngineHealth:
         if newest is None:
             return None
         epoch, at = newest
-        return {"at": at.replace(" ", "T") + "Z", "epoch": epoch}
+        # Bytewax snapshots at the end of an epoch and a restart resumes at the start of the
+        # next: `resume_epoch` is the epoch a restart now would log (`event=resume epoch=`).
+        resume = recovery_store.resume_point(self.recovery_dir, self.source_step).epoch
+        return {"at": at.replace(" ", "T") + "Z", "epoch": epoch, "resume_epoch": resume}

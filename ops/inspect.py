@@ -14,6 +14,7 @@ from stockflow.state.engine import Engine
 from stockflow.state.node_position import SkuReport, sku_report
 
 from .config import Config, load
+from .masking import masked_url
 from .sku_view import report_json, report_table
 
 
@@ -43,10 +44,11 @@ def from_redis(config: Config, sku: str) -> SkuReport:
                                  config.redis.heartbeat_stale_s)
         report = reader.sku(sku)
     except redis.RedisError as exc:
-        raise InspectError(f"cannot read the read model at {config.redis.url}: {exc}") from None
+        raise InspectError(f"cannot read the read model at {masked_url(config.redis.url)}: "
+                           f"{exc}") from None
     if report is None:
         raise InspectError(f"unknown SKU {sku!r}: the engine has published nothing for it in "
-                           f"{config.redis.url} (prefix {config.redis.prefix!r})")
+                           f"{masked_url(config.redis.url)} (prefix {config.redis.prefix!r})")
     return report
 
 

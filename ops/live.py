@@ -32,6 +32,7 @@ from .api import ReadApi
 from .config import Config
 from .health import EngineHealth
 from .http_server import BytewaxPassThrough, serve_in_background
+from .masking import masked_url
 from .metrics import REGISTRY, Observer, ReservationCollector
 from .recovery import SOURCE_STEP
 
@@ -120,7 +121,8 @@ def run(config: Config, processes: int = 1, process_id: int | None = None,
                                    on_error=observer.redis_error)
             store.start()  # the reservation API matches the engine that writes its keys
         except redis.RedisError as exc:
-            raise _refusal("redis_unreachable", f"cannot reach Redis at {config.redis.url}: "
+            raise _refusal("redis_unreachable",
+                           f"cannot reach Redis at {masked_url(config.redis.url)}: "
                            f"{exc}", error=str(exc)) from None
         REGISTRY.register(ReservationCollector(client, store.keys.stats))
     _serve_http(config, process_id or 0, client)
@@ -192,9 +194,10 @@ def _serve_http(config: Config, process_id: int, client) -> None:
     health = EngineHealth(reader, config.kafka, config.recovery.dir, SOURCE_STEP)
     try:
         serve_in_background(ReadApi(reader, health, BytewaxPassThrough(bytewax_port)),
-                            "0.0.0.0", port + process_id)
+                            config.run.metrics_host, port + process_id)
     except OSError as exc:
-        raise LiveError(f"cannot serve metrics and the API on port {port + process_id}: "
+        raise LiveError(f"cannot serve metrics and the API on "
+                        f"{config.run.metrics_host}:{port + process_id}: "
                         f"{exc.strerror}") from None
 
 

@@ -11,7 +11,8 @@ event's name and `extra` carries its fields:
     ts=2026-11-30T09:12:03.481Z level=info logger=stockflow.ops.live event=start process_id=0 ...
 
 or as one JSON object per line. Without it (the engine embedded in another program) they go
-wherever that program's logging sends them.
+wherever that program's logging sends them. Either way no credential is written (`mask()`,
+ops/masking.py).
 """
 
 from __future__ import annotations
@@ -21,6 +22,8 @@ import logging
 import sys
 import time
 from typing import TextIO
+
+from .masking import mask
 
 # What `stockflow replay`, `demo`, `generate` and `bench` show unless told otherwise: their
 # output is their summary, so only what went wrong joins it.
@@ -53,7 +56,7 @@ class LogfmtFormatter(logging.Formatter):
         pairs = {**_head(record), **fields_of(record)}
         if record.exc_info:
             pairs["error"] = self.formatException(record.exc_info)
-        return " ".join(f"{key}={_logfmt_value(value)}" for key, value in pairs.items())
+        return mask(" ".join(f"{key}={_logfmt_value(value)}" for key, value in pairs.items()))
 
 
 class JsonFormatter(logging.Formatter):
@@ -63,7 +66,7 @@ class JsonFormatter(logging.Formatter):
         line = {**_head(record), **fields_of(record)}
         if record.exc_info:
             line["error"] = self.formatException(record.exc_info)
-        return json.dumps(line, default=str, separators=(",", ":"))
+        return mask(json.dumps(line, default=str, separators=(",", ":")))
 
 
 def _logfmt_value(value) -> str:

@@ -23,16 +23,23 @@ from prometheus_client import (
 )
 from prometheus_client.core import CounterMetricFamily
 
-from stockflow.state.events import Malformed
+from stockflow.state.events import ClockTick, Malformed
 from stockflow.state.outputs import OrderStatus
+
+from .oversell import CONFIG_REASONS, OVERSELL_REASONS
 
 disable_created_metrics()  # no `_created` series: they double every counter for nothing
 
 _LATENCY_BUCKETS = (.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30)
 _LAG_BUCKETS = (.01, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60, 300, 900, 3600)
 
-EVENTS = Counter("stockflow_events", "Input events routed, by type (duplicates excluded).",
-                 ["type"])
+# Throughput is `sum(rate(stockflow_events_total[1m]))`: the events producers sent. The ticks
+# live mode writes into quiet partitions (about one a second each, idle or not) are counted
+# apart, so an idle engine's event rate is zero.
+EVENTS = Counter("stockflow_events", "Input events routed, by type (duplicates and "
+                 "clock.tick excluded): the throughput series.", ["type"])
+CLOCK_TICKS = Counter("stockflow_clock_ticks", "clock.tick events routed (written by live "
+                      "mode into quiet input partitions; not in stockflow_events_total).")
 DUPLICATES = Counter("stockflow_duplicate_events", "Input events dropped as duplicates.")
 OUTPUTS = Counter("stockflow_outputs", "Outputs emitted, by stream.", ["stream"])
 DEAD_LETTERS = Counter("stockflow_dead_letters",
@@ -44,9 +51,10 @@ EVENT_LAG = Histogram("stockflow_event_lag_seconds",
                       "Oldest event time of a batch -> its outputs emitted (wall clock).",
                       buckets=_LAG_BUCKETS)
 OVERSOLD = Counter("stockflow_oversold_lines",
-                   "Paid order lines rejected, by channel and reason: no_stock, "
-                   "split_not_allowed and shortage are oversell, unknown_channel and "
-                   "no_eligible_node are configuration.",
+                   "Paid order lines rejected, at each rejection, by channel and reason: "
+                   "no_stock, split_not_allowed and shortage are oversell (ops/oversell.py, "
+                   "as the replay summary counts it), unknown_channel and no_eligible_node "
+                   "are configuration.",
                    ["channel", "reason"])
 SHORTAGE_UNITS = Counter("stockflow_shortage_units",
                          "Units found committed beyond supply when supply dropped.")
@@ -91,8 +99,6 @@ def dead_letter_reason(error: str) -> str:
 
 # The reasons the engine gives a rejected line (state/sourcing.py `why_unfilled`, and a line
 # taken back in a shortage); anything else is `other`, so the label stays bounded.
-OVERSELL_REASONS = frozenset({"no_stock", "split_not_allowed", "shortage"})
-CONFIG_REASONS = frozenset({"unknown_channel", "no_eligible_node"})
 REJECT_REASONS = OVERSELL_REASONS | CONFIG_REASONS
 
 
@@ -139,7 +145,10 @@ class Observer:
         for kind, n in kinds.items():
             if kind is Malformed:
                 continue
-            EVENTS.labels(kind.__struct_config__.tag).inc(n)
+            if kind is ClockTick:
+                CLOCK_TICKS.inc(n)
+            else:
+                EVENTS.labels(kind.__struct_config__.tag).inc(n)
         for letter in dead:  # a refusal names its reason; a malformed message, its error
             DEAD_LETTERS.labels(letter.reason or dead_letter_reason(letter.error)).inc()
         if duplicates_after > duplicates_before:

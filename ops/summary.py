@@ -20,6 +20,7 @@ from stockflow.state.geo import haversine_km
 from stockflow.state.outputs import DispatchAllocate, OutputEvent, ReplenishmentRequested
 
 from .channel_figures import ChannelFigures, channel_figures
+from .oversell import oversold as is_oversold
 
 _DECODE_OUT = msgspec.json.Decoder(OutputEvent).decode
 _DECODE_IN = msgspec.json.Decoder(InputEvent).decode
@@ -34,7 +35,7 @@ class Summary(msgspec.Struct, kw_only=True):
     final_status: dict[str, int]
     split_rate: float  # allocated lines served from more than one node
     cross_region_rate: float  # allocated units served from another region than the ship-to's
-    oversold_paid_lines: int  # paid lines the engine could not allocate (rejected)
+    oversold_paid_lines: int  # paid lines rejected for lack of stock (ops/oversell.py)
     shortage_alerts: int
     transfers_requested: int  # replenishment.requested with a from_node (rebalancing included)
     transfer_units: int
@@ -123,10 +124,11 @@ def summarize(events_path: str, out_dir: str, seconds: float | None = None) -> S
                     line_channel[(ev.order_id, line.line_id)] = ev.channel
 
     last: dict[tuple[str, str], object] = {}
+    oversold = 0
     for st in read_outputs(out_dir, "order-status"):
         last[(st.order_id, st.line_id)] = st
+        oversold += is_oversold(st)
     final = Counter(st.status for st in last.values())
-    oversold = sum(1 for st in last.values() if st.status == "rejected" and st.paid)
     rejected = Counter(st.reason or "unknown" for st in last.values() if st.status == "rejected")
 
     net: dict[tuple[str, str], dict[str, int]] = defaultdict(lambda: defaultdict(int))

@@ -38,8 +38,9 @@ def produce_one_by_one(run: LiveRun, lines: list[bytes]) -> None:
         assert producer.flush(10) == 0
 
 
-def get(port: int, path: str, method: str = "GET") -> tuple[int, dict | str]:
-    request = urllib.request.Request(f"http://127.0.0.1:{port}{path}", method=method)
+def get(port: int, path: str, method: str = "GET",
+        host: str = "127.0.0.1") -> tuple[int, dict | str]:
+    request = urllib.request.Request(f"http://{host}:{port}{path}", method=method)
     try:
         with urllib.request.urlopen(request, timeout=10) as r:
             status, kind, body = r.status, r.headers["Content-Type"], r.read()
@@ -130,6 +131,28 @@ def test_health_says_heartbeat_lag_per_input_partition_and_last_snapshot(engine)
     assert body["last_snapshot"]["epoch"] > 0
 
 
+def test_by_default_the_engine_listens_on_every_interface(engine):
+    _, port = engine
+    assert get(port, "/v1/health", host="127.0.0.2")[0] == 200  # not only 127.0.0.1
+
+
+def test_an_operator_can_keep_metrics_and_the_api_on_loopback(kafka_brokers, redis_url,
+                                                               tmp_path):
+    run = LiveRun(kafka_brokers, redis_url, unique_prefix(), tmp_path)
+    run.env["STOCKFLOW_RUN_METRICS_PORT"] = str(port := free_port())
+    run.env["STOCKFLOW_RUN_METRICS_HOST"] = "127.0.0.1"
+    run.create_topics({})
+    proc = run.start()
+    try:
+        assert until(lambda: get(port, "/metrics")[0] == 200, what="/metrics on 127.0.0.1")
+        assert get(port, "/v1/health")[0] in (200, 503)  # answered, fresh or not
+        with pytest.raises(ConnectionRefusedError):  # another address of this host: nobody
+            socket.create_connection(("127.0.0.2", port), timeout=5).close()
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=30)
+
+
 def test_metrics_are_still_served_with_bytewax_step_timings(engine):
     _, port = engine
     status, text = get(port, "/metrics")
@@ -183,6 +206,11 @@ def test_lag_is_what_the_broker_holds_beyond_the_recovery_store(kafka_brokers, r
     _, body = health.report()
     assert body["input_lag"] == {f"{run.prefix}master:0": 0, f"{run.prefix}orders:0": 3,
                                  f"{run.prefix}stock:0": 0}
+    # The epoch a restart says it resumes at is the one health said, the snapshot's next.
+    snapshot = body["last_snapshot"]
+    assert snapshot["resume_epoch"] == snapshot["epoch"] + 1
+    run.drain()
+    assert f"event=resume from=snapshot epoch={snapshot['resume_epoch']} " in run.log()
 
 
 def test_a_bad_port_or_a_taken_one_is_one_line(redis_url):

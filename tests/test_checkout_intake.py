@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 from stockflow.connectors.codec import decode_message
 from stockflow.connectors.read_model_reader import ReadModelReader
 from stockflow.connectors.reservations import ReservationRefused, Reservations, install
-from stockflow.ops.bench.harness import with_journal
+from stockflow.connectors.recorded_input import with_journal
 from stockflow.ops.metrics import REGISTRY, Observer
 from stockflow.ops.sku_view import report_table
 from stockflow.state.book import SkuBook

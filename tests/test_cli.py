@@ -6,6 +6,8 @@ real process, for stdin and for what a user sees on the terminal.
 
 from __future__ import annotations
 
+import argparse
+
 import json
 import subprocess
 import sys
@@ -197,7 +199,7 @@ BAD_ARGS = {
     "negative guard units": ["replay", str(EXAMPLES), "--out", "{out}",
                              "--snapshot-guard-share", "0.5", "--snapshot-guard-units", "-1"],
     "unknown schema": ["schema", "everything"],
-    "explain without --events": ["explain", "O1"],
+    "explain from the topics of no broker": ["explain", "O1"],
     "explain without an order": ["explain", "--events", str(EXAMPLES)],
     "explain a missing file": ["explain", "O1", "--events", "{out}/no-such-events.jsonl"],
     "explain a directory": ["explain", "O1", "--events", "{out}/.."],
@@ -238,12 +240,41 @@ def test_missing_events_file_in_a_real_process_prints_one_line(tmp_path):
     assert "nope.jsonl" in err
 
 
-def test_generate_with_too_few_events_for_its_skus_fails_with_one_line(tmp_path):
-    proc = run_cli("generate", "--events", "2000", "--out", str(tmp_path / "g.jsonl"))
+def test_generate_with_too_few_events_for_the_skus_asked_fails_with_one_line(tmp_path):
+    proc = run_cli("generate", "--events", "2000", "--skus", "2000",
+                   "--out", str(tmp_path / "g.jsonl"))
     err = proc.stderr.decode()
     assert proc.returncode != 0
     assert "Traceback" not in err
     assert len(err.splitlines()) == 1, err
+
+
+def test_generate_scales_its_default_catalogue_down_to_a_small_trace(tmp_path, capsys):
+    out = tmp_path / "g.jsonl"
+    assert main(["generate", "--events", "5000", "--seed", "5", "--out", str(out)]) == 0
+    decode = msgspec.json.Decoder(InputEvent).decode
+    events = [decode(line) for line in lines(out) if line.strip().startswith(b'{"type"')
+              and b"malformed" not in line]
+    skus = {e.sku for e in events if type(e).__name__ == "StockSnapshot"}
+    orders = sum(type(e).__name__ == "OrderCreated" for e in events)
+    assert 4750 <= len(lines(out)) <= 5250
+    assert 50 <= len(skus) < 2000  # cut down, not to nothing...
+    assert orders >= 1000  # ...leaving most of the trace to orders and supply
+
+
+def test_every_commands_help_shows_its_defaults():
+    from stockflow.ops.cli import build_parser
+
+    parser = build_parser()
+    [sub] = [a for a in parser._actions if a.dest == "command"]
+    for name, command in sub.choices.items():
+        formatter = command._get_formatter()  # as `--help` prints each option
+        for action in command._actions:
+            if action.default in (None, argparse.SUPPRESS) or isinstance(action.default, bool):
+                continue
+            assert f"default: {action.default}" in formatter._expand_help(action) \
+                or "(default: " in formatter._expand_help(action), \
+                f"stockflow {name} --help: {action.option_strings or action.dest} shows no default"
 
 
 # -- generate and demo -------------------------------------------------------------------

@@ -63,6 +63,21 @@ def test_the_cli_answers_a_bad_config_with_one_line(args, env):
     assert err.startswith("stockflow: error: ") and "\n" not in err, err
 
 
+@pytest.mark.parametrize("env, says", [
+    ({"STOCKFLOW_KAFKA_BROKER": "x"}, "STOCKFLOW_KAFKA_BROKER: Object contains unknown field "
+                                      "`broker`"),
+    ({"STOCKFLOW_RUN_METRICS_PORT": "abc"}, "STOCKFLOW_RUN_METRICS_PORT: Expected `int`"),
+])
+def test_a_mistyped_variable_is_named_not_blamed_on_the_file(tmp_path, env, says):
+    path = tmp_path / "s.toml"
+    path.write_text("[kafka]\nbrokers = 'k:9092'\n")
+    with pytest.raises(ConfigError) as err:
+        load(str(path), {**env, "STOCKFLOW_REDIS_URL": "redis://u:s3cretpw@h:6379/0"})
+    message = str(err.value)
+    assert message.startswith("bad setting in the environment: ") and says in message
+    assert str(path) not in message and "abc" not in message and "s3cretpw" not in message
+
+
 def test_an_engine_setting_alone_keeps_live_modes_buckets():
     config = load(None, {"STOCKFLOW_ENGINE_INBOUND_HORIZON_S": "3600"})
     assert (config.engine.buckets, config.engine.inbound_horizon_s) == (8, 3600)

@@ -13,6 +13,7 @@ import time
 
 import pytest
 import redis
+from confluent_kafka.admin import AdminClient
 
 from stockflow.ops.replay import replay
 from stockflow.state.config import EngineConfig
@@ -115,3 +116,17 @@ def test_missing_topics_or_broker_are_one_readable_line(kafka_brokers, redis_url
     assert topics.returncode == 1
     [line] = topics.stderr.splitlines()  # one line, not librdkafka's retries
     assert line.startswith("stockflow: error: cannot reach Kafka at 127.0.0.1:1")
+
+
+def test_topics_create_gives_master_data_one_partition(kafka_brokers, redis_url, tmp_path):
+    run = LiveRun(kafka_brokers, redis_url, unique_prefix(), tmp_path)
+    env = {**run.env, "STOCKFLOW_KAFKA_PARTITIONS": "3"}
+    done = subprocess.run([sys.executable, "-m", "stockflow.ops.cli", "topics", "create"],
+                          env=env, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    counts = {t: len(m.partitions) for t, m in AdminClient(
+        {"bootstrap.servers": kafka_brokers}).list_topics(timeout=10).topics.items()
+        if t.startswith(run.prefix)}
+    assert counts[f"{run.prefix}master"] == 1  # as the README's layout says: 1 is plenty
+    assert counts[f"{run.prefix}orders"] == counts[f"{run.prefix}stock"] == 3
+    assert counts[f"{run.prefix}dispatch"] == counts[f"{run.prefix}checkout-intake"] == 3

@@ -21,6 +21,7 @@ import yaml
 from stockflow.ops import metrics
 from stockflow.ops.cli import main
 from stockflow.state.book import SkuBook
+from stockflow.state.events import ClockTick
 from stockflow.state.lines import Line
 from stockflow.state.master import Catalog
 from stockflow.state.outputs import OrderStatus
@@ -117,6 +118,19 @@ def test_compose_provisions_prometheus_and_grafana_from_these_files():
             assert (ROOT / local).exists(), f"{service} mounts {local}, which does not exist"
     scrape = yaml.safe_load((MONITORING / "prometheus.yml").read_text())
     assert scrape["scrape_configs"][0]["static_configs"][0]["targets"] == ["stockflow:9464"]
+
+
+def test_ticks_are_not_counted_as_input_events():
+    """An idle live engine routes about a tick a second per quiet partition: the throughput
+    series must read zero for it, and the ticks are counted apart."""
+    e = Script()
+    tick = ClockTick(event_id="t-1", ts=e.at(5))
+    order = e.order("O1", [("SKU-1", 1)])
+    ticks, created = metrics.CLOCK_TICKS._value, metrics.EVENTS.labels("order.created")._value
+    before = ticks.get(), created.get()
+    metrics.Observer().routed([tick, tick, order], [], 0, 0)
+    assert (ticks.get() - before[0], created.get() - before[1]) == (2, 1)
+    assert ("clock.tick",) not in metrics.EVENTS._metrics
 
 
 def test_rejected_paid_lines_carry_a_bounded_reason():

@@ -147,3 +147,34 @@ def test_the_summary_counts_slow_movers_flagged(tmp_path, capsys):
     assert (summary["slow_mover_alerts"], summary["slow_mover_skus"]) == (1, 1)
     alerts = [json.loads(line) for line in open(tmp_path / "out" / "alerts.jsonl")]
     assert [a["sku"] for a in alerts if a["kind"] == "slow_mover"] == ["K-SLOW"]
+
+
+def test_oversold_is_one_figure_for_the_summary_and_the_metric(tmp_path, capsys):
+    """A paid line refused for lack of stock and then cancelled was still oversold; a paid line
+    on a channel the catalog does not know was refused for configuration, not oversold. The
+    summary and `stockflow_oversold_lines_total` over the oversell reasons say the same."""
+    from stockflow.ops.oversell import OVERSELL_REASONS
+
+    e = Script()
+    lines = [ENCODE(ev) for ev in (
+        e.node("A"), e.channel("web"), e.snapshot("SKU-1", "A", 3),
+        e.order("O1", [("SKU-1", 5)], paid=True),  # no_stock
+        e.cancelled("O1"),  # after the refusal
+        e.order("O2", [("SKU-1", 4)], paid=True),  # no_stock, stays rejected
+        e.order("O3", [("SKU-1", 1)], channel="nowhere", paid=True),  # unknown_channel
+        e.order("O5", [("SKU-1", 1)], channel="nowhere", paid=True),  # unknown_channel
+        e.order("O4", [("SKU-1", 2)], paid=True),  # allocated
+    )]
+    events = tmp_path / "events.jsonl"
+    events.write_bytes(b"\n".join(lines) + b"\n")
+
+    def oversold_metric() -> float:
+        return sum(child._value.get() for (channel, reason), child
+                   in metrics.OVERSOLD._metrics.items() if reason in OVERSELL_REASONS)
+
+    before = oversold_metric()
+    assert main(["replay", str(events), "--out", str(tmp_path / "out"), "--json",
+                 "--metrics", str(tmp_path / "m.prom")]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["oversold_paid_lines"] == 2
+    assert oversold_metric() - before == 2

@@ -50,11 +50,11 @@ def policy(tmp_path: Path, name: str, text: str) -> str:
     return str(path)
 
 
-def whatif(tmp_path: Path, *policies: str) -> dict:
+def whatif(tmp_path: Path, *policies: str, flags: tuple[str, ...] = ()) -> dict:
     """Runs the command; returns its JSON, columns by name."""
     out = tmp_path / "figures.json"
     args = ["whatif", str(tmp_path / "trace.jsonl"), "--json", str(out), "-q",
-            "--out", str(tmp_path / "runs")]
+            "--out", str(tmp_path / "runs"), *flags]
     for p in policies:
         args += ["--policy", p]
     assert main(args) == 0
@@ -65,7 +65,7 @@ def test_without_splits_the_split_rate_is_zero_and_more_lines_are_rejected(tmp_p
     small_trace(tmp_path / "trace.jsonl")
     split = policy(tmp_path, "split", '[channels.web]\nallow_split = true\n')
     whole = policy(tmp_path, "whole", '[channels."*"]\nallow_split = false\n')
-    cols = whatif(tmp_path, split, whole)
+    cols = whatif(tmp_path, split, whole, flags=("--no-recorded",))
     assert list(cols) == ["split", "whole"]
     s, w = cols["split"]["figures"], cols["whole"]["figures"]
     assert s["lines"] == w["lines"] == 3
@@ -93,6 +93,20 @@ def test_a_deactivated_node_is_never_allocated_and_the_recorded_trace_comes_firs
     dispatch = tmp_path / "runs" / "no-gz" / "out" / "dispatch.jsonl"
     nodes = {json.loads(line)["node"] for line in dispatch.read_text().splitlines()}
     assert nodes == {"SH"}
+
+
+def test_the_trace_as_recorded_comes_first_with_any_number_of_policies(tmp_path, capsys):
+    small_trace(tmp_path / "trace.jsonl")
+    split = policy(tmp_path, "split", '[channels.web]\nallow_split = true\n')
+    whole = policy(tmp_path, "whole", '[channels."*"]\nallow_split = false\n')
+    cols = whatif(tmp_path, split, whole)
+    assert list(cols) == ["as recorded", "split", "whole"]
+    assert cols["whole"]["vs_first"]["fill_rate"] == pytest.approx(2 / 3 - 1)
+    capsys.readouterr()
+    assert main(["whatif", str(tmp_path / "trace.jsonl"), "-q", "--policy", split,
+                 "--policy", whole]) == 0
+    header = [r for r in capsys.readouterr().out.splitlines() if "whole" in r]
+    assert header and "as recorded" in header[0]
 
 
 def test_safety_stock_default_and_scale(tmp_path):
@@ -133,13 +147,12 @@ def test_a_channels_supply_policy_decides_what_inbound_it_sells(tmp_path):
     (tmp_path / "trace.jsonl").write_bytes(b"".join(ENCODE(ev) + b"\n" for ev in events))
     cols = whatif(
         tmp_path,
-        policy(tmp_path, "recorded", ""),
         policy(tmp_path, "half-po", "[channels.web.supply]\npurchase_order = { share = 0.5 }\n"),
         policy(tmp_path, "on-hand", '[channels."*"]\nsupply = {}\n'),
         policy(tmp_path, "transit", "[channels.web.supply]\nin_transit = {}\n"),
     )
     fill = {name: col["figures"]["fill_rate"] for name, col in cols.items()}
-    assert fill == {"recorded": 1.0, "half-po": 1.0, "on-hand": 0.0, "transit": 0.0}
+    assert fill == {"as recorded": 1.0, "half-po": 1.0, "on-hand": 0.0, "transit": 0.0}
     status = json.loads((tmp_path / "runs" / "half-po" / "out" / "order-status.jsonl")
                         .read_text().splitlines()[0])
     assert (status["status"], status["promised_at"]) == ("allocated", "2026-11-12T00:00:03Z")

@@ -19,7 +19,6 @@ from pathlib import Path
 import msgspec
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, Producer, TopicPartition
 
-from stockflow.connectors.codec import decode_message
 from stockflow.connectors.kafka_admin import (
     create_topics,
     end_offsets,
@@ -27,8 +26,7 @@ from stockflow.connectors.kafka_admin import (
     journal_topic,
     output_topics,
 )
-from stockflow.state.alignment import merged
-from stockflow.state.events import CheckoutTaken
+from stockflow.connectors.recorded_input import recorded_input
 
 
 _TS = re.compile(rb'"ts":"[^"]*"')
@@ -143,9 +141,7 @@ class LiveRun:
         from stockflow.ops.config import Config
         from stockflow.ops.replay import replay  # here: most users of the harness need not
 
-        journal = read_partitions(self.brokers, [journal_topic(self.prefix)])
-        merged = merged_input(read_partitions(self.brokers, input_topics(self.prefix)),
-                              [v for values in journal.values() for v in values])
+        merged = recorded_input(self.brokers, self.prefix)
         trace, out = self.workdir / "recorded.jsonl", self.workdir / "recorded-replay"
         trace.write_bytes(b"\n".join(merged) + b"\n")
         replay(str(trace), str(out), Config().engine, show_progress=False)  # live's buckets
@@ -166,76 +162,6 @@ class LiveRun:
             if event_id is not None:
                 times.setdefault(event_id, ts)
         return times
-
-
-def read_partitions(brokers: str, topics: list[str]) -> dict[str, list[bytes]]:
-    """`topic:partition` -> its messages in offset order; topics in the order given, each
-    topic's partitions in number order (the engine's merge rank for input topics)."""
-    consumer = Consumer({"bootstrap.servers": brokers, "group.id": "stockflow-reader",
-                         "enable.partition.eof": True, "enable.auto.commit": False})
-    meta = consumer.list_topics(timeout=10)
-    parts = [TopicPartition(t, p, OFFSET_BEGINNING) for t in topics
-             for p in sorted(meta.topics[t].partitions)]
-    found: dict[str, list[bytes]] = {f"{tp.topic}:{tp.partition}": [] for tp in parts}
-    consumer.assign(parts)
-    pending = set(found)
-    deadline = time.monotonic() + 60
-    while pending and time.monotonic() < deadline:
-        for m in consumer.consume(5000, timeout=0.5):
-            name = f"{m.topic()}:{m.partition()}"
-            if m.error():
-                if m.error().code() != KafkaError._PARTITION_EOF:
-                    raise RuntimeError(m.error().str())
-                pending.discard(name)
-                continue
-            found[name].append(m.value() or b"null")  # as the engine's source reads it
-    consumer.close()
-    if pending:
-        raise RuntimeError(f"partitions not read to their end: {sorted(pending)}")
-    return found
-
-
-def merged_input(partitions: dict[str, list[bytes]], journal: list[bytes] = ()) -> list[bytes]:
-    """Recorded input partitions (in merge rank) as one stream, in the order the engine
-    applies them, with the checkout intakes its journal recorded each in its place: what
-    `stockflow replay` must be given to decide as live mode did."""
-    decoded = []
-    for name, values in partitions.items():
-        decoded.append([_Keep(decode_message(v, name), v) for v in values])
-    return with_journal([kept.raw for kept in merged(decoded)], journal)
-
-
-_DECODE_TAKEN = msgspec.json.Decoder(CheckoutTaken).decode
-
-
-def with_journal(merged_messages: list[bytes], journal: list[bytes]) -> list[bytes]:
-    """The merged input with each journalled checkout intake before the message its position
-    names (`CheckoutTaken.at`: 2q before the q-th message, 2q + 1 after it); an intake
-    journalled twice (a rerun after a restart) once."""
-    found: dict[str, tuple[int, int, bytes]] = {}
-    for raw in journal:
-        taken = _DECODE_TAKEN(raw)
-        found.setdefault(taken.event_id, (taken.at, taken.n, raw))
-    before: dict[int, list[bytes]] = {}
-    for at, _, raw in sorted(found.values()):
-        before.setdefault((at + 1) // 2 - 1, []).append(raw)
-    out: list[bytes] = []
-    for i, message in enumerate(merged_messages):
-        out.extend(before.pop(i, ()))
-        out.append(message)
-    for i in sorted(before):  # after the last message read
-        out.extend(before[i])
-    return out
-
-
-class _Keep:
-    """A message with the event it decodes to: merged by the event's time, kept as bytes."""
-
-    __slots__ = ("ts", "raw")
-
-    def __init__(self, event, raw: bytes):
-        self.ts = getattr(event, "ts", None)
-        self.raw = raw
 
 
 def read_topics(brokers: str, topics: list[str], prefix: str, timestamps: bool) -> list:

@@ -37,9 +37,9 @@ or less, or in another place, changes every line after it: `tests/test_generate.
 bytes of two traces.
 """
 
-from .plan import check_scenario
+from .plan import check_scenario, fit_catalogue
 from .scenario import BASE_TIME, DEMO, GENERATED, Scenario
 from .stream import generate, write_jsonl
 
 __all__ = ["Scenario", "GENERATED", "DEMO", "generate", "write_jsonl", "check_scenario",
-           "BASE_TIME"]
+           "fit_catalogue", "BASE_TIME"]

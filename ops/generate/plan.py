@@ -12,6 +12,8 @@ import random
 from bisect import bisect
 from random import Random
 
+import msgspec
+
 from stockflow.state import events as ev
 
 from .budget import Budget, budget
@@ -47,6 +49,7 @@ class Plan:
         ]
         self.n_snap0 = sc.skus * self.n_dc + sum(len(x) for x in self.extra_nodes)
         n_master = self.n_nodes + len(self.channels) + len(policy_pairs)
+        self.n_opening = n_master + self.n_snap0  # lines before the first order
         self.budget: Budget = budget(sc, n_master, self.n_snap0)
 
         self.stock: StockBook = opening_stock(rng, self)
@@ -61,6 +64,36 @@ class Plan:
 def check_scenario(scenario: Scenario) -> None:
     """Raises ValueError with a readable reason when the scenario cannot be generated."""
     Plan(scenario)
+
+
+# A catalogue cut down to fit a small trace leaves at least this share of it to orders and
+# supply: master data and opening counts take about 12 lines per SKU.
+OPENING_SHARE = 0.5
+
+
+def fit_catalogue(scenario: Scenario) -> Scenario:
+    """The scenario as given if it can be generated (its bytes unchanged), else with as many
+    SKUs as keep master data and opening counts within `OPENING_SHARE` of its events, so
+    `--events 5000` works without `--skus`; a scenario no SKU count fits is given back as is
+    (generating it raises the readable reason)."""
+    if _fits(scenario, 1.0):
+        return scenario
+    low, high = 0, scenario.skus  # _fits(low) holds (or low is 0), _fits(high) does not
+    while high - low > 1:
+        mid = (low + high) // 2
+        if _fits(msgspec.structs.replace(scenario, skus=mid), OPENING_SHARE):
+            low = mid
+        else:
+            high = mid
+    return msgspec.structs.replace(scenario, skus=low) if low else scenario
+
+
+def _fits(scenario: Scenario, opening_share: float) -> bool:
+    try:
+        plan = Plan(scenario)
+    except ValueError:
+        return False
+    return plan.n_opening <= opening_share * scenario.events
 
 
 def _nodes(rng: Random, stores: int) -> tuple[list[ev.Node], list[int], list[int]]:

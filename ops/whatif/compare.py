@@ -27,8 +27,9 @@ class Column(msgspec.Struct, kw_only=True):
 
 
 def compare(trace: str, policies: list[NamedPolicy], work_dir: str | None = None,
-            show_progress: bool = True) -> list[Column]:
-    """One column per policy; with a single policy, the trace as recorded comes first.
+            show_progress: bool = True, recorded: bool = True) -> list[Column]:
+    """One column per policy, after the trace as recorded (engine defaults) unless not
+    `recorded`: every policy is read against what happened.
 
     Each run's events and outputs go under `work_dir/<name>/` (a temporary directory,
     removed afterwards, when None).
@@ -42,7 +43,7 @@ def compare(trace: str, policies: list[NamedPolicy], work_dir: str | None = None
     facts = read_facts(trace)
     for named in policies:
         check_names(named, facts.channels, facts.nodes)
-    runs: list[NamedPolicy | None] = [None, *policies] if len(policies) == 1 else list(policies)
+    runs: list[NamedPolicy | None] = [None, *policies] if recorded else list(policies)
     if work_dir is not None:
         return [_run(trace, named, facts, work_dir, show_progress) for named in runs]
     with tempfile.TemporaryDirectory(prefix="stockflow-whatif-") as tmp:

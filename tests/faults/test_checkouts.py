@@ -18,7 +18,7 @@ import msgspec
 import redis
 
 from stockflow.connectors.reservations import ReservationRefused, Reservations
-from stockflow.ops.bench.harness import read_partitions
+from stockflow.connectors.recorded_input import read_partitions
 from stockflow.ops.bench.kafka_runs import topic_of
 from stockflow.connectors.kafka_admin import journal_topic
 from stockflow.state.events import OrderCreated
