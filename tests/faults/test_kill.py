@@ -8,11 +8,11 @@ import os
 import random
 import signal
 import time
-from pathlib import Path
 
 from stockflow.ops.bench.kafka_runs import topic_of
 
 from ..live_runs import LAYOUT, LiveRun, generated_trace
+from ..processes import descendants, running
 from ..servers import unique_prefix
 from .figures import FIGURES
 from .judge import judge
@@ -112,31 +112,6 @@ def _stop_points(kafka_brokers, redis_url, tmp_path, rounds: int, stops: int, si
         for k, v in figures.items():
             totals[k] = totals.get(k, 0) + v if not isinstance(v, bool) else totals.get(k, True) and v
     return landed, survived, totals, logs
-
-
-def descendants(pid: int) -> list[int]:
-    """Every process `pid` started, and those they started, from /proc."""
-    children: dict[int, list[int]] = {}
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except OSError:  # gone meanwhile
-            continue
-        children.setdefault(int(fields[1]), []).append(int(stat.parent.name))
-    found, todo = [], [pid]
-    while todo:
-        kids = children.get(todo.pop(), [])
-        found += kids
-        todo += kids
-    return found
-
-
-def running(pid: int) -> bool:
-    """Whether `pid` is alive (not gone, not a zombie waiting to be reaped)."""
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
-    except OSError:
-        return False
 
 
 def _left_behind(pids: list[int], wait_s: float = 5.0) -> tuple[int, float]:

@@ -70,19 +70,22 @@ def test_a_second_engine_on_the_same_recovery_directory_is_refused(kafka_brokers
     try:
         until_writing(run, first, more=50)
         second = subprocess.run([sys.executable, "-m", "stockflow.ops.cli", "run", "--drain"],
-                                env=run.env, capture_output=True, text=True, timeout=60)
+                                env=run.env, capture_output=True, text=True, timeout=60,
+                                check=False)
         assert first.poll() is None, "the running engine stopped"
     finally:
         first.terminate()
         stopped = first.wait(timeout=60)
     lines = second.stderr.strip().splitlines()
     FIGURES.add("second engine on a running engine's recovery directory",
-                exit_code=second.returncode, said=lines[-1].replace(str(tmp_path), "...") if lines else "")
+                exit_code=second.returncode,
+                said=lines[-1].replace(str(tmp_path), "...") if lines else "")
     assert second.returncode == 1, second.stderr
     # the refusal's log line for whoever collects logs, then the one line for the operator
-    assert "Traceback" not in second.stderr and lines[-1] == (f"stockflow: error: refusing to start: another engine is running on the "
-                     f"recovery store {tmp_path / 'recovery'} (pid {first.pid} holds "
-                     f"{tmp_path / 'recovery' / 'engine.lock'}); stop it first"), second.stderr
+    assert "Traceback" not in second.stderr and lines[-1] == (
+        f"stockflow: error: refusing to start: another engine is running on the recovery "
+        f"store {tmp_path / 'recovery'} (pid {first.pid} holds "
+        f"{tmp_path / 'recovery' / 'engine.lock'}); stop it first"), second.stderr
     assert stopped == 0, run.log()[-3000:]
     # Once the first has stopped, the directory is free.
     again = run.start("--drain")
