@@ -13,8 +13,9 @@ import time
 import pytest
 
 from stockflow.ops import engine_lock
+from stockflow.ops.generate import Scenario, write_jsonl
 
-from .processes import running
+from .processes import descendants, running
 
 # A worker: tied to its launcher, says it is up, counts the stops it hears, ends at the first
 # after a moment (as a live worker winds down).
@@ -114,3 +115,35 @@ def test_the_engine_lock_is_held_until_every_process_holding_it_has_exited(tmp_p
     worker.wait()
     with engine_lock.held(directory, wait_s=0.1):  # free once the worker exited
         pass
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGKILL])
+def test_a_replay_of_two_processes_stops_whole(tmp_path, sig):
+    """`stockflow replay --processes 2`: its launcher stopped (SIGTERM, passed on to the
+    workers) or killed (SIGKILL, the workers die with it) leaves no worker replaying."""
+    trace, out = tmp_path / "events.jsonl", tmp_path / "out"
+    with open(trace, "wb") as f:
+        write_jsonl(Scenario(events=80_000, seed=5), f)  # replayed in several seconds here
+    launcher = subprocess.Popen([sys.executable, "-m", "stockflow.ops.cli", "replay", str(trace),
+                                 "--out", str(out), "--processes", "2", "--quiet"],
+                                stderr=open(tmp_path / "stderr", "w"))  # a pipe: see below
+    deadline = time.monotonic() + 30
+    while len(workers := descendants(launcher.pid)) < 2:
+        assert time.monotonic() < deadline and launcher.poll() is None, "no workers"
+        time.sleep(0.01)
+    time.sleep(0.5)  # replaying
+    assert launcher.poll() is None, "the replay ended before the stop: give it more events"
+    os.kill(launcher.pid, sig)
+    code = launcher.wait(timeout=30)
+    deadline = time.monotonic() + 2  # well before they would have finished the replay
+    while any(running(p) for p in workers) and time.monotonic() < deadline:
+        time.sleep(0.01)
+    left = [p for p in workers if running(p)]
+    for p in left:
+        os.kill(p, signal.SIGKILL)
+    assert not left, f"replay workers {left} outlived their launcher"
+    # (read after: workers left behind would hold a pipe open until they ended)
+    said = (tmp_path / "stderr").read_text().strip().splitlines()
+    if sig == signal.SIGTERM:
+        assert code == 1 and said[-1] == (f"stockflow: error: stopped by SIGTERM: the outputs "
+                                          f"in {out} are partial"), said
