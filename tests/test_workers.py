@@ -20,16 +20,18 @@ from .processes import descendants, running
 # A worker: tied to its launcher, says it is up, counts the stops it hears, ends at the first
 # after a moment (as a live worker winds down).
 WORKER = """
-import signal, sys, time
+import os, signal, sys, time
 from stockflow.ops.parent_death import die_with_launcher
 die_with_launcher()
 heard = []
+def say(what):  # one write: the two workers share the file
+    os.write(1, what.encode() + b"\\n")
 def stop(signum, frame):
     heard.append(signum)
-    print("heard", signal.Signals(signum).name, flush=True)
+    say("heard " + signal.Signals(signum).name)
 signal.signal(signal.SIGTERM, stop)
 signal.signal(signal.SIGINT, stop)
-print("up", flush=True)
+say("up")
 while not heard:
     time.sleep(0.01)
 time.sleep(0.3)
