@@ -22,7 +22,7 @@ def test_kill_points(kafka_brokers, redis_url, tmp_path, full):
     rounds, kills = (5, 10) if full else (1, 3)
     landed, survived, totals, _ = _stop_points(kafka_brokers, redis_url, tmp_path, rounds, kills,
                                                signal.SIGKILL)
-    del totals["left_behind"], totals["gone_after_s"]  # one process: nothing to leave
+    del totals["workers_seen"], totals["left_behind"], totals["gone_after_s"]  # one process
     FIGURES.add("kill -9 (master 1, stock 3, orders 3 partitions)",
                 kill_points_survived=f"{survived}/{landed}", **{
                     k: v for k, v in totals.items() if k != "dead_letters"})
@@ -38,12 +38,14 @@ def test_kill_9_of_the_launcher_alone_leaves_nothing_behind(kafka_brokers, redis
     rounds, kills = (3, 10) if full else (1, 3)
     landed, survived, totals, _ = _stop_points(kafka_brokers, redis_url, tmp_path, rounds, kills,
                                                signal.SIGKILL, "-p", "2")
-    left, gone_s = totals.pop("left_behind"), totals.pop("gone_after_s")
+    seen, left = totals.pop("workers_seen"), totals.pop("left_behind")
+    gone_s = totals.pop("gone_after_s")
     FIGURES.add("kill -9 of the launcher alone, 2 processes (same layout)",
                 kill_points_survived=f"{survived}/{landed}", processes_left_behind=left,
                 workers_gone_within_s=round(gone_s, 2),
                 **{k: v for k, v in totals.items() if k != "dead_letters"})
     assert landed >= rounds * kills * 2 // 3, f"only {landed} kills landed mid-run"
+    assert seen == 2 * landed, f"{seen} workers seen at {landed} kills"  # the check had some
     assert left == 0, f"{left} processes of killed engines were still running"
     assert survived == landed, totals
 
@@ -54,7 +56,7 @@ def test_sigterm_points_wind_down_gracefully(kafka_brokers, redis_url, tmp_path,
     rounds, stops = (2, 6) if full else (1, 3)
     landed, survived, totals, logs = _stop_points(kafka_brokers, redis_url, tmp_path, rounds,
                                                   stops, signal.SIGTERM)
-    del totals["left_behind"], totals["gone_after_s"]
+    del totals["workers_seen"], totals["left_behind"], totals["gone_after_s"]
     graceful = sum(log.count(" graceful=true ") for log in logs)
     FIGURES.add("SIGTERM (master 1, stock 3, orders 3 partitions)",
                 stop_points_survived=f"{survived}/{landed}", graceful=f"{graceful}/{landed}",
@@ -67,12 +69,12 @@ def test_sigterm_points_wind_down_gracefully(kafka_brokers, redis_url, tmp_path,
 def _stop_points(kafka_brokers, redis_url, tmp_path, rounds: int, stops: int, sig, *args: str):
     """Runs (`stockflow run --drain *args`) stopped by `sig` to the engine's main process at
     random moments, then drained; (stops landed mid-run, those after which the judge found
-    nothing lost, doubled or over-committed, the judge's totals with the processes of a
-    stopped engine still alive 5 s after its main process ended and how long they took to
-    go, the stopped runs' logs)."""
+    nothing lost, doubled or over-committed, the judge's totals with the processes the
+    stopped engines had started, those still alive 5 s after its main process ended and how
+    long they took to go, the stopped runs' logs)."""
     rnd = random.Random(2026)
     landed = survived = 0
-    totals: dict = {"left_behind": 0, "gone_after_s": 0.0}
+    totals: dict = {"workers_seen": 0, "left_behind": 0, "gone_after_s": 0.0}
     logs: list[str] = []
     for r in range(rounds):
         work = tmp_path / f"round-{r}"
@@ -99,6 +101,7 @@ def _stop_points(kafka_brokers, redis_url, tmp_path, rounds: int, stops: int, si
                 proc.wait()
                 logs.append(run.log())
                 left, gone_s = _left_behind(engine)
+                totals["workers_seen"] += len(engine)
                 totals["left_behind"] += left
                 totals["gone_after_s"] = max(totals["gone_after_s"], gone_s)
             proc.wait()
