@@ -17,11 +17,13 @@ from .config import Config, LogSettings
 from .generate import Scenario
 from .logs import QUIET, configure
 from .masking import mask, masked_url
+from .parent_death import die_with_launcher
 from .replay import ReplayError
 
 
 def main(argv: list[str] | None = None) -> int:
     try:
+        die_with_launcher()  # a worker of `--processes N`: not one moment without the tie
         args = build_parser().parse_args(argv)
         configure(args.log_level or QUIET, args.log_format or LogSettings().format)
         return _COMMANDS[args.command](args)

@@ -12,11 +12,10 @@ from __future__ import annotations
 import logging
 import os
 import random
-import signal
 import socket
-import subprocess
 import sys
-import time
+
+from .workers import Workers
 
 log = logging.getLogger(__name__)
 
@@ -54,49 +53,23 @@ def formation_failure(exc: BaseException) -> bool:
     return "failed to initialize networking" in str(exc)
 
 
-def run_local(processes: int, args: list[str], env: dict[str, str] | None = None) -> None:
+def run_local(processes: int, args: list[str], env: dict[str, str] | None = None,
+              pass_fds: tuple[int, ...] = ()) -> None:
     """`stockflow run [args]` as `processes` members on loopback (`env` over this process's
-    environment), until they all stop; one that fails stops the others (a cluster cannot go
-    on without a member)."""
+    environment, `pass_fds` held open by them), until they all stop; one that fails stops the
+    others (a cluster cannot go on without a member), and a stop of this process is passed
+    on to them (ops/workers.py)."""
     for attempt in (1, 2):
         addresses = ";".join(f"127.0.0.1:{p}" for p in cluster_ports(processes))
         base = [sys.executable, "-m", "stockflow.ops.cli", "run", "--addresses", addresses,
                 *args]
-        member_env = {**os.environ, **(env or {})}
-        procs = [subprocess.Popen(base + ["--process-id", str(i)], env=member_env)
-                 for i in range(processes)]
-        codes = _wait_all(procs)
-        if attempt == 1 and FORMATION_FAILED in codes:
+        members = Workers([base + ["--process-id", str(i)] for i in range(processes)],
+                          {**os.environ, **(env or {})}, pass_fds)
+        codes = members.wait(unformed=FORMATION_FAILED)
+        if attempt == 1 and FORMATION_FAILED in codes and members.stopped_by is None:
             log.warning("cluster_retry", extra={
                 "why": "a cluster port was taken before it was bound", "next": "fresh ports"})
             continue
         if any(c not in (0, 130) for c in codes):
             raise ClusterError(f"a worker process failed (exit codes {codes})")
         return
-
-
-def _wait_all(procs: list[subprocess.Popen], grace_s: float = 15.0) -> list[int]:
-    """Exit codes of every member; a member failing, or Ctrl-C / SIGTERM here, stops the
-    rest with SIGTERM (each then says where the next start resumes), and SIGKILL after
-    `grace_s` for one still waiting to reach a peer (it checks for signals only once formed)."""
-    try:
-        while None in (codes := [p.poll() for p in procs]):
-            if any(c not in (None, 0) for c in codes):  # if it never formed, nothing to finish
-                _stop(procs, 2.0 if FORMATION_FAILED in codes else grace_s)
-                break
-            time.sleep(0.1)
-    except KeyboardInterrupt:
-        _stop(procs, grace_s)
-    return [p.wait() for p in procs]
-
-
-def _stop(procs: list[subprocess.Popen], grace_s: float) -> None:
-    for p in procs:
-        if p.poll() is None:
-            p.send_signal(signal.SIGTERM)
-    deadline = time.monotonic() + grace_s
-    for p in procs:
-        try:
-            p.wait(timeout=max(0.0, deadline - time.monotonic()))
-        except subprocess.TimeoutExpired:
-            p.kill()

@@ -8,6 +8,7 @@ are deterministic, so consumers drop the repeats by id.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import signal
@@ -27,7 +28,7 @@ from stockflow.connectors.redis_store import ReadModelStore
 from stockflow.dataflows.kafka_flow import live_flow
 from stockflow.dataflows.logic import AlignTiming
 
-from . import cluster, gc_pauses, recovery
+from . import cluster, engine_lock, gc_pauses, recovery
 from .api import ReadApi
 from .config import Config
 from .health import EngineHealth
@@ -69,7 +70,34 @@ def run(config: Config, processes: int = 1, process_id: int | None = None,
     """Run until stopped (SIGTERM or Ctrl-C); `drain`: stop at the end of the input topics;
     `from_scratch`: a new recovery store may start although the output topics hold commands
     or the broker's marks say its partitions were made before (see ops/recovery.py)."""
+    launcher = processes > 1 and process_id is None
     stopping: list[int] = []
+    if not launcher:  # a launcher passes a stop on to its workers (ops/workers.py)
+        _stop_on_signals(stopping)
+    k = config.kafka
+    needed = input_topics(k.topic_prefix)
+    if config.redis.enabled:  # checkout holds taken in are journalled there
+        needed.append(journal_topic(k.topic_prefix))
+    missing = missing_topics(k.brokers, needed, k.client)
+    if missing:
+        raise _refusal("topics_missing", f"topics missing on {k.brokers}: "
+                       f"{', '.join(missing)} (create them with `stockflow topics create`)",
+                       brokers=k.brokers, topics=missing)
+    with _engine_lock(config, process_id) as lock_fd:
+        size = len(addresses) if addresses else processes
+        try:  # each process checks its own recovery directory against the broker
+            recovery_config, shape = recovery.prepare(config, size, process_id, from_scratch)
+        except recovery.StoreRefused as exc:
+            raise _refusal("recovery_store", str(exc), recovery=config.recovery.dir) from None
+        if launcher:
+            _launch(config, processes, config_path, drain, lock_fd)
+        else:
+            _run_engine(config, shape, recovery_config, process_id, addresses, drain, stopping)
+
+
+def _stop_on_signals(stopping: list[int]) -> None:
+    """SIGTERM and SIGINT stop the flow gracefully; a second one, or the first one's grace
+    running out, stops it at once. `stopping` gets the signal."""
 
     def stop(signum, frame):
         if stopping:  # a second signal, or the first one's grace is over: stop at once
@@ -84,29 +112,39 @@ def run(config: Config, processes: int = 1, process_id: int | None = None,
 
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
-    k = config.kafka
-    needed = input_topics(k.topic_prefix)
-    if config.redis.enabled:  # checkout holds taken in are journalled there
-        needed.append(journal_topic(k.topic_prefix))
-    missing = missing_topics(k.brokers, needed, k.client)
-    if missing:
-        raise _refusal("topics_missing", f"topics missing on {k.brokers}: "
-                       f"{', '.join(missing)} (create them with `stockflow topics create`)",
-                       brokers=k.brokers, topics=missing)
-    size = len(addresses) if addresses else processes
-    try:  # each process checks its own recovery directory against the broker
-        recovery_config, shape = recovery.prepare(config, size, process_id, from_scratch)
-    except recovery.StoreRefused as exc:
-        raise _refusal("recovery_store", str(exc), recovery=config.recovery.dir) from None
-    if processes > 1 and process_id is None:
-        args = (["--config", config_path] if config_path else []) + (["--drain"] if drain else [])
-        # Members load the config again; --log-level / --log-format reach them this way.
-        env = {"STOCKFLOW_LOG_LEVEL": config.log.level, "STOCKFLOW_LOG_FORMAT": config.log.format}
-        try:
-            cluster.run_local(processes, args, env)  # passes a stop on to its members
-        except cluster.ClusterError as exc:
-            raise LiveError(str(exc)) from None
+
+
+@contextlib.contextmanager
+def _engine_lock(config: Config, process_id: int | None):
+    """The recovery directory's lock for an engine that holds all of it (see engine_lock);
+    None for a process of a cluster started one by one."""
+    if process_id is not None:
+        yield None
         return
+    try:
+        with engine_lock.held(config.recovery.dir) as fd:
+            yield fd
+    except engine_lock.EngineRunning as exc:
+        raise _refusal("engine_running", str(exc), recovery=config.recovery.dir) from None
+
+
+def _launch(config: Config, processes: int, config_path: str | None, drain: bool,
+            lock_fd: int) -> None:
+    """`--processes N`: N worker processes of one cluster on this host, until they stop."""
+    args = (["--config", config_path] if config_path else []) + (["--drain"] if drain else [])
+    # Members load the config again; --log-level / --log-format reach them this way.
+    env = {"STOCKFLOW_LOG_LEVEL": config.log.level, "STOCKFLOW_LOG_FORMAT": config.log.format}
+    try:
+        cluster.run_local(processes, args, env, pass_fds=(lock_fd,))
+    except cluster.ClusterError as exc:
+        raise LiveError(str(exc)) from None
+
+
+def _run_engine(config: Config, shape: recovery.Shape, recovery_config, process_id: int | None,
+                addresses: list[str] | None, drain: bool, stopping: list[int]) -> None:
+    """This process's share of the flow (all of it without `addresses`), until it ends."""
+    size = len(addresses) if addresses else 1
+    k = config.kafka
     engine = msgspec.structs.replace(config.engine, buckets=shape.buckets)  # the store's
     _log_start(config, engine.buckets, process_id or 0, size, drain)
     if process_id in (None, 0):

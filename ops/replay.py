@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
-import subprocess
+import signal
 import sys
 import time
 
@@ -19,6 +19,7 @@ from stockflow.state.outputs import STREAMS
 
 from .cluster import cluster_ports
 from .progress import progress
+from .workers import Workers
 
 
 class ReplayError(Exception):
@@ -76,8 +77,13 @@ def _run_cluster(events, out_dir, config: EngineConfig, processes: int, chunk_li
     # Every member runs the rules with this engine's settings, all of them, whatever flags
     # the command line has for them.
     env = {**os.environ, MEMBER_ENGINE: msgspec.json.encode(config).decode()}
-    procs = [subprocess.Popen(base + ["--process-id", str(i)], env=env) for i in range(processes)]
-    codes = [p.wait() for p in procs]
+    workers = Workers([base + ["--process-id", str(i)] for i in range(processes)], env)
+    codes = workers.wait()
+    if workers.stopped_by == signal.SIGINT:
+        raise KeyboardInterrupt  # as Ctrl-C stops a replay of one process
+    if workers.stopped_by is not None:
+        raise ReplayError(f"stopped by {signal.Signals(workers.stopped_by).name}: the outputs "
+                          f"in {out_dir} are partial")
     if any(codes):
         raise ReplayError(f"a replay worker process failed (exit codes {codes})")
 

@@ -63,7 +63,7 @@ class Checkouts(threading.Thread):
 
 def start_cluster(run: LiveRun, *args: str) -> subprocess.Popen:
     """`stockflow run -p 2` in a session of its own, so that its whole process group can be
-    killed as a container's end kills it."""
+    killed as a container's end kills it (its workers, in groups of their own, die with it)."""
     log = open(run.workdir / f"run-{time.monotonic_ns()}.log", "w+b")
     return subprocess.Popen([sys.executable, "-m", "stockflow.ops.cli", "run", "-p", "2", *args],
                             env=run.env, stdout=log, stderr=subprocess.STDOUT,
