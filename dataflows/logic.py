@@ -48,6 +48,9 @@ class AlignTiming(NamedTuple):
     tick_s: float = 0.0  # a partition quiet this long gets a clock.tick (0: no ticks written)
     waited_ms: int = 5  # a partition holding events up this long gets one at once
     checkout_poll_ms: int = 10  # how often SKUs whose checkout holds changed are looked for
+    # An event stamped more than this after its Kafka record was written is refused
+    # (`ts_ahead`); only messages that carry a record timestamp are judged.
+    max_ahead_s: float = 300.0
 
 
 class SequencerLogic(StatefulBatchLogic):

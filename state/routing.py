@@ -173,7 +173,7 @@ class Router:
             if t is Malformed:
                 dead.append(DeadLetter(
                     ts=self.clock_ts, cause=item.event_id or item.source,
-                    raw=item.raw, error=item.error, source=item.source,
+                    raw=item.raw, error=item.error, source=item.source, reason=item.reason,
                 ))
                 continue
             ts_ms = epoch_ms(item.ts)

@@ -25,7 +25,7 @@ from stockflow.state.engine import Engine
 from stockflow.state.events import ClockTick, StockAdjusted
 from stockflow.state.outputs import STREAMS, Alert, DeadLetter, OrderStatus
 
-from .live_runs import LiveRun
+from .live_runs import LiveRun, commands_and_statuses, replay_of_recorded
 from .scenario import DAY, Sim
 from .servers import unique_prefix
 from .test_dataflow import all_outputs, decisions, final_availability, nonzero
@@ -80,26 +80,54 @@ def test_a_2099_stock_event_in_a_replay_changes_nothing_but_its_dead_letter(tmp_
     assert before["order-status"]  # the trace decided something to compare
 
 
-def test_a_2099_stock_event_in_live_mode_changes_nothing_but_its_dead_letter(
-        kafka_brokers, redis_url, tmp_path):
+def live_with_one_far_event(kafka_brokers, redis_url, tmp_path, **env):
+    """A generated trace with one 2099 stock event in its middle, drained by live mode (one
+    input partition, settings from `env`); the run, its outputs, the refused event's id, and
+    the outputs of a replay of the trace without it."""
     lines = trace_lines(4_000, seed=5)
     at = len(lines) // 2
-    bad = far_adjustment(lines, at)
     run = LiveRun(kafka_brokers, redis_url, unique_prefix(), tmp_path)
+    run.env.update(env)
     run.create_topics({})
-    run.produce(lines[:at] + [bad] + lines[at:])
+    run.produce(lines[:at] + [far_adjustment(lines, at)] + lines[at:])
     run.drain()
-    live = run.decoded()
-    letters = [o for o in live if type(o) is DeadLetter]
-    assert [(x.cause, x.reason) for x in letters] == [(f"far-{at}", "ts_implausible")]
     clean = tmp_path / "clean.jsonl"
     clean.write_bytes(b"\n".join(lines) + b"\n")
     replay(str(clean), str(tmp_path / "clean"), EngineConfig(), show_progress=False)
-    expected = all_outputs(tmp_path / "clean")
+    return run, run.decoded(), f"far-{at}", all_outputs(tmp_path / "clean")
+
+
+def assert_as_without_it(live: list, expected: list) -> None:
     rest = [o for o in live if type(o) is not DeadLetter]
     assert decisions(rest) == decisions(expected)
     assert nonzero(final_availability(rest)) == nonzero(final_availability(expected))
     assert any(type(o) is OrderStatus for o in expected)
+
+
+def test_a_2099_stock_event_in_live_mode_is_refused_for_its_record_time(
+        kafka_brokers, redis_url, tmp_path):
+    """Stamped decades after its Kafka record: `ts_ahead`, at the edge, and the replay of
+    the recorded topics (with their record times) refuses it alike."""
+    run, live, far, expected = live_with_one_far_event(kafka_brokers, redis_url, tmp_path)
+    letters = [o for o in live if type(o) is DeadLetter]
+    assert [(x.cause, x.reason) for x in letters] == [(far, "ts_ahead")]
+    assert_as_without_it(live, expected)
+    recorded, _ = replay_of_recorded(run)
+    assert [(o.cause, o.reason) for o in recorded if type(o) is DeadLetter] == [
+        (far, "ts_ahead")]
+    assert commands_and_statuses(recorded) == commands_and_statuses(live)
+
+
+def test_a_2099_stock_event_in_live_mode_is_held_back_by_the_clock_guard(
+        kafka_brokers, redis_url, tmp_path):
+    """With `max_ahead_s` out of the way, the clock guard refuses it (`ts_implausible`)."""
+    run, live, far, expected = live_with_one_far_event(
+        kafka_brokers, redis_url, tmp_path, STOCKFLOW_RUN_MAX_AHEAD_S="1e12")
+    letters = [o for o in live if type(o) is DeadLetter]
+    assert [(x.cause, x.reason) for x in letters] == [(far, "ts_implausible")]
+    assert_as_without_it(live, expected)
+    recorded, _ = replay_of_recorded(run)
+    assert commands_and_statuses(recorded) == commands_and_statuses(live)
 
 
 def far_futures(events: list, data) -> tuple[int, object]:

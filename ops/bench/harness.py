@@ -19,7 +19,9 @@ from pathlib import Path
 import msgspec
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, Producer, TopicPartition
 
-from stockflow.connectors.codec import decode_message
+from stockflow.connectors.kafka_source import record_ms
+
+from stockflow.connectors.codec import decode_lines, decode_message
 from stockflow.connectors.kafka_admin import (
     create_topics,
     end_offsets,
@@ -140,15 +142,21 @@ class LiveRun:
         """`stockflow replay` of the recorded input topics merged by event time: the run live
         mode must decide as. Returns the replay's output directory and the merged input
         (also written to `recorded.jsonl`)."""
-        from stockflow.ops.config import Config
+        from stockflow.ops.config import load
         from stockflow.ops.replay import replay  # here: most users of the harness need not
 
         journal = read_partitions(self.brokers, [journal_topic(self.prefix)])
-        merged = merged_input(read_partitions(self.brokers, input_topics(self.prefix)),
-                              [v for values in journal.values() for v in values])
+        recorded = read_partitions(self.brokers, input_topics(self.prefix), timestamps=True)
+        config = load(None, self.env)  # the live run's settings (the environment's over none)
+        merged, stamps = merged_recording(recorded,
+                                          [v for values in journal.values() for v in values],
+                                          config.run.max_ahead_s)
         trace, out = self.workdir / "recorded.jsonl", self.workdir / "recorded-replay"
+        times = self.workdir / "recorded.times"  # each line's record timestamp (ts_ahead)
         trace.write_bytes(b"\n".join(merged) + b"\n")
-        replay(str(trace), str(out), Config().engine, show_progress=False)  # live's buckets
+        times.write_text("".join(f"{ms}\n" for ms in stamps))
+        replay(str(trace), str(out), config.engine, show_progress=False,  # live's buckets
+               record_times=str(times), max_ahead_s=config.run.max_ahead_s)
         return out, merged
 
     def written(self) -> int:
@@ -168,9 +176,10 @@ class LiveRun:
         return times
 
 
-def read_partitions(brokers: str, topics: list[str]) -> dict[str, list[bytes]]:
+def read_partitions(brokers: str, topics: list[str], timestamps: bool = False) -> dict:
     """`topic:partition` -> its messages in offset order; topics in the order given, each
-    topic's partitions in number order (the engine's merge rank for input topics)."""
+    topic's partitions in number order (the engine's merge rank for input topics). With
+    `timestamps`: (message, record timestamp ms) pairs."""
     consumer = Consumer({"bootstrap.servers": brokers, "group.id": "stockflow-reader",
                          "enable.partition.eof": True, "enable.auto.commit": False})
     meta = consumer.list_topics(timeout=10)
@@ -188,7 +197,8 @@ def read_partitions(brokers: str, topics: list[str]) -> dict[str, list[bytes]]:
                     raise RuntimeError(m.error().str())
                 pending.discard(name)
                 continue
-            found[name].append(m.value() or b"null")  # as the engine's source reads it
+            value = m.value() or b"null"  # as the engine's source reads it
+            found[name].append((value, record_ms(m)) if timestamps else value)
     consumer.close()
     if pending:
         raise RuntimeError(f"partitions not read to their end: {sorted(pending)}")
@@ -205,6 +215,23 @@ def merged_input(partitions: dict[str, list[bytes]], journal: list[bytes] = ()) 
     return with_journal([kept.raw for kept in merged(decoded)], journal)
 
 
+def merged_recording(partitions: dict[str, list[tuple[bytes, int]]], journal: list[bytes],
+                     max_ahead_s: float) -> tuple[list[bytes], list[int]]:
+    """As `merged_input`, from (message, record timestamp) pairs; also returns each merged
+    line's record timestamp (-1 for the journal's lines), which a replay needs to refuse
+    what live mode refused as stamped too far after its record (`ts_ahead`). Such a message
+    keeps its place in the merge as live mode's decoder left it: as a dead letter."""
+    ahead_ms = int(max_ahead_s * 1000)
+    decoded = []
+    for name, values in partitions.items():
+        decoded.append([_Keep(decode_lines([v], name, 0, True, [ms], ahead_ms)[0], v, ms)
+                        for v, ms in values])
+    kept = merged(decoded)
+    placed = _interleave([k.raw for k in kept], journal)
+    return ([raw for raw, _ in placed],
+            [-1 if i is None else kept[i].stamp for _, i in placed])
+
+
 _DECODE_TAKEN = msgspec.json.Decoder(CheckoutTaken).decode
 
 
@@ -212,6 +239,12 @@ def with_journal(merged_messages: list[bytes], journal: list[bytes]) -> list[byt
     """The merged input with each journalled checkout intake before the message its position
     names (`CheckoutTaken.at`: 2q before the q-th message, 2q + 1 after it); an intake
     journalled twice (a rerun after a restart) once."""
+    return [raw for raw, _ in _interleave(merged_messages, journal)]
+
+
+def _interleave(merged_messages: list[bytes], journal: list[bytes]) -> list:
+    """(line, index in `merged_messages`, None for a journal line), in `with_journal`'s
+    order."""
     found: dict[str, tuple[int, int, bytes]] = {}
     for raw in journal:
         taken = _DECODE_TAKEN(raw)
@@ -219,23 +252,24 @@ def with_journal(merged_messages: list[bytes], journal: list[bytes]) -> list[byt
     before: dict[int, list[bytes]] = {}
     for at, _, raw in sorted(found.values()):
         before.setdefault((at + 1) // 2 - 1, []).append(raw)
-    out: list[bytes] = []
+    out: list = []
     for i, message in enumerate(merged_messages):
-        out.extend(before.pop(i, ()))
-        out.append(message)
+        out.extend((raw, None) for raw in before.pop(i, ()))
+        out.append((message, i))
     for i in sorted(before):  # after the last message read
-        out.extend(before[i])
+        out.extend((raw, None) for raw in before[i])
     return out
 
 
 class _Keep:
     """A message with the event it decodes to: merged by the event's time, kept as bytes."""
 
-    __slots__ = ("ts", "raw")
+    __slots__ = ("ts", "raw", "stamp")
 
-    def __init__(self, event, raw: bytes):
+    def __init__(self, event, raw: bytes, stamp: int = -1):
         self.ts = getattr(event, "ts", None)
         self.raw = raw
+        self.stamp = stamp
 
 
 def read_topics(brokers: str, topics: list[str], prefix: str, timestamps: bool) -> list:
