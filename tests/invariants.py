@@ -13,7 +13,8 @@ after every input event and the outputs it caused:
 - the statuses one input event gives a line name one SKU; a shipment or return of a known
   order that names a SKU none of its lines has, or a line with another line's SKU, is refused
   (a dead letter with reason `sku_not_in_order` / `line_sku_mismatch`) and changes nothing;
-  so is a payment or cancellation of an order never created (`unknown_order`), an
+  so is a payment or cancellation of an order never created or created more than
+  `order_retention_s` before (`unknown_order`), an
   `order.created` resent with other lines (`order_conflict`), and only an event stamped more
   than `max_clock_jump_s` beyond the clock may be refused for its time (`ts_implausible`);
   no other event is refused (event by event: the engine knows an order once its
@@ -85,6 +86,8 @@ class Auditor(TransferAudit):
         # checked), or after all the inputs (several partitions: only end states compare).
         self.event_by_event = event_by_event
         self.max_jump_s = (config or EngineConfig()).max_clock_jump_s
+        self.retention_s = (config or EngineConfig()).order_retention_s
+        self.created_at: dict[str, object] = {}  # order id -> the clock when it was created
         self.clock = None  # the latest ts of an input applied
         # The snapshot guard: the engine's share and units, and nodes' own (node.upserted).
         self.guard_share = config.snapshot_guard_share if config is not None else None
@@ -135,10 +138,11 @@ class Auditor(TransferAudit):
             key: (held.event_id, self.committed_at.get(key, 0), self._lower_supply(key))
             for key, held in self.held.items()
         }
-        if self._judge_refusal(ev, refused):
+        refused_now = self._judge_refusal(ev, refused)
+        if refused != "ts_implausible" and (self.clock is None or ev.ts > self.clock):
+            self.clock = ev.ts  # the engine's clock: refused events move it too, but for time
+        if refused_now:
             return True  # no effect; its cause may still have moved the clock (outputs)
-        if self.clock is None or ev.ts > self.clock:
-            self.clock = ev.ts
         if hasattr(ev, "sku") and hasattr(ev, "node"):
             self._dirty_nodes.add((ev.sku, ev.node))
         if self._transfer_input(ev):
@@ -197,6 +201,7 @@ class Auditor(TransferAudit):
         elif t is OrderCreated and ev.order_id not in self.orders:
             self.orders.add(ev.order_id)
             self.order_skus[ev.order_id] = {line.sku for line in ev.lines}
+            self.created_at[ev.order_id] = self.clock
             self.order_lines[ev.order_id] = {(line.line_id, line.sku, line.qty)
                                              for line in ev.lines}
             for line in ev.lines:
@@ -234,7 +239,11 @@ class Auditor(TransferAudit):
         names an order never created, or a resend other lines, if it does."""
         t = type(ev)
         if t is OrderPaid or t is OrderCancelled:
-            return None if ev.order_id in self.orders else "unknown_order"
+            if ev.order_id not in self.orders:
+                return "unknown_order"
+            now = ev.ts if self.clock is None or ev.ts > self.clock else self.clock
+            forgotten = (now - self.created_at[ev.order_id]).total_seconds() > self.retention_s
+            return "unknown_order" if forgotten else None
         if t is OrderCreated:
             if ev.order_id not in self.orders:
                 return None
