@@ -12,6 +12,9 @@ class RawChunk(NamedTuple):
     first: int  # offset (Kafka) or line number (file) of the first message
     values: list[bytes]
     end: bool = False  # the partition has nothing more (the end of a drain or of a file)
+    # Each message's Kafka record timestamp (ms; -1: none), for the `ts_ahead` check; None:
+    # the messages have none (a file without them).
+    stamps: list[int] | None = None
 
 
 class Decoded(NamedTuple):

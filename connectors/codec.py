@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import msgspec
 
-from stockflow.state.events import InputEvent, Malformed, check_rules
+from stockflow.state.events import InputEvent, Malformed, check_rules, epoch_ms
 from stockflow.state.outputs import STREAM_OF, OutputEvent
 
 _DECODE_EVENT = msgspec.json.Decoder(InputEvent).decode
@@ -33,12 +33,17 @@ def decode_message(raw: bytes, source: str):
 
 
 def decode_lines(lines: list[bytes], source: str, first_line: int,
-                 blank_is_message: bool = False) -> list:
+                 blank_is_message: bool = False, stamps: list[int] | None = None,
+                 max_ahead_ms: int | None = None) -> list:
     """Raw messages -> events and `Malformed`s, in order; item i is from `source:first_line+i`.
 
     `blank_is_message`: whether an empty or whitespace-only item is a message (then a
     dead letter) or nothing. A JSON Lines file's blank lines are nothing (the default); a
     Kafka value is always a message, so decoding Kafka values passes True.
+    `stamps`: each message's Kafka record timestamp (ms, -1 for none): an event stamped more
+    than `max_ahead_ms` after its record was written is refused (`ts_ahead`). The timestamp
+    is recorded with the message, so a replay of the recorded topics that is given them
+    decides alike.
     """
     out = []
     append = out.append
@@ -51,17 +56,33 @@ def decode_lines(lines: list[bytes], source: str, first_line: int,
                 append(_malformed(raw, str(exc), f"{source}:{first_line + i}"))
             continue
         broken = check_rules(event)
+        if broken is None and stamps is not None and max_ahead_ms is not None:
+            broken = _ahead(event, stamps[i], max_ahead_ms)
+            if broken is not None:
+                append(_malformed(raw, broken, f"{source}:{first_line + i}", "ts_ahead"))
+                continue
         append(event if broken is None else _malformed(raw, broken, f"{source}:{first_line + i}"))
     return out
 
 
-def _malformed(raw: bytes, error: str, source: str) -> Malformed:
+def _ahead(event, stamp_ms: int, max_ahead_ms: int) -> str | None:
+    """Why an event's time lies too far after its record's, else None."""
+    if stamp_ms < 0:
+        return None
+    ahead = epoch_ms(event.ts) - stamp_ms
+    if ahead <= max_ahead_ms:
+        return None
+    return (f"stamped {ahead / 1000:.0f} s after its Kafka record was written (at most "
+            f"{max_ahead_ms / 1000:.0f} s, `[run] max_ahead_s`)")
+
+
+def _malformed(raw: bytes, error: str, source: str, reason: str | None = None) -> Malformed:
     try:
         event_id = _DECODE_ID(raw).event_id
     except (msgspec.ValidationError, msgspec.DecodeError):
         event_id = None
     text = raw.decode("utf-8", "replace").rstrip("\r\n")
-    return Malformed(text, error, source, event_id or None)
+    return Malformed(text, error, source, event_id or None, reason)
 
 
 def encode_by_stream(outputs: list[OutputEvent]) -> dict[str, list[bytes]]:

@@ -26,16 +26,19 @@ def open_trace(path: str | Path) -> BinaryIO:
 
 class _LinesPartition(StatefulSourcePartition[RawChunk, int]):
     def __init__(self, name: str, f: BinaryIO, chunk_lines: int, resume: int | None,
-                 on_read=None):
+                 on_read=None, stamps: BinaryIO | None = None):
         self._name = name
+        self._stamps = stamps  # each line's record timestamp, one a line (record_times)
         self._on_read = on_read
         self._f = f
         self._chunk = chunk_lines
         self._line = 1
         self._ended = False
-        if resume is not None:  # (byte offset, line number) of the next unread line
-            offset, self._line = resume
+        if resume is not None:  # (byte offset, line number[, stamps offset]) of the next line
+            offset, self._line = resume[0], resume[1]
             f.seek(offset)
+            if stamps is not None:
+                stamps.seek(resume[2])
 
     def next_batch(self) -> list[RawChunk]:
         if self._ended:
@@ -51,14 +54,23 @@ class _LinesPartition(StatefulSourcePartition[RawChunk, int]):
         first, self._line = self._line, self._line + len(lines)
         if self._on_read is not None and lines:
             self._on_read(sum(map(len, lines)))
-        return [RawChunk(self._name, first, lines, self._ended)]
+        stamps = None
+        if self._stamps is not None:
+            stamps = [int(self._stamps.readline() or -1) for _ in lines]
+        return [RawChunk(self._name, first, lines, self._ended, stamps)]
 
     def snapshot(self):
-        return (self._f.tell(), self._line) if self._f is not sys.stdin.buffer else None
+        if self._f is sys.stdin.buffer:
+            return None
+        if self._stamps is not None:
+            return self._f.tell(), self._line, self._stamps.tell()
+        return self._f.tell(), self._line
 
     def close(self) -> None:
         if self._f is not sys.stdin.buffer:
             self._f.close()
+        if self._stamps is not None:
+            self._stamps.close()
 
 
 class JsonLinesSource(FixedPartitionedSource[RawChunk, int]):
@@ -67,8 +79,10 @@ class JsonLinesSource(FixedPartitionedSource[RawChunk, int]):
     One partition per file: its lines reach the engine in file order.
     """
 
-    def __init__(self, path: str, chunk_lines: int = 2048, on_read=None):
+    def __init__(self, path: str, chunk_lines: int = 2048, on_read=None,
+                 record_times: str | None = None):
         self.path = path
+        self.record_times = record_times  # a file: each line's Kafka record timestamp (ms)
         self.chunk_lines = chunk_lines
         self.on_read = on_read  # called with the bytes of every chunk read (progress)
 
@@ -79,8 +93,9 @@ class JsonLinesSource(FixedPartitionedSource[RawChunk, int]):
         if for_part == "-":
             return _LinesPartition("stdin", sys.stdin.buffer, self.chunk_lines, None, self.on_read)
         f = open_trace(for_part)
+        stamps = open(self.record_times, "rb") if self.record_times is not None else None
         return _LinesPartition(Path(for_part).name, f, self.chunk_lines, resume_state,
-                               self.on_read)
+                               self.on_read, stamps)
 
 
 class _StreamFilePartition(StatefulSinkPartition[list[bytes], int]):

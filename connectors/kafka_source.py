@@ -7,7 +7,13 @@ import threading
 from datetime import datetime, timedelta, timezone
 
 from bytewax.inputs import FixedPartitionedSource, StatefulSourcePartition
-from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, TopicPartition
+from confluent_kafka import (
+    OFFSET_BEGINNING,
+    TIMESTAMP_NOT_AVAILABLE,
+    Consumer,
+    KafkaError,
+    TopicPartition,
+)
 from confluent_kafka.admin import AdminClient
 
 from .chunks import RawChunk
@@ -24,6 +30,12 @@ TOMBSTONE = b"null"
 
 
 _STOP = threading.Event()
+
+
+def record_ms(msg) -> int:
+    """A message's record timestamp (ms), -1 when the broker gives none."""
+    kind, ms = msg.timestamp()
+    return -1 if kind == TIMESTAMP_NOT_AVAILABLE else ms
 
 
 def stop_reading() -> None:
@@ -58,7 +70,7 @@ class KafkaPartition(StatefulSourcePartition[RawChunk, int | None]):
         if self._ended or _STOP.is_set():
             raise StopIteration
         chunks: list[RawChunk] = []
-        first, values = 0, []
+        first, values, stamps = 0, [], []
         # No wait: librdkafka fetches in its own threads, so what has arrived is queued here
         # already, and a wait would stall the worker (and every other partition) each poll.
         for msg in self._consumer.consume(self._batch_size, timeout=0):
@@ -74,17 +86,18 @@ class KafkaPartition(StatefulSourcePartition[RawChunk, int | None]):
             # Compaction or transaction markers leave gaps; a new chunk keeps
             # `first + i` equal to each message's offset.
             if values and offset != first + len(values):
-                chunks.append(RawChunk(self._name, first, values))
-                values = []
+                chunks.append(RawChunk(self._name, first, values, False, stamps))
+                values, stamps = [], []
             if not values:
                 first = offset
             value = msg.value()
             # An empty message is not a blank line to skip: it goes to dead-letter too.
             values.append(value or TOMBSTONE)
+            stamps.append(record_ms(msg))
             self._next = offset + 1
         if values or self._ended:
             # The last chunk of a drain says so: the merge stops waiting for this partition.
-            chunks.append(RawChunk(self._name, first, values, self._ended))
+            chunks.append(RawChunk(self._name, first, values, self._ended, stamps))
         if self._on_lag is not None:
             lag = self.lag()
             if lag is not None:

@@ -39,8 +39,11 @@ def engine(raw: Stream, config: EngineConfig, partitions: list[str] = (),
     of a file to skip.
     """
 
+    max_ahead_ms = int(timing.max_ahead_s * 1000)
+
     def decode(chunk: RawChunk) -> tuple[str, Decoded]:
-        events = decode_lines(chunk.values, chunk.source, chunk.first, blank_is_message)
+        events = decode_lines(chunk.values, chunk.source, chunk.first, blank_is_message,
+                              chunk.stamps, max_ahead_ms)
         return SEQUENCER, Decoded(chunk.source, events, chunk.end)
 
     decoded = op.map("decode", raw, decode)

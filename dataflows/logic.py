@@ -48,6 +48,9 @@ class AlignTiming(NamedTuple):
     tick_s: float = 0.0  # a partition quiet this long gets a clock.tick (0: no ticks written)
     waited_ms: int = 5  # a partition holding events up this long gets one at once
     checkout_poll_ms: int = 10  # how often SKUs whose checkout holds changed are looked for
+    # An event stamped more than this after its Kafka record was written is refused
+    # (`ts_ahead`); only messages that carry a record timestamp are judged.
+    max_ahead_s: float = 300.0
 
 
 class SequencerLogic(StatefulBatchLogic):
@@ -71,8 +74,10 @@ class SequencerLogic(StatefulBatchLogic):
             self.aligner, self.router = pickle.loads(resume)
             self.aligner.resumed(now)
             self.aligner.idle_wait_ms = int(timing.idle_wait_s * 1000)  # settings may change
+            self.aligner.max_jump_ms = int(config.max_clock_jump_s * 1000)
         else:
-            self.aligner = Aligner(partitions, int(timing.idle_wait_s * 1000))
+            self.aligner = Aligner(partitions, int(timing.idle_wait_s * 1000),
+                                   int(config.max_clock_jump_s * 1000))
             self.router = Router(config)
         self.timing = timing
         self.durable = durable
@@ -128,6 +133,13 @@ class SequencerLogic(StatefulBatchLogic):
         # graceful stop it did not: what is buffered waits in the snapshot for the next start.
         if not stop_requested():
             self.aligner.end_all()
+            out = self._route(_now_ms())
+            dead = self.router.end()  # an event held back for its time: nothing will confirm it
+            if dead:
+                if self.observer is not None:
+                    self.observer.routed([], dead, 0, 0)
+                out.append((DEAD_LETTERS, dead))
+            return out, StatefulBatchLogic.RETAIN
         return self._route(_now_ms()), StatefulBatchLogic.RETAIN
 
     def _route(self, now: int) -> list:

@@ -164,9 +164,10 @@ def _explain_recorded(args, explain_recorded):
                          "topics the engine's own settings ([engine] of --config) apply")
     config = load(args.config)
     k = config.kafka
-    messages = recorded_input(k.brokers, k.topic_prefix, k.client)
+    messages, stamps = recorded_input(k.brokers, k.topic_prefix, k.client, config.run.max_ahead_s)
     where = f"the topics {k.topic_prefix}{{master,stock,orders,checkout-intake}} at {k.brokers}"
-    return explain_recorded(args.order_id, messages, where, config.engine, args.chunk_lines)
+    return explain_recorded(args.order_id, messages, where, config.engine, args.chunk_lines,
+                            stamps, config.run.max_ahead_s)
 
 
 def _schema(args) -> int:

@@ -70,6 +70,9 @@ class RunSettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fiel
     # With Redis: how often the engine asks which SKUs' checkout holds changed (a grant, a
     # release, an expiry), to take them in and publish availability that counts them.
     checkout_poll_ms: Annotated[int, Meta(ge=1)] = 10
+    # An input event stamped more than this after its Kafka record was written is refused, a
+    # dead letter `ts_ahead`: a producer's clock far ahead, or a placeholder date.
+    max_ahead_s: Annotated[float, Meta(gt=0)] = 300.0
 
 
 LogLevel = Literal["debug", "info", "warning", "error"]

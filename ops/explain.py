@@ -76,20 +76,25 @@ def explain(order_id: str, events: str, config: EngineConfig,
 
 
 def explain_recorded(order_id: str, messages: list[bytes], where: str, config: EngineConfig,
-                     chunk_lines: int = 2048) -> Explanation:
+                     chunk_lines: int = 2048, stamps: list[int] | None = None,
+                     max_ahead_s: float = 300.0) -> Explanation:
     """Explains `order_id` from the engine's recorded input (`recorded_input()`: the input
-    topics merged, the checkout intakes in their place), `where` naming the topics."""
+    topics merged, the checkout intakes in their place, each message's record timestamp in
+    `stamps`), `where` naming the topics."""
     if not _mentions(messages, order_id):
         raise ExplainError(f"order {order_id} is not in {where}")
-    return _explain(order_id, where, _chunks(messages, where, chunk_lines), config)
+    chunks = _chunks(messages, where, chunk_lines, stamps, int(max_ahead_s * 1000))
+    return _explain(order_id, where, chunks, config)
 
 
-def _chunks(messages: list[bytes], where: str, chunk_lines: int) -> Iterator[list]:
+def _chunks(messages: list[bytes], where: str, chunk_lines: int, stamps: list[int] | None,
+            max_ahead_ms: int) -> Iterator[list]:
     """Recorded Kafka values decoded as the engine's source decodes them (an empty value is
-    a message, a dead letter)."""
+    a message, a dead letter; one stamped too far after its record, `ts_ahead`)."""
     for first in range(0, len(messages), chunk_lines):
-        yield decode_lines(messages[first:first + chunk_lines], where, first + 1,
-                           blank_is_message=True)
+        end = first + chunk_lines
+        yield decode_lines(messages[first:end], where, first + 1, True,
+                           None if stamps is None else stamps[first:end], max_ahead_ms)
 
 
 def _explain(order_id: str, where: str, chunks: Iterable[list],

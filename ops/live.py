@@ -166,7 +166,8 @@ def _run_engine(config: Config, shape: recovery.Shape, recovery_config, process_
     _serve_http(config, process_id or 0, client)
     r = config.run
     timing = AlignTiming(idle_wait_s=r.idle_wait_s, tick_s=r.clock_tick_s,
-                         waited_ms=r.tick_waited_ms, checkout_poll_ms=r.checkout_poll_ms)
+                         waited_ms=r.tick_waited_ms, checkout_poll_ms=r.checkout_poll_ms,
+                         max_ahead_s=r.max_ahead_s)
     flow = live_flow(engine, k.brokers, k.topic_prefix, k.client, k.batch_size,
                      timing, store, stop_at_end=drain, observer=observer,
                      delivery_timeout_s=k.delivery_timeout_s)

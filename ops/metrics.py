@@ -24,7 +24,7 @@ from prometheus_client import (
 from prometheus_client.core import CounterMetricFamily
 
 from stockflow.state.events import ClockTick, Malformed
-from stockflow.state.outputs import OrderStatus
+from stockflow.state.outputs import DeadLetter, OrderStatus
 
 from .oversell import CONFIG_REASONS, OVERSELL_REASONS
 
@@ -150,6 +150,8 @@ class Observer:
             else:
                 EVENTS.labels(kind.__struct_config__.tag).inc(n)
         for letter in dead:  # a refusal names its reason; a malformed message, its error
+            if type(letter) is not DeadLetter:  # the router's own alerts (clock_jump)
+                continue
             DEAD_LETTERS.labels(letter.reason or dead_letter_reason(letter.error)).inc()
         if duplicates_after > duplicates_before:
             DUPLICATES.inc(duplicates_after - duplicates_before)

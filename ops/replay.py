@@ -27,9 +27,15 @@ class ReplayError(Exception):
 
 
 def replay(events: str, out_dir: str, config: EngineConfig, processes: int = 1,
-           chunk_lines: int = CHUNK_LINES, observer=None, show_progress: bool = True) -> float:
+           chunk_lines: int = CHUNK_LINES, observer=None, show_progress: bool = True,
+           record_times: str | None = None, max_ahead_s: float = 300.0) -> float:
     """Replays `events` into `out_dir`; returns the wall time in seconds. An `observer`
-    (ops.metrics) sees every batch; it needs one process."""
+    (ops.metrics) sees every batch; it needs one process. `record_times`: a file of each
+    line's Kafka record timestamp (ms, one a line, -1 for none), as recorded topics carry
+    them: events stamped more than `max_ahead_s` after theirs are refused as live mode
+    refused them (`ts_ahead`); one process."""
+    if record_times is not None and processes > 1:
+        raise ReplayError("record times need one process (--processes 1)")
     if events != "-" and not os.path.exists(events):
         raise ReplayError(f"no such events file: {events}")
     if os.path.isdir(events):
@@ -47,7 +53,8 @@ def replay(events: str, out_dir: str, config: EngineConfig, processes: int = 1,
         total = os.path.getsize(events) if plain else None
         with progress(f"replaying {os.path.basename(events)}", total, "bytes",
                       show_progress) as advance:
-            run_main(replay_flow(events, out_dir, config, chunk_lines, observer, advance))
+            run_main(replay_flow(events, out_dir, config, chunk_lines, observer, advance,
+                                 record_times, max_ahead_s))
     else:
         _run_cluster(events, out_dir, config, processes, chunk_lines)
     return time.perf_counter() - started

@@ -8,6 +8,7 @@ from pathlib import Path
 import msgspec
 
 from stockflow.connectors.files import open_trace
+from stockflow.state.dedup import digest
 from stockflow.state.events import (
     ChannelUpserted,
     ClockTick,
@@ -65,29 +66,38 @@ def read_outputs(out_dir: str | Path, stream: str) -> list:
 
 
 class Duplicates:
-    """The engine's duplicate rule, replayed over the input file: an `event_id` seen again,
-    or an `order.created` for an order already known (resent under a new event_id).
+    """The engine's duplicate rule, replayed over the input file: an `event_id` seen again on
+    the same content, or an `order.created` resent for a known order with the same lines, is
+    a true repeat (counted); an id reused on other content, or a resend with other lines, is
+    refused (a dead letter), not counted.
 
     The engine remembers ids for `dedup_window_s` and orders for `order_retention_s`; a file
     whose repeats lie further apart than that would count more here than the engine drops.
     """
 
     def __init__(self) -> None:
-        self.event_ids: set[str] = set()
-        self.orders: set[str] = set()
+        self.event_ids: dict[str, int] = {}  # id -> its content's digest
+        self.orders: dict[str, int] = {}  # order id -> its lines' digest
         self.count = 0
 
     def drop(self, ev) -> bool:
-        """Whether the engine drops `ev` as a duplicate; remembers it if not."""
+        """Whether the engine does not apply `ev` (a true repeat, or a refused one);
+        remembers it if it does."""
         if type(ev) is ClockTick or check_rules(ev) is not None:
             return False  # ticks are never deduplicated; rule breakers are dead letters
-        duplicate = ev.event_id in self.event_ids
-        self.event_ids.add(ev.event_id)
-        if not duplicate and type(ev) is OrderCreated:
-            duplicate = ev.order_id in self.orders
-            self.orders.add(ev.order_id)
-        self.count += duplicate
-        return duplicate
+        content = digest(ev)
+        known = self.event_ids.get(ev.event_id)
+        if known is not None:
+            self.count += known == content
+            return True
+        self.event_ids[ev.event_id] = content
+        if type(ev) is OrderCreated:
+            lines, had = digest(ev.lines), self.orders.get(ev.order_id)
+            if had is not None:
+                self.count += had == lines
+                return True
+            self.orders[ev.order_id] = lines
+        return False
 
 
 def summarize(events_path: str, out_dir: str, seconds: float | None = None) -> Summary:

@@ -9,7 +9,10 @@ partitions recorded:
 - each partition is taken in offset order;
 - an event's merge key is its partition's *watermark* at that event: the highest `ts` the
   partition has shown up to and including it (an event stamped earlier than one before it
-  keeps its place behind that one);
+  keeps its place behind that one). An event stamped more than `max_jump_ms` beyond the
+  watermark does not raise it unless the partition's next event confirms that time (the
+  router's clock guard judges it: `clock_guard.py`): one wrong timestamp does not send the
+  rest of its partition to the back of the merge;
 - events leave by (key, partition rank, offset): ties go to the partition ranked first
   (master data, then stock, then orders);
 - an event leaves once every other partition has either a buffered event after it, a
@@ -33,13 +36,29 @@ from typing import Any, Iterable
 from .events import ClockTick, epoch_ms
 
 NEVER = -(2**62)  # the watermark of a partition that has shown nothing yet
+MAX_JUMP_MS = 90 * 86_400_000  # as `EngineConfig.max_clock_jump_s`
+
+
+def raised(wm: int, t: int, suspect: int | None, max_jump_ms: int) -> tuple[int, int | None]:
+    """A partition's watermark and suspect time after an event stamped `t` (ms): a time more
+    than `max_jump_ms` beyond the watermark is a suspect, trusted once the next one confirms
+    it (is stamped no more than `max_jump_ms` before it)."""
+    if t <= wm:
+        return wm, None
+    if wm == NEVER or t - wm <= max_jump_ms or (suspect is not None
+                                                 and t >= suspect - max_jump_ms):
+        return t, None
+    return wm, t
 
 
 class Aligner:
     """Buffers each partition's events and releases them in merged event-time order."""
 
-    def __init__(self, partitions: Iterable[str] = (), idle_wait_ms: int = 5000) -> None:
+    def __init__(self, partitions: Iterable[str] = (), idle_wait_ms: int = 5000,
+                 max_jump_ms: int = MAX_JUMP_MS) -> None:
         self.idle_wait_ms = idle_wait_ms
+        self.max_jump_ms = max_jump_ms
+        self.suspect: dict[str, int] = {}  # partition -> a time in doubt (see `raised`)
         self.rank: dict[str, int] = {}
         self.buffers: dict[str, deque[tuple[int, Any]]] = {}
         self.watermark: dict[str, int] = {}
@@ -75,13 +94,14 @@ class Aligner:
         """A partition's next events, in offset order; `end`: it has no more (a drain)."""
         self._know(part, now_ms)
         buf, wm, rank = self.buffers[part], self.watermark[part], self.rank[part]
-        frontier = self.frontier
+        frontier, jump = self.frontier, self.max_jump_ms
+        suspect = self.suspect.pop(part, None)
         for ev in events:
             ts = getattr(ev, "ts", None)  # a malformed message has none: it keeps its place
             if ts is not None:
                 t = epoch_ms(ts)
-                if t > wm:
-                    wm = t
+                if t > wm or suspect is not None:
+                    wm, suspect = raised(wm, t, suspect, jump)
             if (wm, rank) < frontier:
                 self.late += 1
                 self.late_by[part] = self.late_by.get(part, 0) + 1
@@ -91,6 +111,8 @@ class Aligner:
                     self.newest_held = (wm, rank)
             buf.append((wm, ev))
         self.watermark[part] = wm
+        if suspect is not None:
+            self.suspect[part] = suspect
         if events:
             self.arrived[part] = now_ms
             self.idle.discard(part)
@@ -222,6 +244,8 @@ class Aligner:
         """Restored from a snapshot: wall times from before the stop mean nothing now, and a
         partition that ended in a drain may have grown since (a drain says its end again)."""
         self.ended.clear()
+        if not hasattr(self, "suspect"):  # a snapshot from before the clock guard
+            self.suspect, self.max_jump_ms = {}, MAX_JUMP_MS
         self.arrived = dict.fromkeys(self.rank, now_ms)
         self.waiting_since = {}
         self.behind_since = {}
@@ -238,16 +262,16 @@ class Aligner:
         return sum(len(b) for b in self.buffers.values())
 
 
-def merged(partitions: list[list]) -> list:
+def merged(partitions: list[list], max_jump_ms: int = MAX_JUMP_MS) -> list:
     """Complete partitions (in rank order) merged as the aligner merges them: by (the
     partition's watermark at the event, rank, offset)."""
     keyed = []
     for rank, events in enumerate(partitions):
-        wm = NEVER
+        wm, suspect = NEVER, None
         for offset, ev in enumerate(events):
             ts = getattr(ev, "ts", None)
             if ts is not None:
-                wm = max(wm, epoch_ms(ts))
+                wm, suspect = raised(wm, epoch_ms(ts), suspect, max_jump_ms)
             keyed.append((wm, rank, offset, ev))
     keyed.sort(key=lambda k: k[:3])
     return [k[3] for k in keyed]

@@ -66,6 +66,13 @@ class EngineConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fie
     # on a new day protection is republished, slow movers and rebalancing judged). It divides
     # a day, so every day begins with a sweep.
     sweep_interval_s: Annotated[int, Meta(ge=1, le=86400)] = 3600
+    # The clock guard (clock_guard.py): an event stamped more than this far beyond the clock
+    # is not taken on its own word; unless the next event confirms its time it is a dead
+    # letter `ts_implausible`. Long enough for real lulls (Olist's quietest gap is 70 days).
+    max_clock_jump_s: Annotated[float, Meta(gt=0)] = 90 * 86400
+    # A clock move of more than this raises an alert `clock_jump` naming the event: past the
+    # lulls of a real trace (Olist's longest but one is 20 days), short of a refusal.
+    clock_jump_alert_s: Annotated[float, Meta(gt=0)] = 30 * 86400
 
     def __post_init__(self) -> None:
         check_rank(self.sourcing_rank, "sourcing_rank")

@@ -19,7 +19,7 @@ class Engine:
                  explain: SourcingObserver | None = None) -> None:
         self.config = config or EngineConfig()
         self.explain = explain  # sees every sourcing decision (stockflow explain)
-        self.aligner = Aligner(partitions)
+        self.aligner = Aligner(partitions, max_jump_ms=int(self.config.max_clock_jump_s * 1000))
         self.router = Router(self.config)
         self.ledgers: dict[int, Ledger] = {}
         self.restarted = False  # set on an engine rebuilt from snapshots
@@ -40,6 +40,10 @@ class Engine:
         for bucket in sorted(work):
             out.extend(self.ledger(bucket).apply_batch(work[bucket]))
         return out
+
+    def end(self) -> list[OutputEvent]:
+        """The input ended: an event the clock guard still holds back is refused."""
+        return self.router.end()
 
     def arrive(self, part: str, events: list, end: bool = False) -> list[OutputEvent]:
         """Events of one input partition as they arrive; applies whatever the merge of all

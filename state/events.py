@@ -308,3 +308,5 @@ class Malformed(Struct, frozen=True):
     error: str
     source: str  # where it came from: file:line, or topic:partition:offset
     event_id: str | None = None  # when the message had a readable one
+    # Why a well-formed event was refused at the edge (`ts_ahead`); None: not an event.
+    reason: str | None = None

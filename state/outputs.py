@@ -18,7 +18,7 @@ LineStatus = Literal[
 ]
 AlertKind = Literal[
     "low_stock", "shortage", "slow_mover", "drift", "snapshot_quarantined",
-    "transfer_expired", "transfer_taken_back", "wos_sold_away",
+    "transfer_expired", "transfer_taken_back", "wos_sold_away", "clock_jump",
 ]
 # Why a line stands where its `order.status` says, when that is not a plain success: the one
 # list of reasons (the schema and the README show it). Rejected or backordered:
@@ -38,7 +38,16 @@ StatusReason = Literal[
 # Why a well-formed event was refused: it contradicts what the engine knows (a dead letter with
 # `source` "engine"). A shipment or return of a known order: sku_not_in_order, it names a SKU
 # none of the order's lines has; line_sku_mismatch, it names a line with another line's SKU.
-RefusalReason = Literal["sku_not_in_order", "line_sku_mismatch"]
+# unknown_order: a payment or cancellation of an order the engine does not know (never seen,
+# refused, or past retention); it can be sent again once the order exists. event_id_reused:
+# an event id already seen on other content; order_conflict: an order.created resent with
+# other lines than the order has. ts_implausible: stamped beyond the clock by more than
+# `max_clock_jump_s`, and not confirmed by the next event (clock_guard.py); ts_ahead (live):
+# stamped more than `max_ahead_s` after its Kafka record was written.
+RefusalReason = Literal[
+    "sku_not_in_order", "line_sku_mismatch", "unknown_order", "event_id_reused",
+    "order_conflict", "ts_implausible", "ts_ahead",
+]
 
 
 class _Output(Struct, frozen=True, tag_field="type", kw_only=True):

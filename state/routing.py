@@ -2,9 +2,13 @@
 
 It keeps what needs the whole input's view, and hands each ledger bucket its share:
 - the engine's clock (highest event time seen, `clock.tick` included) and each event's
-  position in the merged input;
-- duplicates (same `event_id`, or an `order.created` for a known order) stop here;
-- which SKUs an order touches, so `order.paid` / `order.cancelled` reach the right buckets,
+  position in the merged input; an event that would move it far ahead on its own word is
+  held back until the next event confirms its time, else refused (`clock_guard.py`);
+- true repeats (same `event_id` and content, or an `order.created` resent with the same
+  lines) stop here; an id reused on other content, or an order resent with other lines, is
+  refused (a dead letter `event_id_reused` / `order_conflict`);
+- which SKUs an order touches, so `order.paid` / `order.cancelled` reach the right buckets
+  (of an order it does not know, they are refused: a dead letter `unknown_order`),
   and (for an order of several SKUs) which SKU each line is. A shipment or return of a known
   order that names a SKU the order does not have, or a line of it with another line's SKU, is
   refused (a dead letter): sent by its SKU, it would reach a bucket that never saw the line,
@@ -42,7 +46,8 @@ from datetime import datetime, timezone
 import msgspec
 
 from .config import EngineConfig
-from .dedup import RecentIds
+from .clock_guard import ClockGuard, implausible
+from .dedup import NEW, REUSED, RecentIds, digest
 from .events import (
     Channel,
     ChannelUpserted,
@@ -59,6 +64,7 @@ from .events import (
     StockSnapshotRejected,
     SupplyInbound,
     TransferCancelled,
+    InputEvent,
     epoch_ms,
 )
 from .holds import HoldDeadlines, hold_deadline
@@ -93,7 +99,10 @@ class Router:
         self.deadlines = HoldDeadlines()
         self.channels: dict[str, Channel] = {}  # for their hold life
         self.duplicates = 0
-        self.orphans = 0  # payments or cancels for orders never seen
+        self.orphans = 0  # payments or cancels for orders not known: refused
+        self.guard = ClockGuard(config.max_clock_jump_s, config.clock_jump_alert_s)
+        # order_id -> a digest of its lines, to tell a resend from a conflicting one
+        self.order_lines: dict[str, int] = {}
         self.refused = 0  # shipments and returns naming a SKU their order or line does not have
         self.etas: list[tuple[int, str]] = []  # heap of (inbound ETA, sku) beyond the horizon
         self._retention_ms = int(config.order_retention_s * 1000)
@@ -115,7 +124,9 @@ class Router:
             deadlines=self.deadlines.snapshot(), channels=self.channels,
             duplicates=self.duplicates, orphans=self.orphans, etas=self.etas,
             policy_due=self.policy_due, line_skus=self.line_skus, refused=self.refused,
-            swept_ms=self.swept_ms,
+            swept_ms=self.swept_ms, order_lines=self.order_lines,
+            held=None if self.guard.held is None else _ENCODE_EVENT(self.guard.held),
+            held_seq=self.guard.held_seq,
         ))
 
     def __setstate__(self, data: bytes) -> None:
@@ -132,6 +143,9 @@ class Router:
         self.policy_due = [(at, sku) for at, sku in state.policy_due]
         self.line_skus, self.refused = state.line_skus, state.refused
         self.swept_ms = state.swept_ms
+        self.order_lines = state.order_lines
+        if state.held is not None:
+            self.guard.hold(_DECODE_EVENT(state.held), state.held_seq)
 
     def bucket(self, sku: str) -> int:
         b = self._bucket_cache.get(sku)
@@ -139,13 +153,15 @@ class Router:
             b = self._bucket_cache[sku] = bucket_of(sku, self.buckets)
         return b
 
-    def route(self, items: list) -> tuple[dict[int, list[Work]], list[DeadLetter]]:
+    def route(self, items: list) -> tuple[dict[int, list[Work]], list]:
         """Route decoded events (and `Malformed` messages) in input order.
 
-        Returns the work for each bucket, in order, and the dead letters.
+        Returns the work for each bucket, in order, and the dead letters, with the router's
+        own alerts (`clock_jump`) among them.
         """
         work: dict[int, list[Work]] = {}
-        dead: list[DeadLetter] = []
+        dead: list = []
+        guard = self.guard
         for item in items:
             t = type(item)
             if t is CheckoutTaken:  # the engine's own journal: it stands between messages
@@ -157,22 +173,62 @@ class Router:
             if t is Malformed:
                 dead.append(DeadLetter(
                     ts=self.clock_ts, cause=item.event_id or item.source,
-                    raw=item.raw, error=item.error, source=item.source,
+                    raw=item.raw, error=item.error, source=item.source, reason=item.reason,
                 ))
                 continue
             ts_ms = epoch_ms(item.ts)
-            tick = t is ClockTick  # its id is unique by making: nothing to remember
-            if not tick and self.recent.seen(item.event_id, max(ts_ms, self.clock_ms)):
-                self.duplicates += 1
+            if guard.held is not None:
+                self._judge_held(ts_ms, item, work, dead)
+            if guard.in_doubt(ts_ms, self.clock_ms):
+                guard.hold(item, self.seq)  # the next event says whether to believe it
                 continue
-            if ts_ms > self.clock_ms:
-                self.clock_ms, self.clock_ts = ts_ms, item.ts
-                self._on_clock(item, work)
-            if not tick:  # a tick moves the clock and nothing else
-                self._route_event(item, work, dead)
+            self._apply(item, t, ts_ms, work, dead)
         if self._rewake:
             self._wake_again(work)
         return work, dead
+
+    def end(self) -> list:
+        """The input ended (a file, a drain): an event still held back for its time is
+        refused, since nothing will confirm it. Returns its dead letter, if any."""
+        if self.guard.held is None:
+            return []
+        ev, _ = self.guard.take()
+        return [implausible(ev, self.clock_ts, self.guard.max_jump_ms)]
+
+    def _judge_held(self, ts_ms: int, by, work, dead: list) -> None:
+        """The event held back for its time meets the next one: applied at its own place if
+        that confirms its time, else refused."""
+        guard = self.guard
+        confirmed = guard.confirmed_by(ts_ms)
+        ev, seq = guard.take()
+        if not confirmed:
+            dead.append(implausible(ev, self.clock_ts, guard.max_jump_ms, by))
+            return
+        here, self.seq = self.seq, seq
+        self._apply(ev, type(ev), epoch_ms(ev.ts), work, dead)
+        self.seq = here
+
+    def _apply(self, item, t, ts_ms: int, work, dead: list) -> None:
+        """One event, past the clock guard: dedup, the clock, then its routing."""
+        tick = t is ClockTick  # its id is unique by making: nothing to remember
+        if not tick:
+            found = self.recent.check(item.event_id, max(ts_ms, self.clock_ms), digest(item))
+            if found != NEW:
+                if found == REUSED:
+                    dead.append(self._refusal(item, "event_id_reused",
+                                              f"event id {item.event_id} was already used by "
+                                              f"an event with other content"))
+                else:
+                    self.duplicates += 1
+                return
+        if ts_ms > self.clock_ms:
+            alert = self.guard.jump_alert(item, self.clock_ms, ts_ms)
+            if alert is not None:
+                dead.append(alert)
+            self.clock_ms, self.clock_ts = ts_ms, item.ts
+            self._on_clock(item, work)
+        if not tick:  # a tick moves the clock and nothing else
+            self._route_event(item, work, dead)
 
     def wake(self, skus: list[str]) -> dict[int, list[Work]]:
         """Work that takes in the checkout holds of `skus` now, just after the last message
@@ -244,6 +300,7 @@ class Router:
             _, order_id = ages.popleft()
             skus = self.orders.pop(order_id, None)
             self.line_skus.pop(order_id, None)
+            self.order_lines.pop(order_id, None)
             self.deadlines.drop(order_id)
             if skus:
                 self._to_order_buckets(work, cause, Forget(order_id), skus)
@@ -279,11 +336,14 @@ class Router:
     def _route_event(self, ev, work, dead: list[DeadLetter]) -> None:
         t = type(ev)
         if t is OrderCreated:
-            self._created(ev, work)
+            self._created(ev, work, dead)
         elif t is OrderPaid or t is OrderCancelled:
             skus = self.orders.get(ev.order_id)
             if skus is None:
                 self.orphans += 1
+                dead.append(self._refusal(ev, "unknown_order",
+                                          f"order {ev.order_id} is not known: never created, "
+                                          f"refused, or past retention"))
                 return
             if t is OrderPaid or ev.line_ids is None:
                 self.deadlines.drop(ev.order_id)
@@ -307,10 +367,17 @@ class Router:
                         heapq.heappush(self.policy_due, (eta_ms - horizon_ms, ev.sku))
             self._send(work, self.bucket(ev.sku), (self.clock_ms, self.seq, ev, ev, None))
 
-    def _created(self, ev: OrderCreated, work) -> None:
+    def _created(self, ev: OrderCreated, work, dead: list) -> None:
+        lines = digest(ev.lines)
         if ev.order_id in self.orders:
-            self.duplicates += 1  # a channel resending the order under a new event_id
+            known = self.order_lines.get(ev.order_id)
+            if known is None or known == lines:
+                self.duplicates += 1  # a channel resending the order under a new event_id
+            else:
+                dead.append(self._refusal(ev, "order_conflict",
+                                          f"order {ev.order_id} was created with other lines"))
             return
+        self.order_lines[ev.order_id] = lines
         skus = tuple(dict.fromkeys(line.sku for line in ev.lines))
         self.orders[ev.order_id] = skus
         if len(skus) > 1:
@@ -338,9 +405,14 @@ class Router:
             reason = "line_sku_mismatch"
             error = f"{ev.order_id}/{ev.line_id} is a line of {sku}, not of {ev.sku}"
         self.refused += 1
-        dead.append(DeadLetter(ts=ev.ts, cause=ev.event_id, raw=_ENCODE_EVENT(ev).decode(),
-                               error=error, source="engine", reason=reason))
+        dead.append(self._refusal(ev, reason, error))
         return True
+
+    def _refusal(self, ev, reason: str, error: str) -> DeadLetter:
+        """A well-formed event refused as contradicting what the engine knows: its content is
+        kept, so it can be sent again once that changes."""
+        return DeadLetter(ts=ev.ts, cause=ev.event_id, raw=_ENCODE_EVENT(ev).decode(),
+                          error=error, source="engine", reason=reason)
 
 
 class _RouterState(msgspec.Struct, array_like=True):
@@ -348,7 +420,9 @@ class _RouterState(msgspec.Struct, array_like=True):
     clock_ms: int
     clock_ts: datetime
     seq: int
-    recent: tuple[list[str], list[str], int | None]
+    # ids with their content's digest; ids alone (lists) in older snapshots
+    recent: tuple[dict[str, int | None] | list[str], dict[str, int | None] | list[str],
+                  int | None]
     orders: dict[str, list[str]]
     order_ages: list[tuple[int, str]]
     deadlines: tuple[list[tuple[int, str]], dict[str, int]]
@@ -360,8 +434,12 @@ class _RouterState(msgspec.Struct, array_like=True):
     line_skus: dict[str, dict[str, str]] = {}  # absent from snapshots of older versions
     refused: int = 0
     swept_ms: int = 0  # absent from older snapshots: their first clock move sweeps
+    order_lines: dict[str, int] = {}  # absent from older snapshots: resends are not compared
+    held: bytes | None = None  # the event the clock guard holds back (JSON), if any
+    held_seq: int = 0
 
 
 _ENCODE_EVENT = msgspec.json.Encoder().encode
+_DECODE_EVENT = msgspec.json.Decoder(InputEvent).decode
 _ENCODE_STATE = msgspec.msgpack.Encoder().encode
 _DECODE_STATE = msgspec.msgpack.Decoder(_RouterState).decode

@@ -13,6 +13,10 @@ after every input event and the outputs it caused:
 - the statuses one input event gives a line name one SKU; a shipment or return of a known
   order that names a SKU none of its lines has, or a line with another line's SKU, is refused
   (a dead letter with reason `sku_not_in_order` / `line_sku_mismatch`) and changes nothing;
+  so is a payment or cancellation of an order never created or created more than
+  `order_retention_s` before (`unknown_order`), an
+  `order.created` resent with other lines (`order_conflict`), and only an event stamped more
+  than `max_clock_jump_s` beyond the clock may be refused for its time (`ts_implausible`);
   no other event is refused (event by event: the engine knows an order once its
   `order.created` came before; in an end-state audit only the refusals are judged);
 - transfers (`transfer_audit.py`): units reserved for a transfer not yet shipped count as
@@ -36,7 +40,9 @@ from stockflow.state.checkout import PREFIX as CHECKOUT
 from stockflow.state.events import (
     CheckoutTaken,
     NodeUpserted,
+    OrderCancelled,
     OrderCreated,
+    OrderPaid,
     OrderReturned,
     ShipmentConfirmed,
     StockAdjusted,
@@ -79,6 +85,10 @@ class Auditor(TransferAudit):
         # Whether outputs are applied right after their cause (then a debt's drift alert is
         # checked), or after all the inputs (several partitions: only end states compare).
         self.event_by_event = event_by_event
+        self.max_jump_s = (config or EngineConfig()).max_clock_jump_s
+        self.retention_s = (config or EngineConfig()).order_retention_s
+        self.created_at: dict[str, object] = {}  # order id -> the clock when it was created
+        self.clock = None  # the latest ts of an input applied
         # The snapshot guard: the engine's share and units, and nodes' own (node.upserted).
         self.guard_share = config.snapshot_guard_share if config is not None else None
         self.guard_units = config.snapshot_guard_units if config is not None else 0
@@ -101,6 +111,7 @@ class Auditor(TransferAudit):
         self.orders: set[str] = set()
         self.intake_n: dict[str, int] = {}  # sku -> the checkout intake last applied
         self.order_skus: dict[str, set[str]] = {}
+        self.order_lines: dict[str, set[tuple[str, str, int]]] = {}
         self.seen: set[str] = set()
         self.statuses: dict[LineKey, list[str]] = defaultdict(list)
         self.command_ids: set[str] = set()
@@ -127,7 +138,10 @@ class Auditor(TransferAudit):
             key: (held.event_id, self.committed_at.get(key, 0), self._lower_supply(key))
             for key, held in self.held.items()
         }
-        if self._judge_refusal(ev, refused):
+        refused_now = self._judge_refusal(ev, refused)
+        if refused != "ts_implausible" and (self.clock is None or ev.ts > self.clock):
+            self.clock = ev.ts  # the engine's clock: refused events move it too, but for time
+        if refused_now:
             return True  # no effect; its cause may still have moved the clock (outputs)
         if hasattr(ev, "sku") and hasattr(ev, "node"):
             self._dirty_nodes.add((ev.sku, ev.node))
@@ -187,6 +201,9 @@ class Auditor(TransferAudit):
         elif t is OrderCreated and ev.order_id not in self.orders:
             self.orders.add(ev.order_id)
             self.order_skus[ev.order_id] = {line.sku for line in ev.lines}
+            self.created_at[ev.order_id] = self.clock
+            self.order_lines[ev.order_id] = {(line.line_id, line.sku, line.qty)
+                                             for line in ev.lines}
             for line in ev.lines:
                 self.line_sku[(ev.order_id, line.line_id)] = line.sku
                 self.line_qty[(ev.order_id, line.line_id)] = line.qty
@@ -208,13 +225,31 @@ class Auditor(TransferAudit):
         return False
 
     def _check_refusal(self, ev, refused: str) -> None:
+        if refused == "ts_implausible":  # the clock guard's: judged on the clock alone
+            if self.clock is None or (ev.ts - self.clock).total_seconds() <= self.max_jump_s:
+                raise PromiseBroken(f"{ev.event_id} refused for its time {ev.ts}, within "
+                                    f"{self.max_jump_s} s of the clock {self.clock}")
+            return
         due = self._refusal_due(ev)
         if due != refused:
             raise PromiseBroken(f"{ev.event_id} refused as {refused}; the model says {due}")
 
     def _refusal_due(self, ev) -> str | None:
-        """Why a shipment or return of a known order contradicts it, if it does."""
-        if type(ev) is not ShipmentConfirmed and type(ev) is not OrderReturned:
+        """Why a shipment or return of a known order contradicts it, or a payment or cancellation
+        names an order never created, or a resend other lines, if it does."""
+        t = type(ev)
+        if t is OrderPaid or t is OrderCancelled:
+            if ev.order_id not in self.orders:
+                return "unknown_order"
+            now = ev.ts if self.clock is None or ev.ts > self.clock else self.clock
+            forgotten = (now - self.created_at[ev.order_id]).total_seconds() > self.retention_s
+            return "unknown_order" if forgotten else None
+        if t is OrderCreated:
+            if ev.order_id not in self.orders:
+                return None
+            lines = {(line.line_id, line.sku, line.qty) for line in ev.lines}
+            return None if lines == self.order_lines[ev.order_id] else "order_conflict"
+        if t is not ShipmentConfirmed and t is not OrderReturned:
             return None
         skus = self.order_skus.get(ev.order_id)
         if skus is None:

@@ -94,6 +94,23 @@ def test_an_event_stamped_earlier_keeps_its_place_in_its_partition():
     assert [e.event_id for e in merged(parts)] == ["b-1", "a-1", "a-2"]
 
 
+def test_a_far_future_stamp_does_not_send_the_rest_of_its_partition_to_the_back():
+    """One event stamped 200 days ahead does not raise its partition's watermark (the router's
+    clock guard judges it), so the partition's next events keep their places in the merge; a
+    second far event right after it confirms that time, and then the watermark moves."""
+    far = 200 * 86400
+    parts = [[ev(1, 1, "a"), ev(2, far, "a"), ev(3, 4, "a")], [ev(1, 2, "b"), ev(2, 5, "b")]]
+    order = ["a-1", "a-2", "b-1", "a-3", "b-2"]
+    assert [e.event_id for e in merged(parts)] == order
+    aligner = Aligner(["a", "b"])
+    aligner.add("a", parts[0], 0)
+    aligner.add("b", parts[1], 0, end=True)
+    aligner.end_all()
+    assert [e.event_id for e in aligner.release(0)] == order
+    confirmed = [[ev(1, 1, "a"), ev(2, far, "a"), ev(3, far + 1, "a")], [ev(1, 2, "b")]]
+    assert [e.event_id for e in merged(confirmed)] == ["a-1", "a-2", "b-1", "a-3"]
+
+
 def test_malformed_messages_keep_their_place():
     bad = Malformed("{", "not json", "a:0:1")
     parts = [[ev(1, 1, "a"), bad, ev(2, 3, "a")], [ev(1, 2, "b")]]

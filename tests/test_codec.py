@@ -40,6 +40,19 @@ def test_every_blank_kafka_value_is_a_dead_letter():
     assert [dead_letter_reason(m.error) for m in out[1:]] == ["not_json"] * 5
 
 
+def test_an_event_stamped_too_far_after_its_kafka_record_is_refused_as_ts_ahead():
+    written = 1714564800000  # 2024-05-01T12:00:00Z: the snapshot's own ts
+    out = decode_lines([SNAPSHOT] * 4, "t.stock:0", 7, True,
+                       [written, written - 300_000, written - 300_001, -1], 300_000)
+    assert [type(m) for m in out] == [StockSnapshot, StockSnapshot, Malformed, StockSnapshot]
+    refused = out[2]
+    assert (refused.reason, refused.source, refused.event_id) == ("ts_ahead", "t.stock:0:9", "e1")
+    assert refused.raw == SNAPSHOT.decode() and "300 s" in refused.error
+    # Without record times (a file) nothing is judged on them.
+    assert all(type(m) is StockSnapshot
+               for m in decode_lines([SNAPSHOT], "t.jsonl", 1, False, None, 300_000))
+
+
 def test_blank_lines_are_not_messages_by_default():
     out = decode_lines([*BLANKS, SNAPSHOT], "events.jsonl", 1)
 

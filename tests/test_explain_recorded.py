@@ -59,7 +59,7 @@ def _env(monkeypatch, run: LiveRun) -> None:
 def test_explained_from_the_recorded_topics_as_from_their_trace(kafka_brokers, redis_url,
                                                                 tmp_path, capsys, monkeypatch):
     run, intake = _recorded(kafka_brokers, redis_url, tmp_path)
-    merged = recorded_input(run.brokers, run.prefix)
+    merged, _ = recorded_input(run.brokers, run.prefix)
     assert intake in merged  # the journal is part of the recorded input, in its place
     trace = tmp_path / "recorded.jsonl"
     trace.write_bytes(b"\n".join(merged) + b"\n")
@@ -121,7 +121,7 @@ def test_a_live_decision_made_beside_a_checkout_hold_is_explained_as_live_made_i
         else:
             raise AssertionError(f"nothing published; the engine said:\n{run.log()[-3000:]}")
         api.reserve(SKU, "web", 8, 600_000, "cart-1")
-        while b"checkout.taken" not in b"".join(recorded_input(run.brokers, run.prefix)):
+        while b"checkout.taken" not in b"".join(recorded_input(run.brokers, run.prefix)[0]):
             assert time.monotonic() < deadline, "the checkout was never taken in"
             time.sleep(0.2)
         run.produce([msgspec.json.encode(e.order("O2", [(SKU, 4)], paid=True))], topic_of)

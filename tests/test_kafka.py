@@ -168,12 +168,13 @@ def test_source_resumes_at_the_snapshot_offset_and_reports_lag(kafka_brokers):
 
     part = source.build_part("in", f"{topic}:0", 6)
     assert part.snapshot() == 6
-    [(name, first, values, end)] = poll_next_batch(part)
-    assert (name, first, values, end) == (f"{topic}:0", 6, [b"6", b"7", b"8"], False)
+    [chunk] = poll_next_batch(part)
+    assert chunk[:4] == (f"{topic}:0", 6, [b"6", b"7", b"8"], False)
+    assert len(chunk.stamps) == 3 and all(ms > 0 for ms in chunk.stamps)  # record times
     assert part.snapshot() == 9
     assert part.lag() == 1
 
-    [(_, first, values, _)] = poll_next_batch(part)
+    [(_, first, values, _, _)] = poll_next_batch(part)
     assert (first, values) == (9, [b"9"])
     assert part.snapshot() == 10 and part.lag() == 0
     # Tailing: nothing new is an empty batch and a short sleep, not the end.
@@ -194,7 +195,7 @@ def test_source_from_the_end_skips_history_and_snapshots_where_it_starts(kafka_b
     part = source.build_part("in", f"{topic}:0", None)
     assert part.snapshot() == 3
     produce(kafka_brokers, topic, [(None, b"new")])
-    assert poll_next_batch(part) == [(f"{topic}:0", 3, [b"new"], False)]
+    assert [c[:4] for c in poll_next_batch(part)] == [(f"{topic}:0", 3, [b"new"], False)]
     part.close()
 
 

@@ -3,7 +3,7 @@ layout platform teams produce: master data on its own topic, stock keyed by SKU 
 keyed by order id over several partitions, arriving interleaved and late.
 
 Each test reads the input topics back afterwards, merges them as the engine does
-(`merged_input`) and replays that with `stockflow replay`: the reference is what was recorded,
+(`connectors/recorded_input.py`) and replays that with `stockflow replay`: the reference is what was recorded,
 ticks included, never the file the test started from.
 """
 

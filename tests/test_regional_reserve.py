@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 from stockflow.ops.cli import main
 from stockflow.state.config import EngineConfig
 from stockflow.state.context import Ctx
+from stockflow.state.events import ClockTick
 from stockflow.state.ledger import Ledger
 from stockflow.state.lines import Line
 from stockflow.state.regional_reserve import RATE_WEEKS, reserves
@@ -89,8 +90,10 @@ def test_when_the_regions_demand_stops_its_reserve_shrinks_and_is_forgotten():
     assert 0 < kept < reserve_now(sim, 27 * DAY + 120) / 3
     out = guangzhou_order(sim, "G1", FREE - kept, later)
     assert statuses(out) == [("G1", "1", "allocated", "A", FREE - kept)]
-    # Another Guangzhou line, months on: Shanghai's record has faded below the threshold.
+    # Another Guangzhou line, months on: Shanghai's record has faded below the threshold. (A
+    # jump of months waits for the next event to confirm its time: a tick does.)
     guangzhou_order(sim, "G2", 1, later + 30 * 7 * DAY)
+    sim.feed(ClockTick(event_id="t", ts=sim.ev.at(later + 30 * 7 * DAY + 1)))
     assert "Shanghai" not in (sim.book("K").regions or {})
 
 

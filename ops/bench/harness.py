@@ -138,13 +138,18 @@ class LiveRun:
         """`stockflow replay` of the recorded input topics merged by event time: the run live
         mode must decide as. Returns the replay's output directory and the merged input
         (also written to `recorded.jsonl`)."""
-        from stockflow.ops.config import Config
+        from stockflow.ops.config import load
         from stockflow.ops.replay import replay  # here: most users of the harness need not
 
-        merged = recorded_input(self.brokers, self.prefix)
+        config = load(None, self.env)  # the live run's settings (the environment's over none)
+        merged, stamps = recorded_input(self.brokers, self.prefix,
+                                        max_ahead_s=config.run.max_ahead_s)
         trace, out = self.workdir / "recorded.jsonl", self.workdir / "recorded-replay"
+        times = self.workdir / "recorded.times"  # each line's record timestamp (ts_ahead)
         trace.write_bytes(b"\n".join(merged) + b"\n")
-        replay(str(trace), str(out), Config().engine, show_progress=False)  # live's buckets
+        times.write_text("".join(f"{ms}\n" for ms in stamps))
+        replay(str(trace), str(out), config.engine, show_progress=False,  # live's buckets
+               record_times=str(times), max_ahead_s=config.run.max_ahead_s)
         return out, merged
 
     def written(self) -> int:
