@@ -115,6 +115,8 @@ class SkuBook(msgspec.Struct, array_like=True, gc=False):  # no cycles: see posi
         else:
             pos.allocated += qty
         line.parts[node] = line.parts.get(node, 0) + qty
+        if line.promised is not None and node in line.promised:
+            pos.waiting += qty
 
     def uncommit(self, line: Line, node: str, qty: int) -> None:
         """Give back `qty` of the line's units at `node`."""
@@ -123,6 +125,8 @@ class SkuBook(msgspec.Struct, array_like=True, gc=False):  # no cycles: see posi
             pos.held -= qty
         else:
             pos.allocated -= qty
+        if line.promised is not None and node in line.promised:
+            pos.waiting -= qty
         left = line.parts[node] - qty
         if left:
             line.parts[node] = left
@@ -130,6 +134,15 @@ class SkuBook(msgspec.Struct, array_like=True, gc=False):  # no cycles: see posi
             del line.parts[node]
             if line.promised is not None:
                 line.promise(node, None)
+
+    def promise(self, line: Line, node: str, eta_ms: int | None) -> None:
+        """The line's units at `node` wait for inbound due at `eta_ms` (None: on hand gives
+        them now); the node counts the units waiting (`Position.waiting`)."""
+        was = line.promised is not None and node in line.promised
+        if was != (eta_ms is not None):
+            units = line.parts.get(node, 0)
+            self.position(node).waiting += units if eta_ms is not None else -units
+        line.promise(node, eta_ms)
 
     def convert_to_allocation(self, line: Line) -> None:
         """A paid held line: its holds become allocations at the same nodes."""

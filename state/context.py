@@ -29,7 +29,7 @@ class Ctx:
 
     __slots__ = ("sku", "book", "catalog", "emit", "until_ms", "clock_ms", "supply_rose", "rank",
                  "explain", "protect", "reserve_weeks", "_wos_memo", "_protected_units", "_stock",
-                 "_shares", "_reserves", "_guards")
+                 "_shares", "_reserves", "_guards", "moved")
 
     def __init__(self, sku: str, book: SkuBook, catalog: Catalog, emit: Emitter, until_ms: int,
                  clock_ms: int | None = None, rank: tuple[str, ...] = DEFAULT_RANK,
@@ -52,6 +52,16 @@ class Ctx:
         self.reserve_weeks = reserve_weeks  # EngineConfig.regional_reserve_weeks
         self._reserves: Reserves | None = None  # regional_reserve.reserves, kept
         self._guards: dict[str, dict[str, int]] = {}  # region -> other regions' reserves
+        # Nodes whose on hand, inbound, transfer reserves or kept-out units moved under this
+        # event: their promise dates are looked at again (promises.py). None: none moved.
+        self.moved: set[str] | None = None
+
+    def moved_at(self, node: str) -> None:
+        """On hand, inbound, a transfer reserve or a held-back count moved at `node`."""
+        if self.moved is None:
+            self.moved = {node}
+        else:
+            self.moved.add(node)
 
     def view(self, channel_id: str) -> SupplyView | None:
         """What the channel counts of inbound supply now (None: the engine's view)."""

@@ -48,6 +48,7 @@ from .lines import RETURNED, SHIPPED, Line, unknown_line
 from .master import Catalog
 from .outputs import OutputEvent
 from .placement import place_or_queue
+from .promises import keep_promises
 from .quarantine import GuardDecision, SnapshotGuarding
 from .rebalancing import rule_of as rule_of_rebalancing
 from .shortage import resolve_shortage
@@ -185,19 +186,25 @@ class Ledger(SnapshotGuarding, TransferHandling, Sweeping):
         return memo
 
     def _after_change(self, ctx: Ctx, supply_fell: bool = False) -> None:
-        """After an event: no node over-committed, backorders filled, reorder points checked."""
+        """After an event: no node over-committed, backorders filled, reorder points checked,
+        promise dates true where on hand or inbound moved."""
         ctx.changed()
         positions = ctx.book.positions
-        while supply_fell:
-            # A transfer taken back from its source is no longer in transit to its
-            # destination, which may be over-committed in turn: another pass.
-            transfers = len(ctx.book.transfers or ())
-            for node in list(positions):
-                self.shortage_units += resolve_shortage(ctx, node)
-            supply_fell = len(ctx.book.transfers or ()) < transfers
-        if ctx.supply_rose:
-            fill_backorders(ctx)
-        self._check_reorder_points(ctx)
+        while True:
+            while supply_fell:
+                # A transfer taken back from its source is no longer in transit to its
+                # destination, which may be over-committed in turn: another pass.
+                transfers = len(ctx.book.transfers or ())
+                for node in list(positions):
+                    self.shortage_units += resolve_shortage(ctx, node)
+                supply_fell = len(ctx.book.transfers or ()) < transfers
+            if ctx.supply_rose:
+                fill_backorders(ctx)
+            self._check_reorder_points(ctx)
+            # A transfer taken back for want of on hand: its destination's inbound fell.
+            supply_fell = keep_promises(ctx)
+            if not supply_fell:
+                break
 
     # -- master data --------------------------------------------------------------------
 
@@ -250,6 +257,7 @@ class Ledger(SnapshotGuarding, TransferHandling, Sweeping):
         change = on_hand - pos.on_hand
         pos.on_hand = on_hand
         pos.seq = seq
+        ctx.moved_at(node)
         pos.reported = True
         ctx.supply_rose = ctx.supply_rose or change > 0
         self._after_change(ctx, supply_fell=change < 0)
@@ -267,6 +275,7 @@ class Ledger(SnapshotGuarding, TransferHandling, Sweeping):
         before = pos.on_hand
         pos.on_hand += delta
         pos.reported = True
+        ctx.moved_at(node)
         if delta > 0:
             ctx.supply_rose = True
         elif delta < 0 and pos.on_hand < 0:
@@ -282,6 +291,7 @@ class Ledger(SnapshotGuarding, TransferHandling, Sweeping):
         pos = ctx.book.position(ev.node)
         pos.reported = True
         old_qty = pos.set_inbound(ev.supply_id, ev.qty, epoch_ms(ev.eta), ev.kind)
+        ctx.moved_at(ev.node)
         ctx.supply_rose = ev.qty > 0
         self._after_change(ctx, supply_fell=ev.qty < old_qty)
 
@@ -312,6 +322,7 @@ class Ledger(SnapshotGuarding, TransferHandling, Sweeping):
             pos.receive_inbound(ev.supply_id, ev.qty)
         pos.on_hand += ev.qty
         pos.reported = True
+        ctx.moved_at(ev.node)
         ctx.supply_rose = True  # received stock is sellable now, whatever its ETA said
         self._after_change(ctx)
 

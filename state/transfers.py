@@ -70,6 +70,7 @@ def open_transfer(
                         ctx.clock_ms + terms.ttl_ms)
     ctx.book.add_transfer(command_id, transfer)
     ctx.book.position(from_node).transfer_out += qty
+    ctx.moved_at(from_node)
     _count_in_transit(ctx, command_id, transfer)
     return command_id
 
@@ -91,6 +92,7 @@ def ship_transfer(ctx: Ctx, ev: TransferShipped, terms: TransferTerms) -> bool:
         if transfer.to_node != ev.to_node:  # shipped elsewhere than asked: not coming here
             ctx.book.position(transfer.to_node).set_inbound(
                 ev.command_id, 0, transfer.eta_ms, "in_transit")
+            ctx.moved_at(transfer.to_node)
     transfer.from_node, transfer.to_node = ev.from_node, ev.to_node
     transfer.qty, transfer.shipped = ev.qty, True
     _count_in_transit(ctx, ev.command_id, transfer)
@@ -117,6 +119,7 @@ def cancel_transfer(ctx: Ctx, command_id: str) -> bool:
         return False
     _release(ctx, command_id, transfer)
     ctx.book.position(transfer.to_node).set_inbound(command_id, 0, transfer.eta_ms, "in_transit")
+    ctx.moved_at(transfer.to_node)
     ctx.book.end_transfer(command_id)
     return True
 
@@ -141,9 +144,9 @@ def expire_transfers(ctx: Ctx) -> bool:
     return bool(due)
 
 
-def take_back_transfers(ctx: Ctx, node: str, short: int) -> int:
-    """A shortage at `node`: cancel unshipped transfers out of it, newest first, until
-    `short` units are freed or none is left; returns the units freed."""
+def take_back_transfers(ctx: Ctx, node: str, short: int, why: str | None = None) -> int:
+    """A shortage at `node` (or what `why` says): cancel unshipped transfers out of it,
+    newest first, until `short` units are freed or none is left; returns the units freed."""
     transfers = ctx.book.transfers
     if transfers is None or not short:
         return 0
@@ -157,8 +160,8 @@ def take_back_transfers(ctx: Ctx, node: str, short: int) -> int:
         freed += transfer.qty
         ctx.emit.alert(
             "transfer_taken_back", ctx.sku,
-            f"shortage at {node}: transfer of {transfer.qty} to {transfer.to_node} cancelled "
-            f"before any order line's units",
+            f"{why or f'shortage at {node}'}: transfer of {transfer.qty} to "
+            f"{transfer.to_node} cancelled before any order line's units",
             node, command_id,
         )
         cancel_transfer(ctx, command_id)
@@ -170,11 +173,13 @@ def _release(ctx: Ctx, command_id: str, transfer: Transfer) -> None:
     if transfer.reserved:
         ctx.book.position(transfer.from_node).transfer_out -= transfer.reserved
         ctx.supply_rose = True
+        ctx.moved_at(transfer.from_node)
 
 
 def _count_in_transit(ctx: Ctx, command_id: str, transfer: Transfer) -> None:
     pos = ctx.book.position(transfer.to_node)
     pos.reported = True
+    ctx.moved_at(transfer.to_node)
     old = pos.set_inbound(command_id, transfer.in_transit, transfer.eta_ms, "in_transit")
     pos.advance(ctx.until_ms)  # due now or not, as the horizon already stands
     if transfer.in_transit > old:

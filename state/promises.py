@@ -1,0 +1,109 @@
+"""Promise dates kept true: what a node promises for now fits in what its on hand gives.
+
+A line held or allocated at a node is promised from on hand now (`promised_at` null) or for
+the ETA of the inbound that covers it. When on hand there can no longer give what it promised
+for now (a count, an adjustment, a shipment beyond on hand, a quarantined lower count), or the
+inbound the dated lines wait for arrives early or slips, the node's promises are worked out
+again, in the engine's order of priority:
+- transfer reserves first: they ship now or not at all, so where they alone are beyond on
+  hand, the newest are taken back (alert `transfer_taken_back`), as in a shortage;
+- then the lines promised for now, allocations before holds, oldest orders first, keep their
+  promise while on hand covers them (a smaller one after a larger that does not fit still
+  does); the rest wait for inbound, ahead of the lines already waiting;
+- the waiting lines, in the order of their dates, are served by what on hand has left, then
+  by the inbound their channel counts (all announced inbound where that is not enough; where
+  even that is not, the ledger's own count still backs them: now).
+Each line whose date moved gets a new `order.status` (reason `promise_moved`): an allocated
+line one for that node, a held line its whole set of holds, as every held status is.
+
+Only nodes whose on hand, inbound, transfer reserves or kept-out units moved under the event
+are looked at, and of those only where some line waits or what is promised for now is beyond
+on hand: the usual event costs one comparison per node it moved.
+"""
+
+from __future__ import annotations
+
+from .context import Ctx
+from .lines import ALLOCATED, Line
+from .supply_policy import eta_covering
+from .transfers import take_back_transfers
+
+PROMISE_MOVED = "promise_moved"
+_FAR = 1 << 62  # a horizon past every ETA: all announced inbound counts
+
+
+def keep_promises(ctx: Ctx) -> bool:
+    """Re-date the lines of every node the event moved (`Ctx.moved`) whose promises no longer
+    hold; True if a transfer was taken back (its destination's inbound fell)."""
+    moved = ctx.moved
+    if not moved:
+        return False
+    ctx.moved = None
+    took_back = False
+    kept_out = ctx.book.kept_out()
+    for node in sorted(moved):
+        pos = ctx.book.positions.get(node)
+        if pos is None:
+            continue
+        kept = kept_out.get(node, 0) if kept_out else 0
+        shelf = max(0, pos.on_hand - kept)
+        if pos.transfer_out > shelf:
+            took_back |= take_back_transfers(ctx, node, pos.transfer_out - shelf,
+                                             f"on hand at {node} below its transfer reserves") > 0
+        free = pos.gives_now(kept)  # below -waiting: lines promised for now beyond on hand
+        if pos.waiting or free < 0:
+            _redate(ctx, node, free + pos.held + pos.allocated)
+    return took_back
+
+
+def _redate(ctx: Ctx, node: str, left: int) -> None:
+    """Work out the promise of every line at `node` again, `left` units of on hand being
+    there for them now; tell those whose date moved."""
+    book = ctx.book
+    now: list[tuple[tuple, Line]] = []
+    waiting: list[tuple[tuple, Line]] = []
+    for lines in book.lines.values():
+        for line in lines.values():
+            if node in line.parts:
+                eta = line.promised.get(node) if line.promised is not None else None
+                if eta is None:
+                    now.append((_priority(line), line))
+                else:
+                    waiting.append(((eta, *_priority(line)), line))
+    now.sort(key=lambda x: x[0])
+    waiting.sort(key=lambda x: x[0])
+    queue: list[Line] = []  # lines to date from what is left, in order
+    for _, line in now:
+        units = line.parts[node]
+        if units <= left:
+            left -= units
+        else:
+            queue.append(line)
+    queue.extend(line for _, line in waiting)
+    pos = book.positions[node]
+    wanted = 0
+    for line in queue:
+        wanted += line.parts[node]
+        eta = None
+        if wanted > left:
+            need = wanted - left
+            eta = eta_covering(pos, need, ctx.until_ms, ctx.view(line.channel))
+            if eta is None:
+                eta = eta_covering(pos, need, _FAR, None)
+        was = line.promised.get(node) if line.promised is not None else None
+        if eta != was:
+            book.promise(line, node, eta)
+            _tell(ctx, line, node)
+
+
+def _priority(line: Line) -> tuple:
+    """Who keeps on hand first: allocations before holds, older orders first (the reverse of
+    the order a shortage takes units back in)."""
+    return (line.status != ALLOCATED, line.seq, line.order_id, line.line_id)
+
+
+def _tell(ctx: Ctx, line: Line, node: str) -> None:
+    if line.status == ALLOCATED:
+        ctx.emit.status(line, ctx.sku, ALLOCATED, line.parts[node], node, PROMISE_MOVED)
+    else:
+        ctx.emit.holds(line, ctx.sku, PROMISE_MOVED)
