@@ -11,8 +11,9 @@ again, in the engine's order of priority:
   promise while on hand covers them (a smaller one after a larger that does not fit still
   does); the rest wait for inbound, ahead of the lines already waiting;
 - the waiting lines, in the order of their dates, are served by what on hand has left, then
-  by the inbound their channel counts (all announced inbound where that is not enough; where
-  even that is not, the ledger's own count still backs them: now).
+  by the inbound their channel counts (all announced inbound where that is not enough). A
+  quarantined lower count keeps its units out of what gives now; where not even the inbound
+  covers a line then, the ledger's own count backs it as long as the count is undecided.
 Each line whose date moved gets a new `order.status` (reason `promise_moved`): an allocated
 line one for that node, a held line its whole set of holds, as every held status is.
 
@@ -25,6 +26,7 @@ from __future__ import annotations
 
 from .context import Ctx
 from .lines import ALLOCATED, Line
+from .position import Position
 from .supply_policy import eta_covering
 from .transfers import take_back_transfers
 
@@ -52,13 +54,14 @@ def keep_promises(ctx: Ctx) -> bool:
                                              f"on hand at {node} below its transfer reserves") > 0
         free = pos.gives_now(kept)  # below -waiting: lines promised for now beyond on hand
         if pos.waiting or free < 0:
-            _redate(ctx, node, free + pos.held + pos.allocated)
+            _redate(ctx, node, free + pos.held + pos.allocated, kept)
     return took_back
 
 
-def _redate(ctx: Ctx, node: str, left: int) -> None:
+def _redate(ctx: Ctx, node: str, left: int, kept: int) -> None:
     """Work out the promise of every line at `node` again, `left` units of on hand being
-    there for them now; tell those whose date moved."""
+    there for them now, `kept` more if a count held back there is wrong; tell those whose
+    date moved."""
     book = ctx.book
     now: list[tuple[tuple, Line]] = []
     waiting: list[tuple[tuple, Line]] = []
@@ -86,14 +89,21 @@ def _redate(ctx: Ctx, node: str, left: int) -> None:
         wanted += line.parts[node]
         eta = None
         if wanted > left:
-            need = wanted - left
-            eta = eta_covering(pos, need, ctx.until_ms, ctx.view(line.channel))
-            if eta is None:
-                eta = eta_covering(pos, need, _FAR, None)
+            eta = _covering(ctx, pos, wanted - left, line)
+            if eta is None and wanted > left + kept:
+                # beyond the lower count and the inbound: what the ledger's own count leaves
+                eta = _covering(ctx, pos, wanted - left - kept, line)
         was = line.promised.get(node) if line.promised is not None else None
         if eta != was:
             book.promise(line, node, eta)
             _tell(ctx, line, node)
+
+
+def _covering(ctx: Ctx, pos: Position, need: int, line: Line) -> int | None:
+    """The ETA by which the inbound the line's channel counts covers `need` units, or else
+    all the inbound announced there; None if even that does not."""
+    eta = eta_covering(pos, need, ctx.until_ms, ctx.view(line.channel))
+    return eta if eta is not None else eta_covering(pos, need, _FAR, None)
 
 
 def _priority(line: Line) -> tuple:

@@ -276,6 +276,9 @@ def check_books(engine: Engine) -> None:
                             for l in ls.values() if l.status == "allocated")
             assert (pos.held, pos.allocated) == (held, allocated), (sku_, node_id)
             assert pos.held >= 0 and pos.allocated >= 0
+            waiting = sum(l.parts.get(node_id, 0) for ls in book.lines.values()
+                          for l in ls.values() if l.promised and node_id in l.promised)
+            assert pos.waiting == waiting, (sku_, node_id)
             assert pos.committed <= max(0, pos.supply), f"{sku_}@{node_id} over-committed"
 
 

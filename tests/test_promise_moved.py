@@ -10,9 +10,19 @@ and its transfer reserves) fit in its on hand.
 
 from __future__ import annotations
 
+from datetime import timedelta
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from stockflow.state.config import EngineConfig
+from stockflow.state.engine import Engine
+from stockflow.state.events import PolicyUpserted, StockAdjusted, SupplyInbound, SupplyReceived
 from stockflow.state.outputs import Alert, OrderStatus
 
+from .invariants import audit
 from .scenario import DAY, Sim, alerts, of, replenishments
+from .test_promise import T0, _kw, event_body, histories, node, qty, sku
 
 SKU = "SKU-X"
 
@@ -134,3 +144,31 @@ def test_a_transfer_reserve_beyond_the_shelf_is_taken_back():
     assert taken.transfer == transfer.command_id and "below its transfer reserves" in taken.detail
     assert sim.pos(SKU, "DC-A").transfer_out == 0
     assert isinstance(taken, Alert)
+
+
+# -- the property -----------------------------------------------------------------------
+
+# Supply that comes, slips, arrives early and drops, with reorder points opening transfers,
+# against orders promised from the shelf and from inbound.
+supply_moves = st.one_of(
+    _kw(SupplyInbound, supply_id=st.sampled_from(["PO-7", "PO-8"]), sku=sku, node=node,
+        qty=st.integers(0, 8), eta=st.sampled_from([T0 + timedelta(hours=h) for h in (1, 5, 30)]),
+        kind=st.just("purchase_order")),
+    _kw(SupplyReceived, supply_id=st.sampled_from(["PO-7", "PO-8"]), sku=sku, node=node,
+        qty=qty),
+    _kw(StockAdjusted, sku=sku, node=node, delta=st.integers(-5, -1), reason=st.just("damage")),
+    _kw(PolicyUpserted, sku=sku, node=node, safety_stock=st.just(0),
+        reorder_point=st.integers(1, 4)),
+)
+promise_body = st.one_of(event_body, supply_moves, supply_moves)
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(histories(body=promise_body))
+def test_what_each_node_promises_for_now_fits_in_its_on_hand(events):
+    """The auditor checks it after every event (`Auditor.check`): held and allocated units
+    with `promised_at` null, and the node's transfer reserves, within its on hand."""
+    engine = Engine(EngineConfig(buckets=3))
+    outputs = [out for ev in events for out in engine.process([ev])]
+    auditor = audit(events, outputs)
+    assert auditor.events_checked == len({e.event_id for e in events})
