@@ -135,6 +135,17 @@ class SkuBook(msgspec.Struct, array_like=True, gc=False):  # no cycles: see posi
             if line.promised is not None:
                 line.promise(node, None)
 
+    def count_waiting(self) -> None:
+        """Count every node's waiting units again from the lines (a snapshot written before
+        positions kept them restores with none)."""
+        for pos in self.positions.values():
+            pos.waiting = 0
+        for lines in self.lines.values():
+            for line in lines.values():
+                if line.promised is not None:
+                    for node in line.promised:
+                        self.positions[node].waiting += line.parts.get(node, 0)
+
     def promise(self, line: Line, node: str, eta_ms: int | None) -> None:
         """The line's units at `node` wait for inbound due at `eta_ms` (None: on hand gives
         them now); the node counts the units waiting (`Position.waiting`)."""

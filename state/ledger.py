@@ -423,6 +423,8 @@ class Ledger(SnapshotGuarding, TransferHandling, Sweeping):
         ledger.catalog = Catalog.restore(*snap.catalog)
         ledger._note_guards()
         ledger.books = snap.books
+        for book in ledger.books.values():
+            book.count_waiting()
         ledger.republished = set()
         ledger.find_quarantined()
         ledger.find_transfers()

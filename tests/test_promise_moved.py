@@ -12,12 +12,14 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+import msgspec
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from stockflow.state.config import EngineConfig
 from stockflow.state.engine import Engine
 from stockflow.state.events import PolicyUpserted, StockAdjusted, SupplyInbound, SupplyReceived
+from stockflow.state.ledger import Ledger
 from stockflow.state.outputs import Alert, OrderStatus
 
 from .invariants import audit
@@ -172,3 +174,15 @@ def test_what_each_node_promises_for_now_fits_in_its_on_hand(events):
     outputs = [out for ev in events for out in engine.process([ev])]
     auditor = audit(events, outputs)
     assert auditor.events_checked == len({e.event_id for e in events})
+
+
+def test_a_snapshot_from_before_waiting_units_were_kept_restores_them_from_the_lines():
+    sim = two_dcs()
+    e = sim.ev
+    a_shelf_of_ten_and_three_lines(sim)
+    sim.feed(e.snapshot(SKU, "DC-A", 5))
+    ledger = next(l for l in sim.engine.ledgers.values() if SKU in l.books)
+    catalog, books = msgspec.msgpack.decode(ledger.snapshot())
+    older = {k: [{n: p[:-1] for n, p in b[0].items()}, *b[1:]] for k, b in books.items()}
+    book = Ledger.restore(msgspec.msgpack.encode([catalog, older]), sim.engine.config).books[SKU]
+    assert book.positions["DC-A"].waiting == 5  # O-2 (3) and O-3 (2) wait for PO-1
