@@ -9,9 +9,12 @@ again, in the engine's order of priority:
   hand, the newest are taken back (alert `transfer_taken_back`), as in a shortage;
 - then the lines promised for now, allocations before holds, oldest orders first, keep their
   promise while on hand covers them (a smaller one after a larger that does not fit still
-  does); the rest wait for inbound, ahead of the lines already waiting;
-- the waiting lines, in the order of their dates, are served by what on hand has left, then
-  by the inbound their channel counts (all announced inbound where that is not enough). A
+  does); the rest wait for inbound;
+- those and the lines already waiting, in the same order of priority (a stable order: dates
+  do not reorder it), are served by what on hand has left, then by the inbound their
+  channel counts (all announced inbound where that is not enough). A line is told when its
+  promise would break (now -> a date, a later date) or when it can ship now before its date
+  (`_worth_telling`); an earlier date alone is kept quietly, the one told still holds. A
   quarantined lower count keeps its units out of what gives now; where not even the inbound
   covers a line then, the ledger's own count backs it as long as the count is undecided.
 Each line whose date moved gets a new `order.status` (reason `promise_moved`): an allocated
@@ -64,28 +67,24 @@ def _redate(ctx: Ctx, node: str, left: int, kept: int) -> None:
     date moved."""
     book = ctx.book
     now: list[tuple[tuple, Line]] = []
-    waiting: list[tuple[tuple, Line]] = []
+    queue: list[tuple[tuple, Line]] = []  # lines to date from what is left
     for lines in book.lines.values():
         for line in lines.values():
             if node in line.parts:
-                eta = line.promised.get(node) if line.promised is not None else None
-                if eta is None:
-                    now.append((_priority(line), line))
-                else:
-                    waiting.append(((eta, *_priority(line)), line))
-    now.sort(key=lambda x: x[0])
-    waiting.sort(key=lambda x: x[0])
-    queue: list[Line] = []  # lines to date from what is left, in order
-    for _, line in now:
-        units = line.parts[node]
+                waits = line.promised is not None and node in line.promised
+                (queue if waits else now).append((_priority(line), line))
+    now.sort(key=_first)
+    for entry in now:
+        units = entry[1].parts[node]
         if units <= left:
             left -= units
         else:
-            queue.append(line)
-    queue.extend(line for _, line in waiting)
+            queue.append(entry)
+    queue.sort(key=_first)
     pos = book.positions[node]
+    clock_ms = ctx.clock_ms
     wanted = 0
-    for line in queue:
+    for _, line in queue:
         wanted += line.parts[node]
         eta = None
         if wanted > left:
@@ -94,9 +93,27 @@ def _redate(ctx: Ctx, node: str, left: int, kept: int) -> None:
                 # beyond the lower count and the inbound: what the ledger's own count leaves
                 eta = _covering(ctx, pos, wanted - left - kept, line)
         was = line.promised.get(node) if line.promised is not None else None
-        if eta != was:
-            book.promise(line, node, eta)
-            _tell(ctx, line, node)
+        if eta == was or not _worth_telling(was, eta, clock_ms):
+            continue
+        book.promise(line, node, eta)
+        _tell(ctx, line, node)
+
+
+def _worth_telling(was: int | None, eta: int | None, clock_ms: int) -> bool:
+    """Whether a line told `was` (None: now) hears `eta`: always when it would break (now ->
+    a date, a later date) and when it can ship now before its date; an earlier date alone is
+    kept quietly (the one told still holds, and supply announced and revised by the minute
+    would otherwise move it back and forth), as is a date already passed (its supply came,
+    or is late)."""
+    if was is None:
+        return True
+    if eta is None:
+        return was > clock_ms
+    return eta > was and eta > clock_ms
+
+
+def _first(entry: tuple) -> tuple:
+    return entry[0]
 
 
 def _covering(ctx: Ctx, pos: Position, need: int, line: Line) -> int | None:
