@@ -255,9 +255,9 @@ class Ledger(SnapshotGuarding, TransferHandling, Sweeping):
                 node,
             )
         change = on_hand - pos.on_hand
+        ctx.moved_at(node)
         pos.on_hand = on_hand
         pos.seq = seq
-        ctx.moved_at(node)
         pos.reported = True
         ctx.supply_rose = ctx.supply_rose or change > 0
         self._after_change(ctx, supply_fell=change < 0)
@@ -273,9 +273,9 @@ class Ledger(SnapshotGuarding, TransferHandling, Sweeping):
         promised against a debt, and later receipts pay it first."""
         pos = ctx.book.position(node)
         before = pos.on_hand
+        ctx.moved_at(node)
         pos.on_hand += delta
         pos.reported = True
-        ctx.moved_at(node)
         if delta > 0:
             ctx.supply_rose = True
         elif delta < 0 and pos.on_hand < 0:
@@ -290,8 +290,8 @@ class Ledger(SnapshotGuarding, TransferHandling, Sweeping):
         ctx = self._ctx(ev.sku, clock_ms)
         pos = ctx.book.position(ev.node)
         pos.reported = True
-        old_qty = pos.set_inbound(ev.supply_id, ev.qty, epoch_ms(ev.eta), ev.kind)
         ctx.moved_at(ev.node)
+        old_qty = pos.set_inbound(ev.supply_id, ev.qty, epoch_ms(ev.eta), ev.kind)
         ctx.supply_rose = ev.qty > 0
         self._after_change(ctx, supply_fell=ev.qty < old_qty)
 
@@ -318,11 +318,11 @@ class Ledger(SnapshotGuarding, TransferHandling, Sweeping):
     def _received(self, ev: SupplyReceived, clock_ms: int, seq: int, skus) -> None:
         ctx = self._ctx(ev.sku, clock_ms)
         pos = ctx.book.position(ev.node)
+        ctx.moved_at(ev.node)
         if ctx.book.transfers is None or not receive_transfer(ctx, ev.supply_id, ev.node, ev.qty):
             pos.receive_inbound(ev.supply_id, ev.qty)
         pos.on_hand += ev.qty
         pos.reported = True
-        ctx.moved_at(ev.node)
         ctx.supply_rose = True  # received stock is sellable now, whatever its ETA said
         self._after_change(ctx)
 
@@ -424,7 +424,7 @@ class Ledger(SnapshotGuarding, TransferHandling, Sweeping):
         ledger._note_guards()
         ledger.books = snap.books
         for book in ledger.books.values():
-            book.count_waiting()
+            book.count_open()
         ledger.republished = set()
         ledger.find_quarantined()
         ledger.find_transfers()

@@ -58,6 +58,14 @@ class Position(msgspec.Struct, array_like=True, gc=False):  # gc=False: see inbo
         Below zero where lines wait for inbound, or under a debt."""
         return (self.on_hand - self.held - self.allocated - self.transfer_out - kept_out)
 
+    def promise_ground(self, kept_out: int = 0) -> tuple:
+        """What the promise dates here rest on: on hand left once the lines promised for now
+        have theirs, and the inbound by ETA. Unchanged, no date can move later."""
+        inbound = self.inbound
+        arriving = () if inbound is None else tuple(sorted(
+            (e.eta_ms, e.qty) for e in inbound.entries.values()))
+        return (self.gives_now(kept_out) + self.waiting, arriving)
+
     def atp(self, until_ms: int) -> int:
         """Available to promise: on hand + inbound due by `until_ms` - holds - allocations
         - transfers reserved out - safety stock. Negative under a debt or a shortage; callers

@@ -27,6 +27,8 @@ on hand: the usual event costs one comparison per node it moved.
 
 from __future__ import annotations
 
+from bisect import bisect_left
+
 from .context import Ctx
 from .lines import ALLOCATED, Line
 from .position import Position
@@ -34,7 +36,6 @@ from .supply_policy import eta_covering
 from .transfers import take_back_transfers
 
 PROMISE_MOVED = "promise_moved"
-_FAR = 1 << 62  # a horizon past every ETA: all announced inbound counts
 
 
 def keep_promises(ctx: Ctx) -> bool:
@@ -51,6 +52,8 @@ def keep_promises(ctx: Ctx) -> bool:
         if pos is None:
             continue
         kept = kept_out.get(node, 0) if kept_out else 0
+        if pos.promise_ground(kept) == moved[node]:
+            continue  # what the dates rest on is as it was: none can move later
         shelf = max(0, pos.on_hand - kept)
         if pos.transfer_out > shelf:
             took_back |= take_back_transfers(ctx, node, pos.transfer_out - shelf,
@@ -68,11 +71,10 @@ def _redate(ctx: Ctx, node: str, left: int, kept: int) -> None:
     book = ctx.book
     now: list[tuple[tuple, Line]] = []
     queue: list[tuple[tuple, Line]] = []  # lines to date from what is left
-    for lines in book.lines.values():
-        for line in lines.values():
-            if node in line.parts:
-                waits = line.promised is not None and node in line.promised
-                (queue if waits else now).append((_priority(line), line))
+    for line in book.open_lines():
+        if node in line.parts:
+            waits = line.promised is not None and node in line.promised
+            (queue if waits else now).append((_priority(line), line))
     now.sort(key=_first)
     for entry in now:
         units = entry[1].parts[node]
@@ -83,15 +85,16 @@ def _redate(ctx: Ctx, node: str, left: int, kept: int) -> None:
     queue.sort(key=_first)
     pos = book.positions[node]
     clock_ms = ctx.clock_ms
+    arriving = _arriving(pos)
     wanted = 0
     for _, line in queue:
         wanted += line.parts[node]
         eta = None
         if wanted > left:
-            eta = _covering(ctx, pos, wanted - left, line)
+            eta = _covering(ctx, pos, wanted - left, line, arriving)
             if eta is None and wanted > left + kept:
                 # beyond the lower count and the inbound: what the ledger's own count leaves
-                eta = _covering(ctx, pos, wanted - left - kept, line)
+                eta = _covering(ctx, pos, wanted - left - kept, line, arriving)
         was = line.promised.get(node) if line.promised is not None else None
         if eta == was or not _worth_telling(was, eta, clock_ms):
             continue
@@ -116,11 +119,32 @@ def _first(entry: tuple) -> tuple:
     return entry[0]
 
 
-def _covering(ctx: Ctx, pos: Position, need: int, line: Line) -> int | None:
+def _arriving(pos: Position) -> tuple[list[int], list[int]]:
+    """The inbound at `pos` in ETA order: (ETAs, units arrived by each), asked once a node."""
+    etas: list[int] = []
+    by_then: list[int] = []
+    total = 0
+    if pos.inbound is not None:
+        for eta_ms, units in sorted((e.eta_ms, e.qty) for e in pos.inbound.entries.values()):
+            total += units
+            etas.append(eta_ms)
+            by_then.append(total)
+    return etas, by_then
+
+
+def _covering(ctx: Ctx, pos: Position, need: int, line: Line,
+              arriving: tuple[list[int], list[int]]) -> int | None:
     """The ETA by which the inbound the line's channel counts covers `need` units, or else
-    all the inbound announced there; None if even that does not."""
-    eta = eta_covering(pos, need, ctx.until_ms, ctx.view(line.channel))
-    return eta if eta is not None else eta_covering(pos, need, _FAR, None)
+    all the inbound announced there (`arriving`); None if even that does not."""
+    view = ctx.view(line.channel)
+    if view is not None:
+        eta = eta_covering(pos, need, ctx.until_ms, view)
+        if eta is not None:
+            return eta
+    # every kind, whole: within the engine's horizon or beyond it, the same first ETA
+    etas, by_then = arriving
+    i = bisect_left(by_then, need)
+    return etas[i] if i < len(etas) else None
 
 
 def _priority(line: Line) -> tuple:

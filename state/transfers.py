@@ -69,8 +69,8 @@ def open_transfer(
     transfer = Transfer(from_node, to_node, qty, ctx.clock_ms + terms.lead_ms,
                         ctx.clock_ms + terms.ttl_ms)
     ctx.book.add_transfer(command_id, transfer)
-    ctx.book.position(from_node).transfer_out += qty
     ctx.moved_at(from_node)
+    ctx.book.position(from_node).transfer_out += qty
     _count_in_transit(ctx, command_id, transfer)
     return command_id
 
@@ -90,9 +90,9 @@ def ship_transfer(ctx: Ctx, ev: TransferShipped, terms: TransferTerms) -> bool:
     else:
         _release(ctx, ev.command_id, transfer)
         if transfer.to_node != ev.to_node:  # shipped elsewhere than asked: not coming here
+            ctx.moved_at(transfer.to_node)
             ctx.book.position(transfer.to_node).set_inbound(
                 ev.command_id, 0, transfer.eta_ms, "in_transit")
-            ctx.moved_at(transfer.to_node)
     transfer.from_node, transfer.to_node = ev.from_node, ev.to_node
     transfer.qty, transfer.shipped = ev.qty, True
     _count_in_transit(ctx, ev.command_id, transfer)
@@ -118,8 +118,8 @@ def cancel_transfer(ctx: Ctx, command_id: str) -> bool:
     if transfer is None:
         return False
     _release(ctx, command_id, transfer)
-    ctx.book.position(transfer.to_node).set_inbound(command_id, 0, transfer.eta_ms, "in_transit")
     ctx.moved_at(transfer.to_node)
+    ctx.book.position(transfer.to_node).set_inbound(command_id, 0, transfer.eta_ms, "in_transit")
     ctx.book.end_transfer(command_id)
     return True
 
@@ -171,15 +171,15 @@ def take_back_transfers(ctx: Ctx, node: str, short: int, why: str | None = None)
 def _release(ctx: Ctx, command_id: str, transfer: Transfer) -> None:
     """The reserve at the source goes back to its ATP."""
     if transfer.reserved:
+        ctx.moved_at(transfer.from_node)
         ctx.book.position(transfer.from_node).transfer_out -= transfer.reserved
         ctx.supply_rose = True
-        ctx.moved_at(transfer.from_node)
 
 
 def _count_in_transit(ctx: Ctx, command_id: str, transfer: Transfer) -> None:
     pos = ctx.book.position(transfer.to_node)
-    pos.reported = True
     ctx.moved_at(transfer.to_node)
+    pos.reported = True
     old = pos.set_inbound(command_id, transfer.in_transit, transfer.eta_ms, "in_transit")
     pos.advance(ctx.until_ms)  # due now or not, as the horizon already stands
     if transfer.in_transit > old:
