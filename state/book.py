@@ -50,10 +50,10 @@ class SkuBook(msgspec.Struct, array_like=True, gc=False):  # no cycles: see posi
     # The number (`CheckoutTaken.n`) of the last checkout intake applied to this SKU: one
     # taken in again (a journal read twice, a rerun after a restart) is not applied twice.
     intake_n: int = 0
-    # order_id -> how many of its lines hold or have allocated units (non-empty `parts`): the
-    # lines promise dates are worked out for (promises.py), without walking every line kept.
-    # Last, so snapshots taken before it still restore (counted again from the lines).
-    open_orders: dict[str, int] = {}
+    # node -> order_id -> how many of its lines hold or have allocated units there: the lines
+    # a node's promise dates are worked out for (promises.py), without walking every line
+    # kept. Last, so snapshots taken before it still restore (counted again from the lines).
+    open_at: dict[str, dict[str, int]] = {}
 
     def position(self, node: str) -> Position:
         pos = self.positions.get(node)
@@ -118,8 +118,9 @@ class SkuBook(msgspec.Struct, array_like=True, gc=False):  # no cycles: see posi
             pos.held += qty
         else:
             pos.allocated += qty
-        if not line.parts:
-            self.open_orders[line.order_id] = self.open_orders.get(line.order_id, 0) + 1
+        if node not in line.parts:
+            orders = self.open_at.setdefault(node, {})
+            orders[line.order_id] = orders.get(line.order_id, 0) + 1
         line.parts[node] = line.parts.get(node, 0) + qty
         if line.promised is not None and node in line.promised:
             pos.waiting += qty
@@ -140,34 +141,34 @@ class SkuBook(msgspec.Struct, array_like=True, gc=False):  # no cycles: see posi
             del line.parts[node]
             if line.promised is not None:
                 line.promise(node, None)
-            if not line.parts:
-                left_open = self.open_orders[line.order_id] - 1
-                if left_open:
-                    self.open_orders[line.order_id] = left_open
-                else:
-                    del self.open_orders[line.order_id]
+            orders = self.open_at[node]
+            if orders[line.order_id] > 1:
+                orders[line.order_id] -= 1
+            else:
+                del orders[line.order_id]
+                if not orders:
+                    del self.open_at[node]
 
     def count_open(self) -> None:
         """Count every node's waiting units and the open orders again from the lines (a
         snapshot written before they were kept restores with none)."""
         for pos in self.positions.values():
             pos.waiting = 0
-        self.open_orders = {}
+        self.open_at = {}
         for order_id, lines in self.lines.items():
             for line in lines.values():
-                if line.parts:
-                    self.open_orders[order_id] = self.open_orders.get(order_id, 0) + 1
+                for node in line.parts:
+                    orders = self.open_at.setdefault(node, {})
+                    orders[order_id] = orders.get(order_id, 0) + 1
                 if line.promised is not None:
                     for node in line.promised:
                         self.positions[node].waiting += line.parts.get(node, 0)
 
-    def open_lines(self):
-        """The lines that hold or have allocated units, order by order."""
+    def open_lines(self, node: str) -> list[Line]:
+        """The lines that hold or have allocated units at `node`."""
         lines = self.lines
-        for order_id in self.open_orders:
-            for line in lines[order_id].values():
-                if line.parts:
-                    yield line
+        return [line for order_id in self.open_at.get(node, ())
+                for line in lines[order_id].values() if node in line.parts]
 
     def promise(self, line: Line, node: str, eta_ms: int | None) -> None:
         """The line's units at `node` wait for inbound due at `eta_ms` (None: on hand gives

@@ -71,10 +71,9 @@ def _redate(ctx: Ctx, node: str, left: int, kept: int) -> None:
     book = ctx.book
     now: list[tuple[tuple, Line]] = []
     queue: list[tuple[tuple, Line]] = []  # lines to date from what is left
-    for line in book.open_lines():
-        if node in line.parts:
-            waits = line.promised is not None and node in line.promised
-            (queue if waits else now).append((_priority(line), line))
+    for line in book.open_lines(node):
+        waits = line.promised is not None and node in line.promised
+        (queue if waits else now).append((_priority(line), line))
     now.sort(key=_first)
     for entry in now:
         units = entry[1].parts[node]

@@ -280,8 +280,12 @@ def check_books(engine: Engine) -> None:
                           for l in ls.values() if l.promised and node_id in l.promised)
             assert pos.waiting == waiting, (sku_, node_id)
             assert pos.committed <= max(0, pos.supply), f"{sku_}@{node_id} over-committed"
-        opened = {o for o, ls in book.lines.items() if any(l.parts for l in ls.values())}
-        assert set(book.open_orders) == opened, sku_
+        opened: dict = {}
+        for o, ls in book.lines.items():
+            for l in ls.values():
+                for n in l.parts:
+                    opened.setdefault(n, {})[o] = opened.get(n, {}).get(o, 0) + 1
+        assert book.open_at == opened, sku_
 
 
 def encoded(outputs, with_availability=True) -> list[bytes]:
