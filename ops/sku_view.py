@@ -21,7 +21,8 @@ def position_json(sku: str, node: str, pos: NodePosition) -> dict:
         "inbound": {kind: {"units": i.units, "earliest_eta": eta_text(i.earliest_eta_ms)}
                     for kind, i in sorted(pos.inbound.items())},
         "inbound_due": pos.inbound_due, "held": pos.held, "allocated": pos.allocated,
-        "transfer_out": pos.transfer_out, "safety_stock": pos.safety_stock, "kept_out": pos.kept_out, "atp": pos.atp,
+        "transfer_out": pos.transfer_out, "safety_stock": pos.safety_stock,
+        "kept_out": pos.kept_out, "now": pos.now, "atp": pos.atp,
         **({"atp_by_channel": dict(sorted(pos.by_channel.items()))} if pos.by_channel else {}),
     }
 
@@ -51,17 +52,19 @@ def report_json(report: SkuReport, node: str | None = None) -> dict:
 
 
 _COLUMNS = ("node", "on hand", "inbound", "due", "held", "allocated", "transfer out", "safety",
-            "kept out", "ATP")
+            "kept out", "now", "ATP")
 
 
 def report_table(report: SkuReport, node: str | None = None) -> str:
     """Positions per node, inbound by kind, then each channel's availability, as aligned
-    text. `due` is the inbound counted in ATP (ETA within the horizon)."""
+    text. `due` is the inbound counted in ATP (ETA within the horizon); `now` what on hand
+    gives now (beyond it, lines are promised for an inbound's ETA)."""
     shown = [(n, pos) for n, pos in sorted(report.positions.items()) if node in (None, n)]
     rows = [_COLUMNS] + [
         (n, str(pos.on_hand), str(sum(i.units for i in pos.inbound.values())),
          str(pos.inbound_due), str(pos.held), str(pos.allocated), str(pos.transfer_out),
-         str(pos.safety_stock), str(pos.kept_out), str(pos.atp)) for n, pos in shown]
+         str(pos.safety_stock), str(pos.kept_out), str(pos.now), str(pos.atp))
+        for n, pos in shown]
     lines = [f"SKU {report.sku}", *_aligned(rows, left={0})]
     inbound = [("inbound at", "kind", "units", "earliest ETA")] + [
         (n, kind, str(i.units), eta_text(i.earliest_eta_ms))

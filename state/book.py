@@ -50,6 +50,10 @@ class SkuBook(msgspec.Struct, array_like=True, gc=False):  # no cycles: see posi
     # The number (`CheckoutTaken.n`) of the last checkout intake applied to this SKU: one
     # taken in again (a journal read twice, a rerun after a restart) is not applied twice.
     intake_n: int = 0
+    # node -> order_id -> how many of its lines hold or have allocated units there: the lines
+    # a node's promise dates are worked out for (promises.py), without walking every line
+    # kept. Last, so snapshots taken before it still restore (counted again from the lines).
+    open_at: dict[str, dict[str, int]] = {}
 
     def position(self, node: str) -> Position:
         pos = self.positions.get(node)
@@ -114,7 +118,12 @@ class SkuBook(msgspec.Struct, array_like=True, gc=False):  # no cycles: see posi
             pos.held += qty
         else:
             pos.allocated += qty
+        if node not in line.parts:
+            orders = self.open_at.setdefault(node, {})
+            orders[line.order_id] = orders.get(line.order_id, 0) + 1
         line.parts[node] = line.parts.get(node, 0) + qty
+        if line.promised is not None and node in line.promised:
+            pos.waiting += qty
 
     def uncommit(self, line: Line, node: str, qty: int) -> None:
         """Give back `qty` of the line's units at `node`."""
@@ -123,6 +132,8 @@ class SkuBook(msgspec.Struct, array_like=True, gc=False):  # no cycles: see posi
             pos.held -= qty
         else:
             pos.allocated -= qty
+        if line.promised is not None and node in line.promised:
+            pos.waiting -= qty
         left = line.parts[node] - qty
         if left:
             line.parts[node] = left
@@ -130,6 +141,43 @@ class SkuBook(msgspec.Struct, array_like=True, gc=False):  # no cycles: see posi
             del line.parts[node]
             if line.promised is not None:
                 line.promise(node, None)
+            orders = self.open_at[node]
+            if orders[line.order_id] > 1:
+                orders[line.order_id] -= 1
+            else:
+                del orders[line.order_id]
+                if not orders:
+                    del self.open_at[node]
+
+    def count_open(self) -> None:
+        """Count every node's waiting units and the open orders again from the lines (a
+        snapshot written before they were kept restores with none)."""
+        for pos in self.positions.values():
+            pos.waiting = 0
+        self.open_at = {}
+        for order_id, lines in self.lines.items():
+            for line in lines.values():
+                for node in line.parts:
+                    orders = self.open_at.setdefault(node, {})
+                    orders[order_id] = orders.get(order_id, 0) + 1
+                if line.promised is not None:
+                    for node in line.promised:
+                        self.positions[node].waiting += line.parts.get(node, 0)
+
+    def open_lines(self, node: str) -> list[Line]:
+        """The lines that hold or have allocated units at `node`."""
+        lines = self.lines
+        return [line for order_id in self.open_at.get(node, ())
+                for line in lines[order_id].values() if node in line.parts]
+
+    def promise(self, line: Line, node: str, eta_ms: int | None) -> None:
+        """The line's units at `node` wait for inbound due at `eta_ms` (None: on hand gives
+        them now); the node counts the units waiting (`Position.waiting`)."""
+        was = line.promised is not None and node in line.promised
+        if was != (eta_ms is not None):
+            units = line.parts.get(node, 0)
+            self.position(node).waiting += units if eta_ms is not None else -units
+        line.promise(node, eta_ms)
 
     def convert_to_allocation(self, line: Line) -> None:
         """A paid held line: its holds become allocations at the same nodes."""

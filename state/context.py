@@ -29,7 +29,7 @@ class Ctx:
 
     __slots__ = ("sku", "book", "catalog", "emit", "until_ms", "clock_ms", "supply_rose", "rank",
                  "explain", "protect", "reserve_weeks", "_wos_memo", "_protected_units", "_stock",
-                 "_shares", "_reserves", "_guards")
+                 "_shares", "_reserves", "_guards", "moved")
 
     def __init__(self, sku: str, book: SkuBook, catalog: Catalog, emit: Emitter, until_ms: int,
                  clock_ms: int | None = None, rank: tuple[str, ...] = DEFAULT_RANK,
@@ -52,6 +52,21 @@ class Ctx:
         self.reserve_weeks = reserve_weeks  # EngineConfig.regional_reserve_weeks
         self._reserves: Reserves | None = None  # regional_reserve.reserves, kept
         self._guards: dict[str, dict[str, int]] = {}  # region -> other regions' reserves
+        # Nodes whose on hand, inbound, transfer reserves or kept-out units move under this
+        # event, with what their promise dates rested on before (`Position.promise_ground`):
+        # looked at again where that changed (promises.py). None: none moved.
+        self.moved: dict[str, tuple | None] | None = None
+
+    def moved_at(self, node: str) -> None:
+        """On hand, inbound, a transfer reserve or a held-back count is about to move at
+        `node` (called before the change)."""
+        moved = self.moved
+        if moved is None:
+            moved = self.moved = {}
+        if node not in moved:
+            pos = self.book.positions.get(node)
+            moved[node] = None if pos is None else pos.promise_ground(
+                self.book.kept_out().get(node, 0))
 
     def view(self, channel_id: str) -> SupplyView | None:
         """What the channel counts of inbound supply now (None: the engine's view)."""

@@ -50,6 +50,7 @@ class NodeView(msgspec.Struct, kw_only=True):
     transfer_out: int = 0  # reserved for transfers not yet shipped
     safety_stock: int = 0
     kept_out: int = 0  # units a quarantined lower count keeps out of ATP
+    now: int = 0  # what on hand gives now (`Position.gives_now`): beyond it, a promise date
     protected: int = 0  # units kept here for other channels (wos.py) or regions (regional_reserve)
     fills: bool = False  # ATP covers the whole quantity
     same_region: bool = False
@@ -170,6 +171,7 @@ def _view(line: Line, qty: int, book: SkuBook, catalog: Catalog, until_ms: int, 
         view.held, view.allocated, view.safety_stock = pos.held, pos.allocated, pos.safety_stock
         view.transfer_out = pos.transfer_out
         view.kept_out = kept_out.get(node_id, 0)
+        view.now = pos.gives_now(view.kept_out)
         view.protected = protected.get(node_id, 0)
         view.atp = channel_atp(pos, until_ms, supply) - view.kept_out - view.protected
     view.fills = view.atp >= qty

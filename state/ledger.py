@@ -48,6 +48,7 @@ from .lines import RETURNED, SHIPPED, Line, unknown_line
 from .master import Catalog
 from .outputs import OutputEvent
 from .placement import place_or_queue
+from .promises import keep_promises
 from .quarantine import GuardDecision, SnapshotGuarding
 from .rebalancing import rule_of as rule_of_rebalancing
 from .shortage import resolve_shortage
@@ -185,19 +186,25 @@ class Ledger(SnapshotGuarding, TransferHandling, Sweeping):
         return memo
 
     def _after_change(self, ctx: Ctx, supply_fell: bool = False) -> None:
-        """After an event: no node over-committed, backorders filled, reorder points checked."""
+        """After an event: no node over-committed, backorders filled, reorder points checked,
+        promise dates true where on hand or inbound moved."""
         ctx.changed()
         positions = ctx.book.positions
-        while supply_fell:
-            # A transfer taken back from its source is no longer in transit to its
-            # destination, which may be over-committed in turn: another pass.
-            transfers = len(ctx.book.transfers or ())
-            for node in list(positions):
-                self.shortage_units += resolve_shortage(ctx, node)
-            supply_fell = len(ctx.book.transfers or ()) < transfers
-        if ctx.supply_rose:
-            fill_backorders(ctx)
-        self._check_reorder_points(ctx)
+        while True:
+            while supply_fell:
+                # A transfer taken back from its source is no longer in transit to its
+                # destination, which may be over-committed in turn: another pass.
+                transfers = len(ctx.book.transfers or ())
+                for node in list(positions):
+                    self.shortage_units += resolve_shortage(ctx, node)
+                supply_fell = len(ctx.book.transfers or ()) < transfers
+            if ctx.supply_rose:
+                fill_backorders(ctx)
+            self._check_reorder_points(ctx)
+            # A transfer taken back for want of on hand: its destination's inbound fell.
+            supply_fell = keep_promises(ctx)
+            if not supply_fell:
+                break
 
     # -- master data --------------------------------------------------------------------
 
@@ -248,6 +255,7 @@ class Ledger(SnapshotGuarding, TransferHandling, Sweeping):
                 node,
             )
         change = on_hand - pos.on_hand
+        ctx.moved_at(node)
         pos.on_hand = on_hand
         pos.seq = seq
         pos.reported = True
@@ -265,6 +273,7 @@ class Ledger(SnapshotGuarding, TransferHandling, Sweeping):
         promised against a debt, and later receipts pay it first."""
         pos = ctx.book.position(node)
         before = pos.on_hand
+        ctx.moved_at(node)
         pos.on_hand += delta
         pos.reported = True
         if delta > 0:
@@ -281,6 +290,7 @@ class Ledger(SnapshotGuarding, TransferHandling, Sweeping):
         ctx = self._ctx(ev.sku, clock_ms)
         pos = ctx.book.position(ev.node)
         pos.reported = True
+        ctx.moved_at(ev.node)
         old_qty = pos.set_inbound(ev.supply_id, ev.qty, epoch_ms(ev.eta), ev.kind)
         ctx.supply_rose = ev.qty > 0
         self._after_change(ctx, supply_fell=ev.qty < old_qty)
@@ -308,6 +318,7 @@ class Ledger(SnapshotGuarding, TransferHandling, Sweeping):
     def _received(self, ev: SupplyReceived, clock_ms: int, seq: int, skus) -> None:
         ctx = self._ctx(ev.sku, clock_ms)
         pos = ctx.book.position(ev.node)
+        ctx.moved_at(ev.node)
         if ctx.book.transfers is None or not receive_transfer(ctx, ev.supply_id, ev.node, ev.qty):
             pos.receive_inbound(ev.supply_id, ev.qty)
         pos.on_hand += ev.qty
@@ -412,6 +423,8 @@ class Ledger(SnapshotGuarding, TransferHandling, Sweeping):
         ledger.catalog = Catalog.restore(*snap.catalog)
         ledger._note_guards()
         ledger.books = snap.books
+        for book in ledger.books.values():
+            book.count_open()
         ledger.republished = set()
         ledger.find_quarantined()
         ledger.find_transfers()

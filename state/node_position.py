@@ -40,6 +40,9 @@ class NodePosition(msgspec.Struct, array_like=True, frozen=True):
     # it sells from this node; the other channels see `atp`. None: no such channel.
     by_channel: dict[str, int] | None = None
     transfer_out: int = 0  # units reserved here for transfers not yet shipped (transfers.py)
+    # What on hand gives now (`Position.gives_now`): on hand - held - allocated - transfer_out
+    # - kept_out; below zero where lines wait for inbound (`promised_at`) or under a debt.
+    now: int = 0
 
 
 def policy_views(channels: dict[str, Channel], horizon_ms: int) -> dict[str, SupplyView]:
@@ -88,6 +91,7 @@ def _of(pos: Position, kept_out: int, views: dict[str, SupplyView] | None) -> No
         inbound_due=supply.due if supply is not None else 0,
         held=pos.held, allocated=pos.allocated, safety_stock=pos.safety_stock,
         kept_out=kept_out, atp=atp, by_channel=by_channel, transfer_out=pos.transfer_out,
+        now=pos.gives_now(kept_out),
     )
 
 

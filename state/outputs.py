@@ -26,11 +26,13 @@ AlertKind = Literal[
 # fills the line, the eligible nodes together would, its channel does not split lines),
 # shortage (taken back when supply fell, not re-sourced). Held or allocated again after an
 # earlier status: backorder_filled, moved_by_shortage (to other nodes), revived_by_payment (a
-# rejected or expired line paid). Then hold_expired, hold_released (a checkout hold its
-# checkout released), order_cancelled, shipped_beyond_allocation, restocked, not_restocked.
+# rejected or expired line paid), promise_moved (its `promised_at` at that node moved: on
+# hand there no longer gives it now, or the inbound it waits for came early or slipped).
+# Then hold_expired, hold_released (a checkout hold its checkout released), order_cancelled,
+# shipped_beyond_allocation, restocked, not_restocked.
 StatusReason = Literal[
     "unknown_channel", "no_eligible_node", "no_stock", "split_not_allowed", "shortage",
-    "backorder_filled", "moved_by_shortage", "revived_by_payment",
+    "backorder_filled", "moved_by_shortage", "revived_by_payment", "promise_moved",
     "hold_expired", "hold_released", "order_cancelled", "shipped_beyond_allocation",
     "restocked", "not_restocked",
 ]

@@ -59,13 +59,18 @@ def source_whole(ctx: Ctx, line: Line, exclude: str | None,
 
 
 def add_parts(ctx: Ctx, line: Line, parts: Parts, reason: str | None = None) -> None:
-    """Commit more units of a held or allocated line, and tell the world. Units on hand does
-    not cover are promised for the ETA of the inbound that does (`line.promised`)."""
+    """Commit more units of a held or allocated line, and tell the world. Units that what on
+    hand gives now (`Position.gives_now`) does not cover are promised for the ETA of the
+    inbound that does (`line.promised`)."""
+    book = ctx.book
+    kept_out = book.kept_out()
     for node, qty in parts:
-        pos = ctx.book.position(node)
-        if pos.held + pos.allocated + qty > pos.on_hand or line.promised is not None:
-            line.promise(node, promise_date(pos, qty, ctx.until_ms, ctx.view(line.channel)))
-        ctx.book.commit(line, node, qty)
+        pos = book.position(node)
+        kept = kept_out.get(node, 0) if kept_out else 0
+        if qty > pos.gives_now(kept) or line.promised is not None:
+            book.promise(line, node, promise_date(pos, qty, ctx.until_ms,
+                                                  ctx.view(line.channel), kept))
+        book.commit(line, node, qty)
     if line.status == ALLOCATED:
         for node, qty in parts:
             ctx.emit.allocate(line, ctx.sku, node, qty)

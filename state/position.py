@@ -29,6 +29,9 @@ class Position(msgspec.Struct, array_like=True, gc=False):  # gc=False: see inbo
     # Units reserved for transfers not yet shipped from here (transfers.py): committed like
     # holds, out of ATP. Last, so snapshots taken before it still restore.
     transfer_out: int = 0
+    # Units of the lines held or allocated here that wait for inbound (a `promised` ETA), the
+    # rest being promised from on hand now (`promises.py`). Last, as `transfer_out`.
+    waiting: int = 0
 
     @property
     def inbound_qty(self) -> int:
@@ -47,6 +50,21 @@ class Position(msgspec.Struct, array_like=True, gc=False):  # gc=False: see inbo
         """Units committed beyond supply (0 when the promise holds). A debt is not supply
         that can be promised: where supply is below zero, every committed unit is over."""
         return max(0, self.committed - max(0, self.supply))
+
+    def gives_now(self, kept_out: int = 0) -> int:
+        """What on hand can give now: on hand less holds, allocations, transfer reserves and
+        the units a quarantined lower count keeps out (`kept_out`, the book's). The one
+        formula: placement, promise dates, transfer sources, explain and inspect use it.
+        Below zero where lines wait for inbound, or under a debt."""
+        return (self.on_hand - self.held - self.allocated - self.transfer_out - kept_out)
+
+    def promise_ground(self, kept_out: int = 0) -> tuple:
+        """What the promise dates here rest on: on hand left once the lines promised for now
+        have theirs, and the inbound by ETA. Unchanged, no date can move later."""
+        inbound = self.inbound
+        arriving = () if inbound is None else tuple(sorted(
+            (e.eta_ms, e.qty) for e in inbound.entries.values()))
+        return (self.gives_now(kept_out) + self.waiting, arriving)
 
     def atp(self, until_ms: int) -> int:
         """Available to promise: on hand + inbound due by `until_ms` - holds - allocations

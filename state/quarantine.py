@@ -120,6 +120,7 @@ class SnapshotGuarding:
     def _quarantine(self, ctx: Ctx, ev: StockSnapshot, pos: Position) -> None:
         """Quarantine a suspect count: commitments stay, new ones get only what it allows."""
         held = Quarantine(ev.event_id, ev.seq, ev.on_hand, pos.on_hand - ev.on_hand)
+        ctx.moved_at(ev.node)  # the units it keeps out no longer give anything now
         ctx.book.quarantine(ev.node, held)
         self.quarantined[ev.event_id] = (ev.sku, ev.node)
         ctx.emit.alert("snapshot_quarantined", ev.sku, quarantine_detail(held, pos), ev.node)
@@ -127,6 +128,7 @@ class SnapshotGuarding:
         self._after_change(ctx)
 
     def _lift(self, ctx: Ctx, node: str) -> Quarantine | None:
+        ctx.moved_at(node)
         held = ctx.book.lift(node)
         if held is not None:
             self.quarantined.pop(held.event_id, None)

@@ -139,8 +139,9 @@ def _top_up(ctx: Ctx, region: str, ordered: dict[str, int], stock: dict[str, int
             pos = ctx.book.positions.get(node_id)
             if pos is None:
                 continue
-            spare = (pos.atp(ctx.until_ms) - kept_out.get(node_id, 0)
-                     - (pos.reorder_point or 0))
+            kept = kept_out.get(node_id, 0)
+            spare = min(pos.atp(ctx.until_ms) - kept - (pos.reorder_point or 0),
+                        pos.gives_now(kept))  # a transfer ships now, from the shelf
             give = min(need, surplus, spare)
             if give <= 0:
                 continue

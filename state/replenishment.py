@@ -1,9 +1,10 @@
 """Replenishment: a node whose ATP falls below its reorder point asks for stock, once.
 
 The request tops ATP back up to the policy's `order_up_to` (default twice the reorder point):
-a transfer from the nearest node whose surplus (ATP above its own reorder point) covers it
-(reserved there and counted in transit here: `transfers.py`), else a purchase. No repeat
-while that request is open; it closes when ATP is back at or above the reorder point.
+a transfer from the nearest node whose surplus (ATP above its own reorder point) covers it,
+as what its on hand gives now does (`Position.gives_now`: a transfer ships now, from the
+shelf), reserved there and counted in transit here (`transfers.py`); else a purchase. No
+repeat while that request is open; it closes when ATP is back at or above the reorder point.
 """
 
 from __future__ import annotations
@@ -47,8 +48,10 @@ def _transfer_source(ctx: Ctx, node: str, qty: int) -> str | None:
         other_node = ctx.catalog.nodes.get(other_id)
         if other_id == node or other_node is None or not other_node.active:
             continue
-        surplus = other.atp(ctx.until_ms) - kept_out.get(other_id, 0) - (other.reorder_point or 0)
-        if surplus < qty:
+        kept = kept_out.get(other_id, 0)
+        surplus = other.atp(ctx.until_ms) - kept - (other.reorder_point or 0)
+        # a transfer ships now: its units must be on the source's shelf, free
+        if surplus < qty or other.gives_now(kept) < qty:
             continue
         key = (haversine_km(here.lat, here.lon, other_node.lat, other_node.lon), -surplus, other_id)
         if best is None or key < best:

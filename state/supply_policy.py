@@ -77,12 +77,21 @@ def channel_atp(pos: Position, until_ms: int, view: SupplyView | None) -> int:
     return pos.atp_counting(counted_inbound(pos, view, until_ms))
 
 
-def promise_date(pos: Position, qty: int, until_ms: int, view: SupplyView | None) -> int | None:
-    """When `qty` more units committed at `pos` are covered: None if on hand minus what is
-    committed there covers them, else the earliest ETA (ms) by which the inbound the view
-    counts covers the rest (what is committed there already comes first)."""
-    need = pos.committed + qty - pos.on_hand
-    if need <= 0 or pos.inbound is None:
+def promise_date(pos: Position, qty: int, until_ms: int, view: SupplyView | None,
+                 kept_out: int = 0) -> int | None:
+    """When `qty` more units committed at `pos` are covered: None if what on hand gives now
+    (`Position.gives_now`) covers them, else the earliest ETA (ms) by which the inbound the
+    view counts covers the rest (what is committed there already comes first)."""
+    need = qty - pos.gives_now(kept_out)
+    if need <= 0:
+        return None
+    return eta_covering(pos, need, until_ms, view)
+
+
+def eta_covering(pos: Position, need: int, until_ms: int, view: SupplyView | None) -> int | None:
+    """The earliest ETA (ms) by which the inbound at `pos` the view counts adds up to `need`
+    units (`view` None: every kind, whole, due by `until_ms`); None if it never does."""
+    if pos.inbound is None:
         return None
     entries = pos.inbound.entries.values()
     if view is None:  # every kind, whole, due by the engine's horizon

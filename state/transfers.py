@@ -69,6 +69,7 @@ def open_transfer(
     transfer = Transfer(from_node, to_node, qty, ctx.clock_ms + terms.lead_ms,
                         ctx.clock_ms + terms.ttl_ms)
     ctx.book.add_transfer(command_id, transfer)
+    ctx.moved_at(from_node)
     ctx.book.position(from_node).transfer_out += qty
     _count_in_transit(ctx, command_id, transfer)
     return command_id
@@ -89,6 +90,7 @@ def ship_transfer(ctx: Ctx, ev: TransferShipped, terms: TransferTerms) -> bool:
     else:
         _release(ctx, ev.command_id, transfer)
         if transfer.to_node != ev.to_node:  # shipped elsewhere than asked: not coming here
+            ctx.moved_at(transfer.to_node)
             ctx.book.position(transfer.to_node).set_inbound(
                 ev.command_id, 0, transfer.eta_ms, "in_transit")
     transfer.from_node, transfer.to_node = ev.from_node, ev.to_node
@@ -116,6 +118,7 @@ def cancel_transfer(ctx: Ctx, command_id: str) -> bool:
     if transfer is None:
         return False
     _release(ctx, command_id, transfer)
+    ctx.moved_at(transfer.to_node)
     ctx.book.position(transfer.to_node).set_inbound(command_id, 0, transfer.eta_ms, "in_transit")
     ctx.book.end_transfer(command_id)
     return True
@@ -141,9 +144,9 @@ def expire_transfers(ctx: Ctx) -> bool:
     return bool(due)
 
 
-def take_back_transfers(ctx: Ctx, node: str, short: int) -> int:
-    """A shortage at `node`: cancel unshipped transfers out of it, newest first, until
-    `short` units are freed or none is left; returns the units freed."""
+def take_back_transfers(ctx: Ctx, node: str, short: int, why: str | None = None) -> int:
+    """A shortage at `node` (or what `why` says): cancel unshipped transfers out of it,
+    newest first, until `short` units are freed or none is left; returns the units freed."""
     transfers = ctx.book.transfers
     if transfers is None or not short:
         return 0
@@ -157,8 +160,8 @@ def take_back_transfers(ctx: Ctx, node: str, short: int) -> int:
         freed += transfer.qty
         ctx.emit.alert(
             "transfer_taken_back", ctx.sku,
-            f"shortage at {node}: transfer of {transfer.qty} to {transfer.to_node} cancelled "
-            f"before any order line's units",
+            f"{why or f'shortage at {node}'}: transfer of {transfer.qty} to "
+            f"{transfer.to_node} cancelled before any order line's units",
             node, command_id,
         )
         cancel_transfer(ctx, command_id)
@@ -168,12 +171,14 @@ def take_back_transfers(ctx: Ctx, node: str, short: int) -> int:
 def _release(ctx: Ctx, command_id: str, transfer: Transfer) -> None:
     """The reserve at the source goes back to its ATP."""
     if transfer.reserved:
+        ctx.moved_at(transfer.from_node)
         ctx.book.position(transfer.from_node).transfer_out -= transfer.reserved
         ctx.supply_rose = True
 
 
 def _count_in_transit(ctx: Ctx, command_id: str, transfer: Transfer) -> None:
     pos = ctx.book.position(transfer.to_node)
+    ctx.moved_at(transfer.to_node)
     pos.reported = True
     old = pos.set_inbound(command_id, transfer.in_transit, transfer.eta_ms, "in_transit")
     pos.advance(ctx.until_ms)  # due now or not, as the horizon already stands

@@ -10,6 +10,9 @@ after every input event and the outputs it caused:
 - the `held` statuses one input event gives a line are its whole set of holds from then on:
   at most one per node, and no other status of the line after them under that event;
 - no line has more units committed than it asked for, nor a negative allocation;
+- promise dates are true: the units a node promises for now (held and allocated with
+  `promised_at` null, as the line's last held or allocated status there says, and its
+  transfer reserves) fit in its on hand, and none where on hand is below zero;
 - the statuses one input event gives a line name one SKU; a shipment or return of a known
   order that names a SKU none of its lines has, or a line with another line's SKU, is refused
   (a dead letter with reason `sku_not_in_order` / `line_sku_mismatch`) and changes nothing;
@@ -117,6 +120,13 @@ class Auditor(TransferAudit):
         self.command_ids: set[str] = set()
         self.events_checked = 0
         self.committed_at: dict[SkuNode, int] = defaultdict(int)
+        # Promise dates: (line, node) whose holds / allocation there wait for inbound, as the
+        # line's last held / allocated status at that node said; the units they make waiting
+        # at each node, and each line's share of them.
+        self.hold_dated: dict[LineKey, set[str]] = defaultdict(set)
+        self.alloc_dated: dict[LineKey, set[str]] = defaultdict(set)
+        self.waiting_at: dict[SkuNode, int] = defaultdict(int)
+        self._waiting_of: dict[LineKey, dict[str, int]] = {}
         self._dirty_nodes: set[SkuNode] = set()
         self._dirty_lines: set[LineKey] = set()
         self._debts_made: set[SkuNode] = set()  # by the last input: must be said as drift
@@ -357,7 +367,18 @@ class Auditor(TransferAudit):
                 raise PromiseBroken(
                     f"under {out.cause}: line {key} held twice at {out.node}")
             holds[out.node] = out.qty
+            if len(holds) == 1:
+                self.hold_dated[key] = set()
+            if out.promised_at is not None:
+                self.hold_dated[key].add(out.node)
             self._set_holds(key, dict(holds))
+        elif out.status == "allocated":
+            dated = self.alloc_dated[key]
+            if out.promised_at is None:
+                dated.discard(out.node)
+            else:
+                dated.add(out.node)
+            self._set_holds(key, {})
         elif key in held_now:
             raise PromiseBroken(
                 f"under {out.cause}: line {key} is {out.status} after its held statuses")
@@ -376,6 +397,7 @@ class Auditor(TransferAudit):
             self.committed_at[(sku, node)] += qty
             self._dirty_nodes.add((sku, node))
         self._dirty_lines.add(key)
+        self._count_waiting(key, sku)
 
     def _add_alloc(self, key: LineKey, node: str, qty: int) -> None:
         sku = self.line_sku.get(key)
@@ -383,6 +405,26 @@ class Auditor(TransferAudit):
         self.committed_at[(sku, node)] += qty
         self._dirty_nodes.add((sku, node))
         self._dirty_lines.add(key)
+        self._count_waiting(key, sku)
+
+    def _count_waiting(self, key: LineKey, sku: str | None) -> None:
+        """The line's units waiting for inbound, node by node, counted again."""
+        for node, units in self._waiting_of.pop(key, {}).items():
+            self.waiting_at[(sku, node)] -= units
+            self._dirty_nodes.add((sku, node))
+        waiting: dict[str, int] = {}
+        for node in self.hold_dated.get(key, ()):
+            waiting[node] = waiting.get(node, 0) + self.holds.get(key, {}).get(node, 0)
+        allocs = self.allocs.get(key)
+        for node in self.alloc_dated.get(key, ()):
+            if allocs is not None:
+                waiting[node] = waiting.get(node, 0) + allocs.get(node, 0)
+        waiting = {node: units for node, units in waiting.items() if units}
+        if waiting:
+            self._waiting_of[key] = waiting
+            for node, units in waiting.items():
+                self.waiting_at[(sku, node)] += units
+                self._dirty_nodes.add((sku, node))
 
     def check(self, after: str) -> None:
         """Check every node and line the last event or its outputs touched."""
@@ -393,6 +435,12 @@ class Auditor(TransferAudit):
             if committed > max(0, supply):  # a debt is no supply to promise from
                 raise PromiseBroken(
                     f"after {after}: {sku}@{node} committed {committed} > supply {supply}"
+                )
+            now = committed - self.waiting_at.get((sku, node), 0)
+            if now > max(0, self.on_hand[(sku, node)]):
+                raise PromiseBroken(
+                    f"after {after}: {sku}@{node} promises {now} for now (promised_at null, "
+                    f"and transfer reserves) > on hand {self.on_hand[(sku, node)]}"
                 )
         if self.event_by_event and not self._debts_made <= self._drift_said:
             unsaid = sorted(self._debts_made - self._drift_said)

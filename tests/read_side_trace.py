@@ -46,17 +46,18 @@ EVENTS = [
      "paid": False},
 ]
 
-# DC-SH: 10 on hand + 5 due - 3 allocated - 2 safety = 10; DC-GZ: 4 - 1 held = 3.
+# DC-SH: 10 on hand + 5 due - 3 allocated - 2 safety = 10; DC-GZ: 4 - 1 held = 3. What on
+# hand gives now: DC-SH 10 - 3 = 7, DC-GZ 4 - 1 = 3.
 POSITIONS = {
     "DC-GZ": {"sku": SKU, "node": "DC-GZ", "on_hand": 4, "inbound": {}, "inbound_due": 0,
               "held": 1, "allocated": 0, "transfer_out": 0, "safety_stock": 0, "kept_out": 0,
-              "atp": 3},
+              "now": 3, "atp": 3},
     "DC-SH": {"sku": SKU, "node": "DC-SH", "on_hand": 10,
               "inbound": {"in_transit": {"units": 5, "earliest_eta": "2026-11-11T08:00:00Z"},
                           "purchase_order": {"units": 20,
                                              "earliest_eta": "2026-11-20T08:00:00Z"}},
               "inbound_due": 5, "held": 0, "allocated": 3, "transfer_out": 0, "safety_stock": 2,
-              "kept_out": 0,
+              "kept_out": 0, "now": 7,
               "atp": 10},
 }
 # web does not split: one line gets at most the largest node's ATP; tmall splits.

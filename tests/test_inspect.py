@@ -58,9 +58,9 @@ def test_inspect_prints_a_table_by_default(trace_file, capsys):
     out = capsys.readouterr().out.splitlines()
     assert out[0] == f"SKU {trace.SKU}"
     assert out[1].split() == ["node", "on", "hand", "inbound", "due", "held", "allocated",
-                              "transfer", "out", "safety", "kept", "out", "ATP"]
-    assert out[2].split() == ["DC-GZ", "4", "0", "0", "1", "0", "0", "0", "0", "3"]
-    assert out[3].split() == ["DC-SH", "10", "25", "5", "0", "3", "0", "2", "0", "10"]
+                              "transfer", "out", "safety", "kept", "out", "now", "ATP"]
+    assert out[2].split() == ["DC-GZ", "4", "0", "0", "1", "0", "0", "0", "0", "3", "3"]
+    assert out[3].split() == ["DC-SH", "10", "25", "5", "0", "3", "0", "2", "0", "7", "10"]
     assert ["DC-SH", "in_transit", "5", "2026-11-11T08:00:00Z"] in [l.split() for l in out]
     assert ["web", "13", "10"] in [l.split() for l in out]
 
@@ -166,5 +166,7 @@ def test_a_node_position_adds_up_to_its_atp(ops):
         assert of_kind.earliest_eta_ms == min(e.eta_ms for e in mine)
     assert shown.atp == (shown.on_hand + shown.inbound_due - shown.held - shown.allocated
                          - shown.transfer_out - shown.safety_stock - shown.kept_out)
+    assert shown.now == (shown.on_hand - shown.held - shown.allocated - shown.transfer_out
+                         - shown.kept_out)
     until = pos.inbound.until if pos.inbound is not None else 0
     assert shown.inbound_due == sum(e.qty for e in entries.values() if e.eta_ms <= until)

@@ -276,7 +276,16 @@ def check_books(engine: Engine) -> None:
                             for l in ls.values() if l.status == "allocated")
             assert (pos.held, pos.allocated) == (held, allocated), (sku_, node_id)
             assert pos.held >= 0 and pos.allocated >= 0
+            waiting = sum(l.parts.get(node_id, 0) for ls in book.lines.values()
+                          for l in ls.values() if l.promised and node_id in l.promised)
+            assert pos.waiting == waiting, (sku_, node_id)
             assert pos.committed <= max(0, pos.supply), f"{sku_}@{node_id} over-committed"
+        opened: dict = {}
+        for o, ls in book.lines.items():
+            for l in ls.values():
+                for n in l.parts:
+                    opened.setdefault(n, {})[o] = opened.get(n, {}).get(o, 0) + 1
+        assert book.open_at == opened, sku_
 
 
 def encoded(outputs, with_availability=True) -> list[bytes]:
@@ -594,9 +603,9 @@ def test_slow_movers_do_not_depend_on_batches_buckets_or_restarts(config, events
 # -- the auditor itself: what it must refuse -------------------------------------------------
 
 
-def _held(cause, node, qty, order="O1"):
+def _held(cause, node, qty, order="O1", promised_at=None):
     return OrderStatus(ts=T0, cause=cause, order_id=order, line_id="1", sku="K1",
-                       status="held", qty=qty, node=node)
+                       status="held", qty=qty, node=node, promised_at=promised_at)
 
 
 def _audited(*steps, config=None):
@@ -654,10 +663,29 @@ def test_auditor_counts_inbound_only_beyond_a_debt():
     drift = Alert(ts=T0, cause="a1", kind="drift", sku="K1", node="N-EAST", detail="debt")
     inbound = SupplyInbound(event_id="i1", ts=T0, supply_id="PO-1", sku="K1", node="N-EAST",
                             qty=4, eta=T0, kind="in_transit")
-    auditor = _audited((down, [drift]), (inbound, [_held("i1", "N-EAST", 1)]))  # -3 + 4: 1
+    # -3 + 4: 1, promised for the inbound's ETA (nothing is promised now against a debt)
+    auditor = _audited((down, [drift]), (inbound, [_held("i1", "N-EAST", 1, promised_at=T0)]))
     assert auditor.committed_at[("K1", "N-EAST")] == 1
     with pytest.raises(PromiseBroken, match="committed 2 > supply 1"):
-        _audited((down, [drift]), (inbound, [_held("i1", "N-EAST", 2)]))
+        _audited((down, [drift]), (inbound, [_held("i1", "N-EAST", 2, promised_at=T0)]))
+    with pytest.raises(PromiseBroken, match="promises 1 for now .* > on hand -3"):
+        _audited((down, [drift]), (inbound, [_held("i1", "N-EAST", 1)]))
+
+
+def test_auditor_refuses_a_line_promised_for_now_beyond_on_hand_until_it_is_dated():
+    count = StockSnapshot(event_id="c1", ts=T0, sku="K1", node="N-EAST", on_hand=2, seq=2)
+    inbound = SupplyInbound(event_id="i1", ts=T0, supply_id="PO-1", sku="K1", node="N-EAST",
+                            qty=4, eta=T0, kind="in_transit")
+    with pytest.raises(PromiseBroken, match="promises 3 for now .* > on hand 2"):
+        _audited((count, []), (inbound, [_held("i1", "N-EAST", 3)]))
+    auditor = _audited((count, []), (inbound, [_held("i1", "N-EAST", 3, promised_at=T0)]))
+    assert auditor.waiting_at[("K1", "N-EAST")] == 3
+    drop = StockAdjusted(event_id="a1", ts=T0, sku="K1", node="N-EAST", delta=-1,
+                         reason="damaged")
+    with pytest.raises(PromiseBroken, match="promises 2 for now .* > on hand 1"):
+        _audited((count, []), (inbound, [_held("i1", "N-EAST", 2)]), (drop, []))
+    _audited((count, []), (inbound, [_held("i1", "N-EAST", 2)]),
+             (drop, [_held("a1", "N-EAST", 2, promised_at=T0)]))
 
 
 GUARD = EngineConfig(snapshot_guard_share=0.5)

@@ -134,11 +134,20 @@ def test_plain_successes_carry_no_reason():
     assert said(sim.feed(e.paid("O1"))) == [("allocated", "A", 1, None)]
 
 
+def test_promise_moved_when_on_hand_no_longer_gives_it_now():
+    sim = story(stock={"A": 5}, nodes=("A",))
+    e = sim.ev
+    sim.feed(e.inbound("PO-1", SKU, "A", 5, eta_s=3600))
+    assert said(sim.feed(e.order("O1", [(SKU, 4)], paid=True))) == [("allocated", "A", 4, None)]
+    assert said(sim.feed(e.adjust(SKU, "A", -2))) == [("allocated", "A", 4, "promise_moved")]
+
+
 def test_the_list_of_reasons_is_what_the_stories_give_and_what_the_schema_says(capsys):
     told = {
         "unknown_channel", "no_eligible_node", "no_stock", "split_not_allowed", "shortage",
-        "backorder_filled", "moved_by_shortage", "revived_by_payment", "hold_expired",
-        "hold_released", "order_cancelled", "shipped_beyond_allocation", "restocked", "not_restocked",
+        "backorder_filled", "moved_by_shortage", "revived_by_payment", "promise_moved",
+        "hold_expired", "hold_released", "order_cancelled", "shipped_beyond_allocation",
+        "restocked", "not_restocked",
     }
     assert set(StatusReason.__args__) == told
     assert main(["schema", "outputs"]) == 0
