@@ -54,6 +54,9 @@ class SkuBook(msgspec.Struct, array_like=True, gc=False):  # no cycles: see posi
     # a node's promise dates are worked out for (promises.py), without walking every line
     # kept. Last, so snapshots taken before it still restore (counted again from the lines).
     open_at: dict[str, dict[str, int]] = {}
+    # node -> order_id -> how many of its lines there wait for inbound (a `promised` ETA):
+    # where every line promised for now still fits, only these are dated again.
+    waiting_at: dict[str, dict[str, int]] = {}
 
     def position(self, node: str) -> Position:
         pos = self.positions.get(node)
@@ -119,8 +122,7 @@ class SkuBook(msgspec.Struct, array_like=True, gc=False):  # no cycles: see posi
         else:
             pos.allocated += qty
         if node not in line.parts:
-            orders = self.open_at.setdefault(node, {})
-            orders[line.order_id] = orders.get(line.order_id, 0) + 1
+            _count(self.open_at, node, line.order_id)
         line.parts[node] = line.parts.get(node, 0) + qty
         if line.promised is not None and node in line.promised:
             pos.waiting += qty
@@ -139,15 +141,10 @@ class SkuBook(msgspec.Struct, array_like=True, gc=False):  # no cycles: see posi
             line.parts[node] = left
         else:
             del line.parts[node]
-            if line.promised is not None:
+            if line.promised is not None and node in line.promised:
                 line.promise(node, None)
-            orders = self.open_at[node]
-            if orders[line.order_id] > 1:
-                orders[line.order_id] -= 1
-            else:
-                del orders[line.order_id]
-                if not orders:
-                    del self.open_at[node]
+                _uncount(self.waiting_at, node, line.order_id)
+            _uncount(self.open_at, node, line.order_id)
 
     def count_open(self) -> None:
         """Count every node's waiting units and the open orders again from the lines (a
@@ -155,14 +152,15 @@ class SkuBook(msgspec.Struct, array_like=True, gc=False):  # no cycles: see posi
         for pos in self.positions.values():
             pos.waiting = 0
         self.open_at = {}
+        self.waiting_at = {}
         for order_id, lines in self.lines.items():
             for line in lines.values():
                 for node in line.parts:
-                    orders = self.open_at.setdefault(node, {})
-                    orders[order_id] = orders.get(order_id, 0) + 1
+                    _count(self.open_at, node, order_id)
                 if line.promised is not None:
                     for node in line.promised:
                         self.positions[node].waiting += line.parts.get(node, 0)
+                        _count(self.waiting_at, node, order_id)
 
     def open_lines(self, node: str) -> list[Line]:
         """The lines that hold or have allocated units at `node`."""
@@ -170,13 +168,25 @@ class SkuBook(msgspec.Struct, array_like=True, gc=False):  # no cycles: see posi
         return [line for order_id in self.open_at.get(node, ())
                 for line in lines[order_id].values() if node in line.parts]
 
+    def waiting_lines(self, node: str) -> list[Line]:
+        """The lines whose units at `node` wait for inbound."""
+        lines = self.lines
+        return [line for order_id in self.waiting_at.get(node, ())
+                for line in lines[order_id].values()
+                if line.promised is not None and node in line.promised]
+
     def promise(self, line: Line, node: str, eta_ms: int | None) -> None:
         """The line's units at `node` wait for inbound due at `eta_ms` (None: on hand gives
         them now); the node counts the units waiting (`Position.waiting`)."""
         was = line.promised is not None and node in line.promised
         if was != (eta_ms is not None):
             units = line.parts.get(node, 0)
-            self.position(node).waiting += units if eta_ms is not None else -units
+            if eta_ms is not None:
+                self.position(node).waiting += units
+                _count(self.waiting_at, node, line.order_id)
+            else:
+                self.position(node).waiting -= units
+                _uncount(self.waiting_at, node, line.order_id)
         line.promise(node, eta_ms)
 
     def convert_to_allocation(self, line: Line) -> None:
@@ -209,3 +219,19 @@ class SkuBook(msgspec.Struct, array_like=True, gc=False):  # no cycles: see posi
 def shape_of(line: Line) -> str:
     """Lines of one shape can be filled from exactly the same nodes."""
     return f"{line.channel}|{line.fulfillment}|{line.pickup_node or ''}"
+
+
+def _count(index: dict[str, dict[str, int]], node: str, order_id: str) -> None:
+    """One more of the order's lines in `index` at `node` (`open_at`, `waiting_at`)."""
+    orders = index.setdefault(node, {})
+    orders[order_id] = orders.get(order_id, 0) + 1
+
+
+def _uncount(index: dict[str, dict[str, int]], node: str, order_id: str) -> None:
+    orders = index[node]
+    if orders[order_id] > 1:
+        orders[order_id] -= 1
+    else:
+        del orders[order_id]
+        if not orders:
+            del index[node]

@@ -69,20 +69,25 @@ def _redate(ctx: Ctx, node: str, left: int, kept: int) -> None:
     there for them now, `kept` more if a count held back there is wrong; tell those whose
     date moved."""
     book = ctx.book
-    now: list[tuple[tuple, Line]] = []
-    queue: list[tuple[tuple, Line]] = []  # lines to date from what is left
-    for line in book.open_lines(node):
-        waits = line.promised is not None and node in line.promised
-        (queue if waits else now).append((_priority(line), line))
-    now.sort(key=_first)
-    for entry in now:
-        units = entry[1].parts[node]
-        if units <= left:
-            left -= units
-        else:
-            queue.append(entry)
-    queue.sort(key=_first)
     pos = book.positions[node]
+    promised_now = pos.held + pos.allocated - pos.waiting
+    if promised_now <= left:  # every line promised for now keeps it: date only the rest
+        left -= promised_now
+        queue = [(_priority(line), line) for line in book.waiting_lines(node)]
+    else:
+        now: list[tuple[tuple, Line]] = []
+        queue = []  # lines to date from what is left
+        for line in book.open_lines(node):
+            waits = line.promised is not None and node in line.promised
+            (queue if waits else now).append((_priority(line), line))
+        now.sort(key=_first)
+        for entry in now:
+            units = entry[1].parts[node]
+            if units <= left:
+                left -= units
+            else:
+                queue.append(entry)
+    queue.sort(key=_first)
     clock_ms = ctx.clock_ms
     arriving = _arriving(pos)
     wanted = 0

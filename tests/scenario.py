@@ -16,6 +16,7 @@ from datetime import datetime, timedelta, timezone
 
 import msgspec
 
+from stockflow.state.book import SkuBook
 from stockflow.state.config import EngineConfig
 from stockflow.state.engine import Engine
 from stockflow.state.events import (
@@ -275,7 +276,9 @@ def replenishments(outputs: list) -> list[ReplenishmentRequested]:
     return of(outputs, ReplenishmentRequested)
 
 
-def older_snapshot(ledger, dropped: int) -> bytes:
-    """The ledger's snapshot as written before its books' last `dropped` fields existed."""
+def older_snapshot(ledger, since: str) -> bytes:
+    """The ledger's snapshot as written before books kept their field `since` (and every
+    field added after it: new fields go last, so older snapshots restore)."""
+    dropped = len(SkuBook.__struct_fields__) - SkuBook.__struct_fields__.index(since)
     catalog, books = msgspec.msgpack.decode(ledger.snapshot())
     return msgspec.msgpack.encode([catalog, {k: b[:-dropped] for k, b in books.items()}])

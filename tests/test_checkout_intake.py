@@ -337,5 +337,5 @@ def test_an_older_snapshot_restores_with_no_intake_applied():
     ledger = Ledger(EngineConfig())
     ledger.books["K"] = SkuBook(intake_n=3)
     assert Ledger.restore(ledger.snapshot(), EngineConfig()).books["K"].intake_n == 3
-    older = older_snapshot(ledger, 2)  # written before books kept it (and open_at)
+    older = older_snapshot(ledger, "intake_n")  # written before books kept it
     assert Ledger.restore(older, EngineConfig()).books["K"].intake_n == 0

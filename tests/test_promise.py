@@ -281,11 +281,15 @@ def check_books(engine: Engine) -> None:
             assert pos.waiting == waiting, (sku_, node_id)
             assert pos.committed <= max(0, pos.supply), f"{sku_}@{node_id} over-committed"
         opened: dict = {}
+        waiting_at: dict = {}
         for o, ls in book.lines.items():
             for l in ls.values():
                 for n in l.parts:
                     opened.setdefault(n, {})[o] = opened.get(n, {}).get(o, 0) + 1
+                for n in l.promised or ():
+                    waiting_at.setdefault(n, {})[o] = waiting_at.get(n, {}).get(o, 0) + 1
         assert book.open_at == opened, sku_
+        assert book.waiting_at == waiting_at, sku_
 
 
 def encoded(outputs, with_availability=True) -> list[bytes]:

@@ -183,7 +183,8 @@ def test_a_snapshot_from_before_waiting_units_were_kept_restores_them_from_the_l
     sim.feed(e.snapshot(SKU, "DC-A", 5))
     ledger = next(l for l in sim.engine.ledgers.values() if SKU in l.books)
     catalog, books = msgspec.msgpack.decode(ledger.snapshot())
-    older = {k: [{n: p[:-1] for n, p in b[0].items()}, *b[1:-1]] for k, b in books.items()}
+    older = {k: [{n: p[:-1] for n, p in b[0].items()}, *b[1:-2]] for k, b in books.items()}
     book = Ledger.restore(msgspec.msgpack.encode([catalog, older]), sim.engine.config).books[SKU]
     assert book.positions["DC-A"].waiting == 5  # O-2 (3) and O-3 (2) wait for PO-1
     assert book.open_at == {"DC-A": {"O-1": 1, "O-2": 1, "O-3": 1}}
+    assert book.waiting_at == {"DC-A": {"O-2": 1, "O-3": 1}}

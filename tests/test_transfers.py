@@ -289,8 +289,9 @@ def test_a_snapshot_from_before_transfers_restores_with_none():
     ledger = next(l for l in sim.engine.ledgers.values() if K in l.books)
     catalog, books = msgspec.msgpack.decode(ledger.snapshot())
     # Books without their last six fields (transfers, demand, WOS records, regional demand,
-    # intake number, open_at), positions without their last two (transfer_out, waiting).
-    older = {k: [{n: p[:-2] for n, p in b[0].items()}, *b[1:-6]] for k, b in books.items()}
+    # intake number, open_at, waiting_at), positions without their last two (transfer_out,
+    # waiting).
+    older = {k: [{n: p[:-2] for n, p in b[0].items()}, *b[1:-7]] for k, b in books.items()}
     book = Ledger.restore(msgspec.msgpack.encode([catalog, older]), sim.engine.config).books[K]
     assert book.transfers is None and book.positions["B"].transfer_out == 0
 
