@@ -8,11 +8,9 @@ latency-under-load runs of `stockflow bench` (`kafka_runs.latency_under_load`).
 
 from __future__ import annotations
 
-import io
 import json
 from pathlib import Path
 
-from ..generate import Scenario, write_jsonl
 from . import kafka_runs
 from .broker import start_tansu
 
@@ -24,9 +22,7 @@ def run_latency_floor(out_dir: str, events: int, redis_url: str,
                       rates=FLOOR_RATES) -> dict:
     """The generated workload (seed 7) set up at once, then its orders paced at each rate;
     results also go to `<out>/latency-floor.json`."""
-    buf = io.BytesIO()
-    write_jsonl(Scenario(events=events, seed=7), buf)
-    lines = [line for line in buf.getvalue().splitlines() if line.strip()]
+    lines = kafka_runs.generated(events)
     setup, orders = kafka_runs.split_setup(lines)
     tansu = start_tansu()
     try:

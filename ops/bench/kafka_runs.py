@@ -9,6 +9,7 @@
 
 from __future__ import annotations
 
+import io
 import resource
 import subprocess
 import sys
@@ -21,6 +22,9 @@ import msgspec
 
 from stockflow.dataflows.passthrough import STREAM
 from stockflow.ops.bench.harness import LiveRun, event_id_of
+from stockflow.state.events import OrderCreated
+
+from ..generate import Scenario, write_jsonl
 
 # As platform teams produce: master data on one partition, stock keyed by SKU and orders
 # keyed by order id over three partitions each.
@@ -182,6 +186,26 @@ def passthrough(brokers: str, lines: list[bytes]) -> dict:
         "outputs": len(stamps), "seconds": round(busy, 2), "wall_seconds": round(wall, 2),
         "events_per_s": round(len(lines) / busy), "order_lines_per_s": round(n_lines / busy),
     }
+
+
+def generated(events: int) -> list[bytes]:
+    """The benchmarks' workload: `stockflow generate --seed 7` of `events` events, as lines."""
+    buf = io.BytesIO()
+    write_jsonl(Scenario(events=events, seed=7), buf)
+    return [line for line in buf.getvalue().splitlines() if line.strip()]
+
+
+def ordered_skus(lines: list[bytes]) -> Counter:
+    """SKU -> how many order lines of the trace ask for it (malformed orders left out)."""
+    decode = msgspec.json.Decoder(OrderCreated).decode
+    counts: Counter = Counter()
+    for line in lines:
+        if b'"order.created"' in line:
+            try:
+                counts.update(ol.sku for ol in decode(line).lines)
+            except (msgspec.DecodeError, msgspec.ValidationError):
+                continue
+    return counts
 
 
 def split_setup(lines: list[bytes], orders: int = 100) -> tuple[list[bytes], list[bytes]]:

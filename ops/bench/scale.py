@@ -11,7 +11,6 @@ runs, not here.
 
 from __future__ import annotations
 
-import io
 import json
 import time
 import zlib
@@ -27,7 +26,6 @@ from stockflow.state.events import OrderCreated
 from stockflow.state.ledger import Ledger
 from stockflow.state.routing import Router
 
-from ..generate import Scenario, write_jsonl
 from . import kafka_runs
 from .broker import start_tansu
 from .kafka_runs import LAYOUT, order_lines, topic_of
@@ -153,9 +151,7 @@ def run_scale_bench(out_dir: str, events: int, redis_url: str) -> dict:
     """`stockflow bench --scale`: the measurements and the plan, in `<out>/scale.json`."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    buf = io.BytesIO()
-    write_jsonl(Scenario(events=events, seed=7), buf)
-    lines = [line for line in buf.getvalue().splitlines() if line.strip()]
+    lines = kafka_runs.generated(events)
     tansu = start_tansu()
     try:
         measured = run_scale(lines, tansu.brokers, redis_url)

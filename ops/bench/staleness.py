@@ -14,7 +14,6 @@ measured maximum. For each hold:
 
 from __future__ import annotations
 
-import io
 import json
 import threading
 import time
@@ -26,10 +25,9 @@ import msgspec
 import redis
 
 from stockflow.connectors.reservations import ReservationRefused, Reservations
-from stockflow.state.events import OrderCreated, StockSnapshot
+from stockflow.state.events import StockSnapshot
 from stockflow.state.outputs import AvailabilityChanged
 
-from ..generate import Scenario, write_jsonl
 from . import kafka_runs
 from .broker import start_tansu
 from .kafka_runs import _pct, _wait_until_quiet, _world, topic_of
@@ -78,15 +76,8 @@ def _probe_skus(setup: list[bytes], paced: list[bytes], client,
                 api: Reservations) -> tuple[list[tuple[str, str]], list[tuple[str, str]]]:
     """(sku, channel) pairs to hold: SKUs with stock that the paced workload never orders,
     and those it orders most; each with a channel that can sell it."""
-    decode_order = msgspec.json.Decoder(OrderCreated).decode
     decode_count = msgspec.json.Decoder(StockSnapshot).decode
-    ordered: Counter = Counter()
-    for line in paced:
-        if b'"order.created"' in line:
-            try:
-                ordered.update(ol.sku for ol in decode_order(line).lines)
-            except (msgspec.DecodeError, msgspec.ValidationError):
-                continue
+    ordered = kafka_runs.ordered_skus(paced)
     stocked = []
     for line in setup:
         if b'"stock.snapshot"' in line:
@@ -192,9 +183,7 @@ def run_staleness(out_dir: str, events: int, redis_url: str, share: float = 0.5)
     """`stockflow bench --staleness`: the generated workload (seed 7); its maximum measured
     first (one process, drained), the load then at `share` of it. Also written to
     `<out>/staleness.json`."""
-    buf = io.BytesIO()
-    write_jsonl(Scenario(events=events, seed=7), buf)
-    lines = [line for line in buf.getvalue().splitlines() if line.strip()]
+    lines = kafka_runs.generated(events)
     setup, orders = kafka_runs.split_setup(lines)
     tansu = start_tansu()
     try:

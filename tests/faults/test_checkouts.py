@@ -14,14 +14,12 @@ import time
 import uuid
 from collections import Counter
 
-import msgspec
 import redis
 
 from stockflow.connectors.reservations import ReservationRefused, Reservations
 from stockflow.connectors.recorded_input import read_partitions
-from stockflow.ops.bench.kafka_runs import topic_of
+from stockflow.ops.bench.kafka_runs import ordered_skus, topic_of
 from stockflow.connectors.kafka_admin import journal_topic
-from stockflow.state.events import OrderCreated
 
 from ..live_runs import LAYOUT, LiveRun, generated_trace
 from ..servers import unique_prefix
@@ -134,12 +132,4 @@ def test_checkouts_racing_orders_through_kill_9_decide_as_the_replay(kafka_broke
 
 def busiest_skus(lines: list[bytes], n: int) -> list[str]:
     """The SKUs most order lines of the trace ask for."""
-    decode = msgspec.json.Decoder(OrderCreated).decode
-    counts: Counter = Counter()
-    for line in lines:
-        if b'"order.created"' in line:
-            try:
-                counts.update(ol.sku for ol in decode(line).lines)
-            except (msgspec.DecodeError, msgspec.ValidationError):
-                continue  # a malformed one, on purpose
-    return [sku for sku, _ in counts.most_common(n)]
+    return [sku for sku, _ in ordered_skus(lines).most_common(n)]
