@@ -5,6 +5,7 @@ promise kept throughout."""
 from __future__ import annotations
 
 import io
+import json
 from collections import Counter
 from datetime import timedelta
 from pathlib import Path
@@ -16,6 +17,7 @@ from hypothesis import HealthCheck, given, settings
 from stockflow.connectors.codec import decode_lines
 from stockflow.ops.cli import main
 from stockflow.ops.replay import replay
+from stockflow.ops.stock_on_hand import StockOnHand
 from stockflow.ops.summary import read_outputs
 from stockflow.ops.whatif.closed_loop import close_loop
 from stockflow.state.config import EngineConfig
@@ -140,3 +142,43 @@ def test_the_promise_holds_in_closed_loop(events):
                if type(ev) is not Malformed]
     auditor = audit(applied, outputs)
     assert auditor.events_checked == len({e.event_id for e in applied})
+
+
+def test_stock_figures_by_hand():
+    e = Script()
+    stock = StockOnHand()
+    t0 = T0
+    hour = timedelta(hours=1)
+    for ev in [
+        e.snapshot("K", "SH", 10, seq=1, ts=t0),  # 10 for the first hour
+        e.adjust("K", "SH", -4, ts=t0 + hour),  # 6 for the second
+        e.snapshot("K", "SH", 50, seq=0, ts=t0 + hour),  # stale: ignored
+        e.shipped("O1", "K", "SH", 8, ts=t0 + 2 * hour),  # a debt of 2: none, 1 hour
+        e.received("P1", "K", "SH", 12, ts=t0 + 3 * hour),  # 10 for the last hour
+        ClockTick(event_id="end", ts=t0 + 4 * hour),
+    ]:
+        stock.apply(ev)
+    assert stock.mean_units == (10 + 6 + 0 + 10) / 4
+    assert stock.turns == 8 / 6.5 * 365 * 24 / 4
+
+
+def test_the_summary_counts_stockouts_and_purchases_in_closed_loop(tmp_path):
+    e = Script()
+    events = [e.node("SH"), e.channel("web", backorder=True),
+              e.policy("K", "SH", safety_stock=0, reorder_point=2, order_up_to=5),
+              e.snapshot("K", "SH", 3), e.order("O1", [("K", 2)], paid=True),  # 1 left: buys 4
+              e.order("O2", [("K", 3)], paid=True),  # 1 on hand: backordered
+              ClockTick(event_id="end", ts=e.now + timedelta(days=8))]
+    (tmp_path / "trace.jsonl").write_bytes(b"".join(ENCODE(ev) + b"\n" for ev in events))
+    out = tmp_path / "figures.json"
+    assert main(["whatif", str(tmp_path / "trace.jsonl"), "--closed-loop", "--json", str(out),
+                 "-q", "--policy", "ops/whatif/policies/as-recorded.toml"]) == 0
+    figures = json.loads(out.read_text())["columns"][1]["figures"]
+    assert figures["units_purchased"] == 4
+    assert figures["stockout_lines"] == 1  # O2, backordered until the purchase came
+    assert figures["fill_rate"] == 1.0
+
+
+def test_supply_without_closed_loop_is_one_readable_line(tmp_path, capsys):
+    assert main(["whatif", "t.jsonl", "--supply", "simulated", "--policy", "p.toml"]) != 0
+    assert "--supply needs --closed-loop" in capsys.readouterr().err

@@ -15,6 +15,7 @@ from msgspec import Meta, Struct
 
 from stockflow.state.config import EngineConfig, RankAspect, check_rank
 from stockflow.state.events import Count, Id, Share, SupplyKind, SupplyTerms
+from stockflow.state.supply_side import SupplySideSettings
 
 from ..config import read_toml
 
@@ -67,6 +68,8 @@ class Policy(Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     nodes: dict[str, NodeOverride] = {}
     safety_stock: SafetyStock = SafetyStock()
     sourcing: Sourcing = Sourcing()
+    # How the simulated ERP and WMS answer the engine in closed loop (`--closed-loop`).
+    supply_side: SupplySideSettings = SupplySideSettings()
 
     def engine_config(self) -> EngineConfig:
         """The engine's settings, with the sourcing rank if the policy names one."""
