@@ -42,6 +42,7 @@ from .events import (
     epoch_ms,
 )
 from .demand import count_line
+from .smart_replenishment import rule_of as smart_rule_of
 from .holds import expire_line, hold_deadline, pay_line
 from .lifecycle import cancel_line, forget_lines, return_line, ship_line
 from .lines import RETURNED, SHIPPED, Line, unknown_line
@@ -74,6 +75,7 @@ class Ledger(SnapshotGuarding, TransferHandling, Sweeping):
         self.explain: SourcingObserver | None = None  # sees every sourcing (stockflow explain)
         self.rebalancing = rule_of_rebalancing(config)  # None: off, and no demand is kept
         self.transfer_terms = terms_of(config)
+        self.smart = smart_rule_of(config)  # None: fixed points, and no demand is kept
         self.transfer_skus: set[str] = set()
         self.daily_skus: set[str] = set()  # SKUs a new day changes (sweep.py)
         self._touched: dict[str, tuple[str, datetime, int]] = {}  # sku -> last cause, ts, clock
@@ -364,7 +366,8 @@ class Ledger(SnapshotGuarding, TransferHandling, Sweeping):
             place_or_queue(ctx, line)
             count_line(ctx, line, ship_to, clock_ms,
                        regional=self.config.regional_reserve_weeks is not None,
-                       slow_movers=self.slow_movers, rebalancing=self.rebalancing)
+                       slow_movers=self.slow_movers, rebalancing=self.rebalancing,
+                       smart=self.smart)
             self._after_change(ctx)
 
     def _order_lines(self, order_id: str, skus, clock_ms: int):

@@ -29,6 +29,10 @@ class Position(msgspec.Struct, array_like=True, gc=False):  # gc=False: see inbo
     # Units reserved for transfers not yet shipped from here (transfers.py): committed like
     # holds, out of ATP. Last, so snapshots taken before it still restore.
     transfer_out: int = 0
+    # Smart replenishment (smart_replenishment.py): units placed here per day, oldest first,
+    # the last being day `demand_day` (days since the epoch); None while none were counted.
+    demand_days: list[int] | None = None
+    demand_day: int = 0
 
     @property
     def inbound_qty(self) -> int:

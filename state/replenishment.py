@@ -10,26 +10,35 @@ from __future__ import annotations
 
 from .context import Ctx
 from .geo import haversine_km
+from .smart_replenishment import SmartRule, points
 from .transfers import TransferTerms, open_transfer
 
 
-def check_reorder_point(ctx: Ctx, node: str, terms: TransferTerms) -> None:
+def check_reorder_point(ctx: Ctx, node: str, terms: TransferTerms,
+                        smart: SmartRule | None = None) -> None:
     pos = ctx.book.positions.get(node)
     if pos is None or pos.reorder_point is None or not pos.reported:
         return  # a node whose stock was never reported has nothing to judge yet
+    reorder_point, order_up_to, why = pos.reorder_point, pos.order_up_to, None
+    if smart is not None:
+        learnt = points(pos, ctx.clock_ms, smart)
+        if learnt is not None:
+            reorder_point, order_up_to, why = learnt
     # On the ledger's count: a count held back by the snapshot guard orders nothing until it
     # is approved (then it is the ledger's).
     atp = pos.atp(ctx.until_ms)
-    if atp >= pos.reorder_point:
+    if atp >= reorder_point:
         pos.replenishing = False
         return
     if pos.replenishing:
         return
     pos.replenishing = True
-    target = pos.order_up_to if pos.order_up_to is not None else 2 * pos.reorder_point
+    target = order_up_to if order_up_to is not None else 2 * reorder_point
     qty = max(1, target - atp)
     source = _transfer_source(ctx, node, qty)
-    reason = f"atp {atp} below reorder point {pos.reorder_point}"
+    reason = f"atp {atp} below reorder point {reorder_point}"
+    if why is not None:  # says why this quantity: up to order_up_to, and where that came from
+        reason += f", up to {target} ({why})"
     if source is None:
         ctx.emit.replenish(ctx.sku, node, qty, None, reason)
     else:

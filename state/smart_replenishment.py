@@ -1,0 +1,91 @@
+"""Smart replenishment: a node's reorder point and order-up-to from the demand it meets.
+
+With `EngineConfig.replenishment` "smart", each SKU x node that has a reorder point (a
+`policy.upserted` names it for replenishment) learns its daily demand: the units of the lines
+placed there, per day of event time, over the last `demand_window_days` days (days without a
+line count as 0, from its first line on). Once `demand_min_days` days are known, with mean
+demand mu and standard deviation sigma per day, lead time L and review period R (days) and z
+the service level's normal quantile:
+
+    safety stock = z x sigma x sqrt(L + R)
+    reorder point = ceil(mu x L + safety stock)
+    order-up-to = max(reorder point + 1, ceil(mu x (L + R) + safety stock))
+
+Before that, the policy's own points stand. The history lives on the position (`Position.
+demand_days`), so it is snapshotted and restored with it. Lines rejected for want of stock
+place nothing: what they asked for is not counted (demand seen through stockouts is low).
+"""
+
+from __future__ import annotations
+
+from math import ceil, sqrt
+from statistics import NormalDist
+from typing import TYPE_CHECKING, NamedTuple
+
+if TYPE_CHECKING:
+    from .config import EngineConfig
+    from .position import Position
+
+DAY_MS = 86_400_000
+
+
+class SmartRule(NamedTuple):
+    z: float  # the service level's quantile of the standard normal
+    service_level: float
+    lead_days: float
+    review_days: float
+    window_days: int
+    min_days: int
+
+
+class Points(NamedTuple):
+    reorder_point: int
+    order_up_to: int
+    why: str  # where they came from
+
+
+def rule_of(config: EngineConfig) -> SmartRule | None:
+    """The rule, or None when replenishment keeps the policies' fixed points."""
+    if config.replenishment != "smart":
+        return None
+    return SmartRule(NormalDist().inv_cdf(config.service_level), config.service_level,
+                     config.replenishment_lead_s / 86400, config.review_period_s / 86400,
+                     config.demand_window_days, config.demand_min_days)
+
+
+def count_demand(pos: Position, clock_ms: int, qty: int, rule: SmartRule) -> None:
+    """`qty` units placed at this position today."""
+    today = clock_ms // DAY_MS
+    days = _up_to(pos, today, rule.window_days)
+    days[-1] += qty
+    pos.demand_days, pos.demand_day = days, today
+
+
+def points(pos: Position, clock_ms: int, rule: SmartRule) -> Points | None:
+    """The learnt points, or None while fewer than `min_days` days are known."""
+    if pos.demand_days is None:
+        return None
+    days = _up_to(pos, clock_ms // DAY_MS, rule.window_days)
+    if len(days) < rule.min_days:
+        return None
+    n = len(days)
+    mu = sum(days) / n
+    sigma = sqrt(sum((d - mu) ** 2 for d in days) / n)
+    lead, review = rule.lead_days, rule.review_days
+    safety = rule.z * sigma * sqrt(lead + review)
+    reorder_point = ceil(mu * lead + safety - 1e-9)
+    order_up_to = max(reorder_point + 1, ceil(mu * (lead + review) + safety - 1e-9))
+    why = (f"learnt: {mu:.2f} units/day (sd {sigma:.2f}) over {n} days, lead {lead:g} d, "
+           f"review {review:g} d, service level {rule.service_level:g}, "
+           f"safety stock {safety:.1f}")
+    return Points(reorder_point, order_up_to, why)
+
+
+def _up_to(pos: Position, today: int, window: int) -> list[int]:
+    """The daily history brought up to `today` (zeros for the days between), at most
+    `window` days long; a new list."""
+    if pos.demand_days is None:
+        return [0]
+    gap = max(0, today - pos.demand_day)
+    days = pos.demand_days + [0] * min(gap, window)
+    return days[-window:]
