@@ -2,10 +2,11 @@
 
 With `EngineConfig.replenishment` "smart", each SKU x node that has a reorder point (a
 `policy.upserted` names it for replenishment) learns its daily demand: the units of the lines
-placed there, per day of event time, over the last `demand_window_days` days (days without a
-line count as 0, from its first line on). Once `demand_min_days` days are known, with mean
-demand mu and standard deviation sigma per day, lead time L and review period R (days) and z
-the service level's normal quantile:
+placed there per period of event time (`demand_period_s`, a day by default), over the last
+`demand_window_days` periods (periods without a line count as 0, from its first line on).
+Once `demand_min_days` periods are known, with mean demand mu and standard deviation sigma
+per period, lead time L and review period R (in periods) and z the service level's normal
+quantile:
 
     safety stock = z x sigma x sqrt(L + R)
     reorder point = ceil(mu x L + safety stock)
@@ -26,16 +27,15 @@ if TYPE_CHECKING:
     from .config import EngineConfig
     from .position import Position
 
-DAY_MS = 86_400_000
-
-
 class SmartRule(NamedTuple):
     z: float  # the service level's quantile of the standard normal
     service_level: float
-    lead_days: float
+    lead_days: float  # in periods
     review_days: float
     window_days: int
     min_days: int
+    period_ms: int
+    period: str  # the period, said in the reasons: "day", "1 h"
 
 
 class Points(NamedTuple):
@@ -48,24 +48,27 @@ def rule_of(config: EngineConfig) -> SmartRule | None:
     """The rule, or None when replenishment keeps the policies' fixed points."""
     if config.replenishment != "smart":
         return None
+    period_s = config.demand_period_s
+    period = "day" if period_s == 86400 else f"{period_s / 3600:g} h"
     return SmartRule(NormalDist().inv_cdf(config.service_level), config.service_level,
-                     config.replenishment_lead_s / 86400, config.review_period_s / 86400,
-                     config.demand_window_days, config.demand_min_days)
+                     config.replenishment_lead_s / period_s, config.review_period_s / period_s,
+                     config.demand_window_days, config.demand_min_days,
+                     int(period_s * 1000), period)
 
 
 def count_demand(pos: Position, clock_ms: int, qty: int, rule: SmartRule) -> None:
-    """`qty` units placed at this position today."""
-    today = clock_ms // DAY_MS
+    """`qty` units placed at this position in the current period."""
+    today = clock_ms // rule.period_ms
     days = _up_to(pos, today, rule.window_days)
     days[-1] += qty
     pos.demand_days, pos.demand_day = days, today
 
 
 def points(pos: Position, clock_ms: int, rule: SmartRule) -> Points | None:
-    """The learnt points, or None while fewer than `min_days` days are known."""
+    """The learnt points, or None while fewer than `min_days` periods are known."""
     if pos.demand_days is None:
         return None
-    days = _up_to(pos, clock_ms // DAY_MS, rule.window_days)
+    days = _up_to(pos, clock_ms // rule.period_ms, rule.window_days)
     if len(days) < rule.min_days:
         return None
     n = len(days)
@@ -75,8 +78,10 @@ def points(pos: Position, clock_ms: int, rule: SmartRule) -> Points | None:
     safety = rule.z * sigma * sqrt(lead + review)
     reorder_point = ceil(mu * lead + safety - 1e-9)
     order_up_to = max(reorder_point + 1, ceil(mu * (lead + review) + safety - 1e-9))
-    why = (f"learnt: {mu:.2f} units/day (sd {sigma:.2f}) over {n} days, lead {lead:g} d, "
-           f"review {review:g} d, service level {rule.service_level:g}, "
+    per = rule.period
+    days_s = "days" if per == "day" else f"periods of {per}"
+    why = (f"learnt: {mu:.2f} units/{per} (sd {sigma:.2f}) over {n} {days_s}, "
+           f"lead {lead:g}, review {review:g} ({days_s}), service level {rule.service_level:g}, "
            f"safety stock {safety:.1f}")
     return Points(reorder_point, order_up_to, why)
 

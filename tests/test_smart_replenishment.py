@@ -3,6 +3,7 @@ case, and the demand history kept across a restore."""
 
 from __future__ import annotations
 
+import math
 from datetime import timedelta
 
 import msgspec
@@ -51,7 +52,23 @@ def test_the_learnt_points_match_the_hand_worked_case():
     assert (request.qty, request.from_node) == (4, None)
     assert request.reason == (
         "atp 7 below reorder point 9, up to 11 (learnt: 2.00 units/day (sd 1.41) over 4 days, "
-        "lead 2 d, review 1 d, service level 0.95, safety stock 4.0)")
+        "lead 2, review 1 (days), service level 0.95, safety stock 4.0)")
+
+
+def test_the_period_may_be_shorter_than_a_day():
+    # the same demand in 12-hour periods: [2, 0, 4, 0, 0, 0, 2] over 7 periods (the last
+    # ones up to the write-off); mu 8/7, lead 4 and review 2 periods
+    hourly = msgspec.structs.replace(SMART, demand_period_s=43200, demand_window_days=7)
+    [request] = requests(hourly)
+    mu = 8 / 7
+    sigma = (sum((d - mu) ** 2 for d in (2, 0, 4, 0, 0, 0, 2)) / 7) ** 0.5
+    safety = 1.6448536269514722 * sigma * 6 ** 0.5
+    reorder_point, up_to = math.ceil(mu * 4 + safety), math.ceil(mu * 6 + safety)
+    assert (reorder_point, up_to) == (11, 13)  # by hand: ceil(10.44), ceil(12.73)
+    assert request.qty == up_to - 7
+    assert request.reason.startswith(
+        f"atp 7 below reorder point {reorder_point}, up to {up_to} (learnt: 1.14 units/12 h "
+        "(sd 1.46) over 7 periods of 12 h, lead 4, review 2 (periods of 12 h)")
 
 
 def test_fixed_points_ask_for_nothing_here():
