@@ -4,6 +4,9 @@ The request tops ATP back up to the policy's `order_up_to` (default twice the re
 a transfer from the nearest node whose surplus (ATP above its own reorder point) covers it
 (reserved there and counted in transit here: `transfers.py`), else a purchase. No repeat
 while that request is open; it closes when ATP is back at or above the reorder point.
+Under smart replenishment (smart_replenishment.py) both points are the learnt ones once a
+node knows enough of its demand, a source's surplus is what lies above its learnt order-up-to,
+and the request's reason says where the points came from.
 """
 
 from __future__ import annotations
@@ -35,7 +38,7 @@ def check_reorder_point(ctx: Ctx, node: str, terms: TransferTerms,
     pos.replenishing = True
     target = order_up_to if order_up_to is not None else 2 * reorder_point
     qty = max(1, target - atp)
-    source = _transfer_source(ctx, node, qty)
+    source = _transfer_source(ctx, node, qty, smart)
     reason = f"atp {atp} below reorder point {reorder_point}"
     if why is not None:  # says why this quantity: up to order_up_to, and where that came from
         reason += f", up to {target} ({why})"
@@ -46,7 +49,10 @@ def check_reorder_point(ctx: Ctx, node: str, terms: TransferTerms,
     ctx.emit.alert("low_stock", ctx.sku, reason, node)
 
 
-def _transfer_source(ctx: Ctx, node: str, qty: int) -> str | None:
+def _transfer_source(ctx: Ctx, node: str, qty: int, smart: SmartRule | None) -> str | None:
+    """The nearest active node with `qty` units of surplus: ATP above its own reorder point
+    (smart: above its learnt order-up-to, so that a transfer does not send it below what it
+    would order up to itself)."""
     here = ctx.catalog.nodes.get(node)
     if here is None:
         return None
@@ -56,10 +62,19 @@ def _transfer_source(ctx: Ctx, node: str, qty: int) -> str | None:
         other_node = ctx.catalog.nodes.get(other_id)
         if other_id == node or other_node is None or not other_node.active:
             continue
-        surplus = other.atp(ctx.until_ms) - kept_out.get(other_id, 0) - (other.reorder_point or 0)
+        surplus = other.atp(ctx.until_ms) - kept_out.get(other_id, 0) - _keeps(other, ctx, smart)
         if surplus < qty:
             continue
         key = (haversine_km(here.lat, here.lon, other_node.lat, other_node.lon), -surplus, other_id)
         if best is None or key < best:
             best = key
     return None if best is None else best[2]
+
+
+def _keeps(pos, ctx: Ctx, smart: SmartRule | None) -> int:
+    """What a source keeps for itself before it gives any to a transfer."""
+    if smart is not None:
+        learnt = points(pos, ctx.clock_ms, smart)
+        if learnt is not None:
+            return learnt.order_up_to
+    return pos.reorder_point or 0

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import random
 from datetime import timedelta
+from hashlib import blake2b
 from typing import Annotated, Callable
 
 import msgspec
@@ -43,8 +44,10 @@ class Delay(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=Tru
     mean_s: Annotated[float, Meta(ge=0)]
     spread: Annotated[float, Meta(ge=0, le=1)] = 0.25
 
-    def draw(self, rng: random.Random) -> float:
-        return self.mean_s * (1 + self.spread * (2 * rng.random() - 1))
+    def draw(self, rng: random.Random) -> timedelta:
+        """A delay, to the millisecond (the engine's clock unit)."""
+        seconds = self.mean_s * (1 + self.spread * (2 * rng.random() - 1))
+        return timedelta(milliseconds=round(seconds * 1000))
 
 
 class ByKind(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -100,8 +103,8 @@ class SupplySide:
             key = (out.order_id, out.line_id, out.node)
             self.allocated[key] = self.allocated.get(key, 0) + out.qty
             delay = self.settings.pick.of(self.node_kind.get(out.node))
-            ts = out.ts + timedelta(seconds=delay.draw(self._rng(out.command_id)))
-            return [_at(ShipmentConfirmed(event_id=f"sim/{out.command_id}/shipped", ts=ts,
+            ts = out.ts + delay.draw(self._rng(out.command_id))
+            return [_at(ShipmentConfirmed(event_id=f"{_sim_id(out.command_id)}/shipped", ts=ts,
                                           order_id=out.order_id, line_id=out.line_id,
                                           sku=out.sku, node=out.node, qty=out.qty))]
         if t is DispatchRelease:
@@ -134,8 +137,8 @@ class SupplySide:
             if not self.transfer_open(ev.sku, ev.command_id):
                 return None, []
             delay = self.settings.transfer_lead.of(self.node_kind.get(ev.to_node))
-            ts = ev.ts + timedelta(seconds=delay.draw(self._rng(ev.command_id + "/receipt")))
-            receipt = SupplyReceived(event_id=f"sim/{ev.command_id}/received", ts=ts,
+            ts = ev.ts + delay.draw(self._rng(ev.command_id + "/receipt"))
+            receipt = SupplyReceived(event_id=f"{_sim_id(ev.command_id)}/received", ts=ts,
                                      supply_id=ev.command_id, sku=ev.sku, node=ev.to_node,
                                      qty=ev.qty)
             return ev, [_at(receipt)]
@@ -143,22 +146,28 @@ class SupplySide:
 
     def _purchase(self, out: ReplenishmentRequested) -> Answers:
         delay = self.settings.purchase_lead.of(self.node_kind.get(out.node))
-        eta = out.ts + timedelta(seconds=delay.draw(self._rng(out.command_id)))
-        inbound = SupplyInbound(event_id=f"sim/{out.command_id}/inbound", ts=out.ts,
+        eta = out.ts + delay.draw(self._rng(out.command_id))
+        inbound = SupplyInbound(event_id=f"{_sim_id(out.command_id)}/inbound", ts=out.ts,
                                 supply_id=out.command_id, sku=out.sku, node=out.node,
                                 qty=out.qty, eta=eta, kind="purchase_order")
-        received = SupplyReceived(event_id=f"sim/{out.command_id}/received", ts=eta,
+        received = SupplyReceived(event_id=f"{_sim_id(out.command_id)}/received", ts=eta,
                                   supply_id=out.command_id, sku=out.sku, node=out.node,
                                   qty=out.qty)
         return [_at(inbound), _at(received)]
 
     def _transfer(self, out: ReplenishmentRequested) -> Answers:
         delay = self.settings.pick.of(self.node_kind.get(out.from_node))
-        ts = out.ts + timedelta(seconds=delay.draw(self._rng(out.command_id)))
-        return [_at(TransferShipped(event_id=f"sim/{out.command_id}/shipped", ts=ts,
+        ts = out.ts + delay.draw(self._rng(out.command_id))
+        return [_at(TransferShipped(event_id=f"{_sim_id(out.command_id)}/shipped", ts=ts,
                                     command_id=out.command_id, sku=out.sku,
                                     from_node=out.from_node, to_node=out.node, qty=out.qty))]
 
 
 def _at(ev) -> Answer:
     return Answer(epoch_ms(ev.ts), ev)
+
+
+def _sim_id(command_id: str) -> str:
+    """The answers' event ids: `sim-` and a digest of the command id, so that a command
+    caused by an answer does not carry every id before it."""
+    return "sim-" + blake2b(command_id.encode(), digest_size=8).hexdigest()

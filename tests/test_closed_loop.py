@@ -114,7 +114,7 @@ def test_simulated_supply_leaves_out_the_traces_receipts(trace, tmp_path):
     for name in ("sim.jsonl", "rec.jsonl"):
         for ev in decode_lines((tmp_path / name).read_bytes().splitlines(), name, 1):
             if type(ev).__name__ in ("SupplyInbound", "SupplyReceived") \
-                    and not ev.event_id.startswith("sim/"):
+                    and not ev.event_id.startswith("sim-"):
                 recorded_ids[name] += 1
     assert recorded_ids["sim.jsonl"] == 0 and recorded_ids["rec.jsonl"] > 0
 
