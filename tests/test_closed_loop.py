@@ -182,3 +182,12 @@ def test_the_summary_counts_stockouts_and_purchases_in_closed_loop(tmp_path):
 def test_supply_without_closed_loop_is_one_readable_line(tmp_path, capsys):
     assert main(["whatif", "t.jsonl", "--supply", "simulated", "--policy", "p.toml"]) != 0
     assert "--supply needs --closed-loop" in capsys.readouterr().err
+
+
+def test_explain_reads_the_written_trace(trace, tmp_path, capsys):
+    written = tmp_path / "loop.jsonl"
+    outputs = loop(trace, written)
+    order_id = next(o.order_id for o in outputs if type(o).__name__ == "DispatchAllocate")
+    capsys.readouterr()
+    assert main(["explain", order_id, "--events", str(written)]) == 0
+    assert order_id in capsys.readouterr().out
