@@ -43,6 +43,7 @@ from .events import (
 )
 from .demand import count_line
 from .smart_replenishment import rule_of as smart_rule_of
+from .smart_replenishment import start_demand
 from .holds import expire_line, hold_deadline, pay_line
 from .lifecycle import cancel_line, forget_lines, return_line, ship_line
 from .lines import RETURNED, SHIPPED, Line, unknown_line
@@ -223,6 +224,8 @@ class Ledger(SnapshotGuarding, TransferHandling, Sweeping):
         pos.safety_stock = ev.safety_stock
         pos.reorder_point = ev.reorder_point
         pos.order_up_to = ev.order_up_to
+        if self.smart is not None and ev.reorder_point is not None:
+            start_demand(pos, clock_ms, self.smart)
         self._after_change(ctx)
 
     # -- supply -------------------------------------------------------------------------

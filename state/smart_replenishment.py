@@ -3,7 +3,8 @@
 With `EngineConfig.replenishment` "smart", each SKU x node that has a reorder point (a
 `policy.upserted` names it for replenishment) learns its daily demand: the units of the lines
 placed there per period of event time (`demand_period_s`, a day by default), over the last
-`demand_window_days` periods (periods without a line count as 0, from its first line on).
+`demand_window_days` periods: from the period its reorder point was given on, periods without
+a line count as 0 (a node that sells nothing learns that it needs nothing).
 Once `demand_min_days` periods are known, with mean demand mu and standard deviation sigma
 per period, lead time L and review period R (in periods) and z the service level's normal
 quantile:
@@ -54,6 +55,12 @@ def rule_of(config: EngineConfig) -> SmartRule | None:
                      config.replenishment_lead_s / period_s, config.review_period_s / period_s,
                      config.demand_window_days, config.demand_min_days,
                      int(period_s * 1000), period)
+
+
+def start_demand(pos: Position, clock_ms: int, rule: SmartRule) -> None:
+    """The node is named for replenishment: its demand is counted from this period on."""
+    if pos.demand_days is None:
+        pos.demand_days, pos.demand_day = [0], clock_ms // rule.period_ms
 
 
 def count_demand(pos: Position, clock_ms: int, qty: int, rule: SmartRule) -> None:

@@ -94,3 +94,19 @@ def test_a_restore_that_lost_the_history_would_ask_otherwise():
         book.positions["SH"].demand_days = None
     out = engine.process([events[7]])
     assert [o for o in out if type(o) is ReplenishmentRequested] == []
+
+
+def test_a_node_that_sells_nothing_learns_it_needs_nothing():
+    # named for replenishment on day 0, no line for 8 days: mu 0, sigma 0, both points 0
+    # (order-up-to 1); its stock written off on day 8 asks for nothing, where the fixed
+    # reorder point of 1 asks for 2
+    e = Script()
+    events = [e.node("SH", ts=T0), e.channel("web", ts=T0),
+              e.policy("K", "SH", safety_stock=0, reorder_point=1, order_up_to=2, ts=T0),
+              e.snapshot("K", "SH", 5, ts=T0),
+              e.adjust("K", "SH", -5, ts=T0 + timedelta(days=8))]
+    smart, fixed = Engine(SMART), Engine(msgspec.structs.replace(SMART, replenishment="fixed"))
+    asked = {name: [o for ev in events for o in engine.process([ev])
+                    if type(o) is ReplenishmentRequested]
+             for name, engine in (("smart", smart), ("fixed", fixed))}
+    assert asked["smart"] == [] and [r.qty for r in asked["fixed"]] == [2]
