@@ -74,7 +74,8 @@ class EngineConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fie
     replenishment: Literal["fixed", "smart"] = "fixed"
     service_level: Annotated[float, Meta(ge=0.5, lt=1)] = 0.95
     review_period_s: Annotated[float, Meta(ge=0)] = 86400
-    replenishment_lead_s: Annotated[float, Meta(gt=0)] = 5 * 86400
+    # None: learnt per node from its purchases, announcement to receipt (smart_replenishment.py)
+    replenishment_lead_s: Annotated[float, Meta(gt=0)] | None = 5 * 86400
     demand_window_days: Annotated[int, Meta(ge=1, le=366)] = 28
     demand_min_days: Annotated[int, Meta(ge=1, le=366)] = 7
     demand_period_s: Annotated[int, Meta(ge=60, le=86400)] = 86400

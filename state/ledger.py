@@ -43,7 +43,7 @@ from .events import (
 )
 from .demand import count_line
 from .smart_replenishment import rule_of as smart_rule_of
-from .smart_replenishment import start_demand
+from .smart_replenishment import announced, received, start_demand
 from .holds import expire_line, hold_deadline, pay_line
 from .lifecycle import cancel_line, forget_lines, return_line, ship_line
 from .lines import RETURNED, SHIPPED, Line, unknown_line
@@ -287,6 +287,9 @@ class Ledger(SnapshotGuarding, TransferHandling, Sweeping):
         pos = ctx.book.position(ev.node)
         pos.reported = True
         old_qty = pos.set_inbound(ev.supply_id, ev.qty, epoch_ms(ev.eta), ev.kind)
+        if self.smart is not None and self.smart.lead_days is None \
+                and ev.kind == "purchase_order":
+            announced(pos, ev.supply_id, clock_ms)
         ctx.supply_rose = ev.qty > 0
         self._after_change(ctx, supply_fell=ev.qty < old_qty)
 
@@ -315,6 +318,8 @@ class Ledger(SnapshotGuarding, TransferHandling, Sweeping):
         pos = ctx.book.position(ev.node)
         if ctx.book.transfers is None or not receive_transfer(ctx, ev.supply_id, ev.node, ev.qty):
             pos.receive_inbound(ev.supply_id, ev.qty)
+        if pos.purchases is not None:
+            received(pos, ev.supply_id, clock_ms)
         pos.on_hand += ev.qty
         pos.reported = True
         ctx.supply_rose = True  # received stock is sellable now, whatever its ETA said

@@ -13,7 +13,10 @@ quantile:
     reorder point = ceil(mu x L + safety stock)
     order-up-to = max(reorder point + 1, ceil(mu x (L + R) + safety stock))
 
-Before that, the policy's own points stand. The history lives on the position (`Position.
+Before that, the policy's own points stand. With `replenishment_lead_s` None the lead time is
+learnt per node: each purchase (`supply.inbound` of kind purchase_order) from its announcement
+to its first receipt, the latest weighing a quarter against those before; until one is
+received the policy's own points stand. The history lives on the position (`Position.
 demand_days`), so it is snapshotted and restored with it. Lines rejected for want of stock
 place nothing: what they asked for is not counted (demand seen through stockouts is low).
 """
@@ -31,7 +34,7 @@ if TYPE_CHECKING:
 class SmartRule(NamedTuple):
     z: float  # the service level's quantile of the standard normal
     service_level: float
-    lead_days: float  # in periods
+    lead_days: float | None  # in periods; None: learnt per node
     review_days: float
     window_days: int
     min_days: int
@@ -51,8 +54,10 @@ def rule_of(config: EngineConfig) -> SmartRule | None:
         return None
     period_s = config.demand_period_s
     period = "day" if period_s == 86400 else f"{period_s / 3600:g} h"
+    lead_s = config.replenishment_lead_s
     return SmartRule(NormalDist().inv_cdf(config.service_level), config.service_level,
-                     config.replenishment_lead_s / period_s, config.review_period_s / period_s,
+                     None if lead_s is None else lead_s / period_s,
+                     config.review_period_s / period_s,
                      config.demand_window_days, config.demand_min_days,
                      int(period_s * 1000), period)
 
@@ -61,6 +66,23 @@ def start_demand(pos: Position, clock_ms: int, rule: SmartRule) -> None:
     """The node is named for replenishment: its demand is counted from this period on."""
     if pos.demand_days is None:
         pos.demand_days, pos.demand_day = [0], clock_ms // rule.period_ms
+
+
+def announced(pos: Position, supply_id: str, clock_ms: int) -> None:
+    """A purchase announced here: its lead time is measured when it is received."""
+    if pos.purchases is None:
+        pos.purchases = {}
+    pos.purchases.setdefault(supply_id, clock_ms)
+
+
+def received(pos: Position, supply_id: str, clock_ms: int) -> None:
+    """A receipt: the first of a purchase announced here teaches its lead time."""
+    if pos.purchases is None or supply_id not in pos.purchases:
+        return
+    lead = max(0, clock_ms - pos.purchases.pop(supply_id))
+    pos.lead_ms = lead if pos.lead_ms is None else (3 * pos.lead_ms + lead) // 4
+    if not pos.purchases:
+        pos.purchases = None
 
 
 def count_demand(pos: Position, clock_ms: int, qty: int, rule: SmartRule) -> None:
@@ -81,15 +103,19 @@ def points(pos: Position, clock_ms: int, rule: SmartRule) -> Points | None:
     n = len(days)
     mu = sum(days) / n
     sigma = sqrt(sum((d - mu) ** 2 for d in days) / n)
-    lead, review = rule.lead_days, rule.review_days
+    lead, review, learnt = rule.lead_days, rule.review_days, ""
+    if lead is None:
+        if pos.lead_ms is None:
+            return None  # no purchase received here yet
+        lead, learnt = pos.lead_ms / rule.period_ms, " learnt"
     safety = rule.z * sigma * sqrt(lead + review)
     reorder_point = ceil(mu * lead + safety - 1e-9)
     order_up_to = max(reorder_point + 1, ceil(mu * (lead + review) + safety - 1e-9))
     per = rule.period
     days_s = "days" if per == "day" else f"periods of {per}"
     why = (f"learnt: {mu:.2f} units/{per} (sd {sigma:.2f}) over {n} {days_s}, "
-           f"lead {lead:g}, review {review:g} ({days_s}), service level {rule.service_level:g}, "
-           f"safety stock {safety:.1f}")
+           f"lead {lead:g}{learnt}, review {review:g} ({days_s}), "
+           f"service level {rule.service_level:g}, safety stock {safety:.1f}")
     return Points(reorder_point, order_up_to, why)
 
 

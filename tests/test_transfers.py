@@ -289,9 +289,9 @@ def test_a_snapshot_from_before_transfers_restores_with_none():
     ledger = next(l for l in sim.engine.ledgers.values() if K in l.books)
     catalog, books = msgspec.msgpack.decode(ledger.snapshot())
     # Books without their last five fields (transfers, demand, WOS records, regional demand,
-    # checkout intakes), positions without their last three (transfer_out, and smart
-    # replenishment's demand_days and demand_day after it).
-    older = {k: [{n: p[:-3] for n, p in b[0].items()}, *b[1:-5]] for k, b in books.items()}
+    # checkout intakes), positions without their last five (transfer_out, and smart
+    # replenishment's demand_days, demand_day, purchases and lead_ms after it).
+    older = {k: [{n: p[:-5] for n, p in b[0].items()}, *b[1:-5]] for k, b in books.items()}
     book = Ledger.restore(msgspec.msgpack.encode([catalog, older]), sim.engine.config).books[K]
     assert book.transfers is None and book.positions["B"].transfer_out == 0
 
