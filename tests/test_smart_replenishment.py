@@ -9,8 +9,10 @@ from datetime import timedelta
 import msgspec
 import pytest
 
+from stockflow.ops.sku_view import report_json, report_table
 from stockflow.state.config import EngineConfig
 from stockflow.state.engine import Engine
+from stockflow.state.node_position import sku_report
 from stockflow.state.outputs import ReplenishmentRequested
 
 from .scenario import Script
@@ -152,3 +154,24 @@ def test_until_a_purchase_is_received_the_policys_points_stand():
 @pytest.mark.parametrize("cut", [5, 6, 7, 8])
 def test_the_purchases_and_the_learnt_lead_survive_a_restore(cut):
     crash_and_restore_resumes_exactly(with_a_purchase(received=True), cut, LEARNT)
+
+
+def test_inspect_shows_the_points_and_where_they_came_from():
+    for config, expected in ((SMART, (9, 11)), (msgspec.structs.replace(SMART,
+                                                                       replenishment="fixed"),
+                                                (1, 2))):
+        engine = Engine(config)
+        for ev in history():
+            engine.process([ev])
+        ledger = next(l for l in engine.ledgers.values() if "K" in l.books)
+        report = sku_report("K", ledger.books["K"], ledger.catalog.channels, ledger.horizon_ms,
+                            ledger.smart, ledger.clock_ms)
+        pos = report.positions["SH"]
+        assert (pos.reorder_point, pos.order_up_to) == expected
+        table = report_table(report)
+        if config.replenishment == "smart":
+            assert pos.points_from.startswith("learnt: 2.00 units/day (sd 1.41) over 4 days")
+            assert "SH                            9           11  learnt: 2.00" in table
+        else:
+            assert pos.points_from == "policy"
+            assert report_json(report)["positions"][0]["points_from"] == "policy"
