@@ -305,12 +305,15 @@ def _bench(args) -> int:
 
 def _whatif(args) -> int:
     from .whatif.compare import compare
-    from .whatif.policy import load_policy
+    from .whatif.policy import PolicyError, load_policy
     from .whatif.report import as_json, plot, print_table
 
+    if args.supply is not None and not args.closed_loop:
+        raise PolicyError("--supply needs --closed-loop: a plain what-if keeps the trace's supply")
     policies = [load_policy(path) for path in args.policy]
+    supply = (args.supply or "recorded") if args.closed_loop else None
     columns = compare(args.trace, policies, args.out, show_progress=not args.quiet,
-                      recorded=args.recorded)
+                      recorded=args.recorded, supply=supply)
     print_table(args.trace, columns)
     if args.json:
         with open(args.json, "wb") as f:

@@ -251,6 +251,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", metavar="DIR",
                    help="keep each run's events and outputs under DIR/<policy> (default: none)")
     p.add_argument("--quiet", "-q", action="store_true", help="no progress bars")
+    p.add_argument("--closed-loop", action="store_true",
+                   help="answer the engine's purchases, transfers and allocations with a "
+                        "simulated ERP and WMS (the policy's [supply_side]); each run's input "
+                        "is kept as DIR/<policy>/closed-loop.jsonl with --out")
+    p.add_argument("--supply", choices=["recorded", "simulated"],
+                   help="in closed loop: keep the trace's own inbound and receipts (recorded, "
+                        "the default) or leave them out (simulated)")
 
     p = sub.add_parser("explain", help="replay a trace, or the input a running engine "
                                         "recorded in Kafka, and say how one order was sourced")

@@ -60,7 +60,8 @@ def from_events(path: str, sku: str, config: EngineConfig) -> SkuReport:
     for ledger in engine.ledgers.values():
         book = ledger.books.get(sku)
         if book is not None:
-            return sku_report(sku, book, ledger.catalog.channels, ledger.horizon_ms)
+            return sku_report(sku, book, ledger.catalog.channels, ledger.horizon_ms,
+                              ledger.smart, ledger.clock_ms)
     raise InspectError(f"unknown SKU {sku!r}: no event of {path} names it")
 
 

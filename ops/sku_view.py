@@ -24,6 +24,8 @@ def position_json(sku: str, node: str, pos: NodePosition) -> dict:
         "transfer_out": pos.transfer_out, "safety_stock": pos.safety_stock,
         "kept_out": pos.kept_out, "now": pos.now, "atp": pos.atp,
         **({"atp_by_channel": dict(sorted(pos.by_channel.items()))} if pos.by_channel else {}),
+        **({"reorder_point": pos.reorder_point, "order_up_to": pos.order_up_to,
+            "points_from": pos.points_from} if pos.reorder_point is not None else {}),
     }
 
 
@@ -75,6 +77,11 @@ def report_table(report: SkuReport, node: str | None = None) -> str:
         (n, ch, str(atp)) for n, pos in shown for ch, atp in sorted((pos.by_channel or {}).items())]
     if len(policies) > 1:
         lines += ["", *_aligned(policies, left={0, 1})]
+    points = [("replenishment at", "reorder point", "order-up-to", "from")] + [
+        (n, str(pos.reorder_point), str(pos.order_up_to), pos.points_from or "")
+        for n, pos in shown if pos.reorder_point is not None]
+    if len(points) > 1:
+        lines += ["", *_aligned(points, left={0, 3})]
     channels = [("channel", "available", "max_line_qty")] + [
         (ch, str(n), str(report.max_line_qty.get(ch, 0)))
         for ch, n in sorted(report.available.items())]

@@ -15,13 +15,16 @@ from stockflow.state.events import (
     InputEvent,
     NodeUpserted,
     OrderCreated,
+    TransferShipped,
     check_rules,
 )
 from stockflow.state.geo import haversine_km
 from stockflow.state.outputs import DispatchAllocate, OutputEvent, ReplenishmentRequested
 
 from .channel_figures import ChannelFigures, channel_figures
+from .oversell import OVERSELL_REASONS
 from .oversell import oversold as is_oversold
+from .stock_on_hand import StockOnHand
 
 _DECODE_OUT = msgspec.json.Decoder(OutputEvent).decode
 _DECODE_IN = msgspec.json.Decoder(InputEvent).decode
@@ -55,6 +58,12 @@ class Summary(msgspec.Struct, kw_only=True):
     by_channel: dict[str, ChannelFigures] = {}
     slow_mover_alerts: int = 0  # alerts of kind slow_mover: one per fall of a SKU's sales
     slow_mover_skus: int = 0  # the SKUs they name
+    # What the stock cost (stock_on_hand.py; whatif compares these, in closed loop above all)
+    mean_units_on_hand: float = 0.0  # time-weighted over event time, all nodes
+    stockout_lines: int = 0  # lines ever rejected or backordered for want of stock
+    inventory_turns: float = 0.0  # units shipped per mean unit on hand, per year
+    units_purchased: int = 0  # units of the engine's purchase requests
+    units_transferred: int = 0  # units the input says were shipped between nodes
 
 
 def read_outputs(out_dir: str | Path, stream: str) -> list:
@@ -109,6 +118,8 @@ def summarize(events_path: str, out_dir: str, seconds: float | None = None) -> S
     ship_at: dict[str, tuple[float, float]] = {}  # order id -> ship-to (lat, lon)
     orders: set[str] = set()
     duplicates = Duplicates()
+    stock = StockOnHand()
+    transferred = 0
     events = 0
     with open_trace(events_path) as f:
         for raw in f:
@@ -121,7 +132,11 @@ def summarize(events_path: str, out_dir: str, seconds: float | None = None) -> S
                 continue
             if duplicates.drop(ev):
                 continue
-            if type(ev) is NodeUpserted:
+            if type(ev) is not ClockTick and check_rules(ev) is None:  # a dead letter moves nothing
+                stock.apply(ev)
+            if type(ev) is TransferShipped:
+                transferred += ev.qty
+            elif type(ev) is NodeUpserted:
                 node_region[ev.node.id] = ev.node.region
                 node_at[ev.node.id] = (ev.node.lat, ev.node.lon)
             elif type(ev) is ChannelUpserted:
@@ -135,9 +150,12 @@ def summarize(events_path: str, out_dir: str, seconds: float | None = None) -> S
 
     last: dict[tuple[str, str], object] = {}
     oversold = 0
+    stockouts: set[tuple[str, str]] = set()
     for st in read_outputs(out_dir, "order-status"):
         last[(st.order_id, st.line_id)] = st
         oversold += is_oversold(st)
+        if st.status in ("rejected", "backordered") and st.reason in OVERSELL_REASONS:
+            stockouts.add((st.order_id, st.line_id))
     final = Counter(st.status for st in last.values())
     rejected = Counter(st.reason or "unknown" for st in last.values() if st.status == "rejected")
 
@@ -169,8 +187,9 @@ def summarize(events_path: str, out_dir: str, seconds: float | None = None) -> S
         path = Path(out_dir) / f"{stream}.jsonl"
         counts[stream] = sum(1 for _ in open(path, "rb")) if path.exists() else 0
     alerts = read_outputs(out_dir, "alerts")
-    transfers = [r for r in read_outputs(out_dir, "replenishment")
-                 if type(r) is ReplenishmentRequested and r.from_node is not None]
+    requests = [r for r in read_outputs(out_dir, "replenishment")
+                if type(r) is ReplenishmentRequested]
+    transfers = [r for r in requests if r.from_node is not None]
     return Summary(
         events=events,
         orders=len(orders),
@@ -196,6 +215,11 @@ def summarize(events_path: str, out_dir: str, seconds: float | None = None) -> S
         by_channel=channel_figures(line_channel, allocated, wos_weeks, alerts),
         slow_mover_alerts=sum(1 for a in alerts if a.kind == "slow_mover"),
         slow_mover_skus=len({a.sku for a in alerts if a.kind == "slow_mover"}),
+        mean_units_on_hand=stock.mean_units,
+        stockout_lines=len(stockouts),
+        inventory_turns=stock.turns,
+        units_purchased=sum(r.qty for r in requests if r.from_node is None),
+        units_transferred=transferred,
     )
 
 

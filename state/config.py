@@ -73,6 +73,19 @@ class EngineConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fie
     # A clock move of more than this raises an alert `clock_jump` naming the event: past the
     # lulls of a real trace (Olist's longest but one is 20 days), short of a refusal.
     clock_jump_alert_s: Annotated[float, Meta(gt=0)] = 30 * 86400
+    # Replenishment (replenishment.py): "fixed" asks at each policy's own reorder point;
+    # "smart" (smart_replenishment.py) works a node's points out of the demand it met in the
+    # last `demand_window_days` periods of `demand_period_s` (once it knows
+    # `demand_min_days`), the supplier lead time `replenishment_lead_s`, the review period and
+    # the service level.
+    replenishment: Literal["fixed", "smart"] = "fixed"
+    service_level: Annotated[float, Meta(ge=0.5, lt=1)] = 0.95
+    review_period_s: Annotated[float, Meta(ge=0)] = 86400
+    # None: learnt per node from its purchases, announcement to receipt (smart_replenishment.py)
+    replenishment_lead_s: Annotated[float, Meta(gt=0)] | None = 5 * 86400
+    demand_window_days: Annotated[int, Meta(ge=1, le=366)] = 28
+    demand_min_days: Annotated[int, Meta(ge=1, le=366)] = 7
+    demand_period_s: Annotated[int, Meta(ge=60, le=86400)] = 86400
 
     def __post_init__(self) -> None:
         check_rank(self.sourcing_rank, "sourcing_rank")

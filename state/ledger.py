@@ -42,6 +42,8 @@ from .events import (
     epoch_ms,
 )
 from .demand import count_line
+from .smart_replenishment import rule_of as smart_rule_of
+from .smart_replenishment import announced, received, start_demand
 from .holds import expire_line, hold_deadline, pay_line
 from .lifecycle import cancel_line, forget_lines, return_line, ship_line
 from .lines import RETURNED, SHIPPED, Line, unknown_line
@@ -75,6 +77,7 @@ class Ledger(SnapshotGuarding, TransferHandling, Sweeping):
         self.explain: SourcingObserver | None = None  # sees every sourcing (stockflow explain)
         self.rebalancing = rule_of_rebalancing(config)  # None: off, and no demand is kept
         self.transfer_terms = terms_of(config)
+        self.smart = smart_rule_of(config)  # None: fixed points, and no demand is kept
         self.transfer_skus: set[str] = set()
         self.daily_skus: set[str] = set()  # SKUs a new day changes (sweep.py)
         self._touched: dict[str, tuple[str, datetime, int]] = {}  # sku -> last cause, ts, clock
@@ -228,6 +231,8 @@ class Ledger(SnapshotGuarding, TransferHandling, Sweeping):
         pos.safety_stock = ev.safety_stock
         pos.reorder_point = ev.reorder_point
         pos.order_up_to = ev.order_up_to
+        if self.smart is not None and ev.reorder_point is not None:
+            start_demand(pos, clock_ms, self.smart)
         self._after_change(ctx)
 
     # -- supply -------------------------------------------------------------------------
@@ -292,6 +297,9 @@ class Ledger(SnapshotGuarding, TransferHandling, Sweeping):
         pos.reported = True
         ctx.moved_at(ev.node)
         old_qty = pos.set_inbound(ev.supply_id, ev.qty, epoch_ms(ev.eta), ev.kind)
+        if self.smart is not None and self.smart.lead_days is None \
+                and ev.kind == "purchase_order":
+            announced(pos, ev.supply_id, clock_ms)
         ctx.supply_rose = ev.qty > 0
         self._after_change(ctx, supply_fell=ev.qty < old_qty)
 
@@ -321,6 +329,8 @@ class Ledger(SnapshotGuarding, TransferHandling, Sweeping):
         ctx.moved_at(ev.node)
         if ctx.book.transfers is None or not receive_transfer(ctx, ev.supply_id, ev.node, ev.qty):
             pos.receive_inbound(ev.supply_id, ev.qty)
+        if pos.purchases is not None:
+            received(pos, ev.supply_id, clock_ms)
         pos.on_hand += ev.qty
         pos.reported = True
         ctx.supply_rose = True  # received stock is sellable now, whatever its ETA said
@@ -375,7 +385,8 @@ class Ledger(SnapshotGuarding, TransferHandling, Sweeping):
             place_or_queue(ctx, line)
             count_line(ctx, line, ship_to, clock_ms,
                        regional=self.config.regional_reserve_weeks is not None,
-                       slow_movers=self.slow_movers, rebalancing=self.rebalancing)
+                       slow_movers=self.slow_movers, rebalancing=self.rebalancing,
+                       smart=self.smart)
             self._after_change(ctx)
 
     def _order_lines(self, order_id: str, skus, clock_ms: int):

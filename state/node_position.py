@@ -13,6 +13,7 @@ import msgspec
 from .book import SkuBook
 from .events import Channel
 from .position import Position
+from .smart_replenishment import SmartRule, points
 from .supply_policy import SupplyView, counted_as_applied, supply_view
 
 
@@ -43,6 +44,12 @@ class NodePosition(msgspec.Struct, array_like=True, frozen=True):
     # What on hand gives now (`Position.gives_now`): on hand - held - allocated - transfer_out
     # - kept_out; below zero where lines wait for inbound (`promised_at`) or under a debt.
     now: int = 0
+    # Replenishment here (replenishment.py), where a policy names the node for it: the
+    # reorder point and order-up-to it asks at now, and where they came from ("policy", or
+    # smart replenishment's "learnt: ..." figures).
+    reorder_point: int | None = None
+    order_up_to: int | None = None
+    points_from: str | None = None
 
 
 def policy_views(channels: dict[str, Channel], horizon_ms: int) -> dict[str, SupplyView]:
@@ -56,11 +63,14 @@ def policy_views(channels: dict[str, Channel], horizon_ms: int) -> dict[str, Sup
 
 
 def node_positions(book: SkuBook, views: dict[str, SupplyView] | None = None,
+                   smart: SmartRule | None = None, clock_ms: int = 0,
                    ) -> dict[str, NodePosition]:
     """node -> its position, ATP as the ledger last applied it (what channels were told);
-    `views`: channels with a supply policy (`policy_views`), for `by_channel`."""
+    `views`: channels with a supply policy (`policy_views`), for `by_channel`; `smart`: smart
+    replenishment's rule, for the points learnt by `clock_ms`."""
     kept_out = book.kept_out()
-    return {node: _of(pos, kept_out.get(node, 0), views) for node, pos in book.positions.items()}
+    return {node: _of(pos, kept_out.get(node, 0), views, smart, clock_ms)
+            for node, pos in book.positions.items()}
 
 
 def atp_as_applied(pos: Position) -> int:
@@ -69,7 +79,8 @@ def atp_as_applied(pos: Position) -> int:
     return pos.atp(pos.inbound.until if pos.inbound is not None else 0)
 
 
-def _of(pos: Position, kept_out: int, views: dict[str, SupplyView] | None) -> NodePosition:
+def _of(pos: Position, kept_out: int, views: dict[str, SupplyView] | None,
+        smart: SmartRule | None = None, clock_ms: int = 0) -> NodePosition:
     atp = atp_as_applied(pos) - kept_out
     by_channel = None
     if views:
@@ -92,7 +103,21 @@ def _of(pos: Position, kept_out: int, views: dict[str, SupplyView] | None) -> No
         held=pos.held, allocated=pos.allocated, safety_stock=pos.safety_stock,
         kept_out=kept_out, atp=atp, by_channel=by_channel, transfer_out=pos.transfer_out,
         now=pos.gives_now(kept_out),
+        **_points(pos, smart, clock_ms),
     )
+
+
+def _points(pos: Position, smart: SmartRule | None, clock_ms: int) -> dict:
+    """The reorder point and order-up-to replenishment asks at now (as `check_reorder_point`
+    works them out), and where they came from; nothing where no policy names the node."""
+    if pos.reorder_point is None:
+        return {}
+    learnt = None if smart is None else points(pos, clock_ms, smart)
+    if learnt is not None:
+        return {"reorder_point": learnt.reorder_point, "order_up_to": learnt.order_up_to,
+                "points_from": learnt.why}
+    up_to = pos.order_up_to if pos.order_up_to is not None else 2 * pos.reorder_point
+    return {"reorder_point": pos.reorder_point, "order_up_to": up_to, "points_from": "policy"}
 
 
 class SkuReport(msgspec.Struct, frozen=True):
@@ -108,7 +133,8 @@ class SkuReport(msgspec.Struct, frozen=True):
     checkout_pending: int = 0
 
 
-def sku_report(sku: str, book: SkuBook, channels, horizon_ms: int = 0) -> SkuReport:
+def sku_report(sku: str, book: SkuBook, channels, horizon_ms: int = 0,
+               smart: SmartRule | None = None, clock_ms: int = 0) -> SkuReport:
     """The report of one SKU from its book; `channels`: the channels the engine knows, by id
     (a channel never published has 0, as the contract says); `horizon_ms`: the engine's."""
     views = policy_views(channels, horizon_ms) if isinstance(channels, dict) else None
@@ -116,5 +142,5 @@ def sku_report(sku: str, book: SkuBook, channels, horizon_ms: int = 0) -> SkuRep
         sku=sku,
         available={ch: book.published.get(ch, 0) for ch in channels},
         max_line_qty={ch: book.published_line.get(ch, 0) for ch in channels},
-        positions=node_positions(book, views),
+        positions=node_positions(book, views, smart, clock_ms),
     )

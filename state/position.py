@@ -32,6 +32,14 @@ class Position(msgspec.Struct, array_like=True, gc=False):  # gc=False: see inbo
     # Units of the lines held or allocated here that wait for inbound (a `promised` ETA), the
     # rest being promised from on hand now (`promises.py`). Last, as `transfer_out`.
     waiting: int = 0
+    # Smart replenishment (smart_replenishment.py): units placed here per day, oldest first,
+    # the last being day `demand_day` (days since the epoch); None while none were counted.
+    demand_days: list[int] | None = None
+    demand_day: int = 0
+    # With the lead time learnt: purchases announced here and not received yet (supply id ->
+    # when announced), and the lead time learnt from those received (ms).
+    purchases: dict[str, int] | None = None
+    lead_ms: int | None = None
 
     @property
     def inbound_qty(self) -> int:

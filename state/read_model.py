@@ -59,7 +59,7 @@ def views(ledger: Ledger, outputs: list, whole: bool = False) -> list[SkuView]:
             else:
                 released.append(key)
         channels = ledger.catalog.channels
-        positions = node_positions(book, supply_views)
+        positions = node_positions(book, supply_views, ledger.smart, ledger.clock_ms)
         result.append(SkuView(
             sku=sku,
             channels={ch: book.published.get(ch, 0) for ch in channels},

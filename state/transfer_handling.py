@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     from .context import Ctx
     from .events import TransferCancelled, TransferShipped
     from .rebalancing import RebalanceRule
+    from .smart_replenishment import SmartRule
 
 
 class TransferHandling:
@@ -29,6 +30,7 @@ class TransferHandling:
     books: dict[str, SkuBook]
     rebalancing: RebalanceRule | None
     transfer_terms: TransferTerms
+    smart: SmartRule | None  # smart replenishment's rule; None: the policies' fixed points
     transfer_skus: set[str]  # SKUs with transfers open, as of the last batch's end
     _touched: dict
 
@@ -49,7 +51,7 @@ class TransferHandling:
         opened = len(ctx.book.transfers or ())
         for node, pos in list(ctx.book.positions.items()):
             if pos.reorder_point is not None:
-                check_reorder_point(ctx, node, self.transfer_terms)
+                check_reorder_point(ctx, node, self.transfer_terms, self.smart)
         self._fill_if_opened(ctx, opened)
 
     def _fill_if_opened(self, ctx: Ctx, before: int) -> None:

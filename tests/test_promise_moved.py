@@ -16,11 +16,13 @@ import msgspec
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from stockflow.state.book import SkuBook
 from stockflow.state.config import EngineConfig
 from stockflow.state.engine import Engine
 from stockflow.state.events import PolicyUpserted, StockAdjusted, SupplyInbound, SupplyReceived
 from stockflow.state.ledger import Ledger
 from stockflow.state.outputs import Alert, OrderStatus
+from stockflow.state.position import Position
 
 from .invariants import audit
 from .scenario import DAY, Sim, alerts, of, replenishments
@@ -183,7 +185,11 @@ def test_a_snapshot_from_before_waiting_units_were_kept_restores_them_from_the_l
     sim.feed(e.snapshot(SKU, "DC-A", 5))
     ledger = next(l for l in sim.engine.ledgers.values() if SKU in l.books)
     catalog, books = msgspec.msgpack.decode(ledger.snapshot())
-    older = {k: [{n: p[:-1] for n, p in b[0].items()}, *b[1:-2]] for k, b in books.items()}
+    # as written before positions kept `waiting` and books `open_at` (and all after them)
+    p_cut = len(Position.__struct_fields__) - Position.__struct_fields__.index("waiting")
+    b_cut = len(SkuBook.__struct_fields__) - SkuBook.__struct_fields__.index("open_at")
+    older = {k: [{n: p[:-p_cut] for n, p in b[0].items()}, *b[1:-b_cut]]
+             for k, b in books.items()}
     book = Ledger.restore(msgspec.msgpack.encode([catalog, older]), sim.engine.config).books[SKU]
     assert book.positions["DC-A"].waiting == 5  # O-2 (3) and O-3 (2) wait for PO-1
     assert book.open_at == {"DC-A": {"O-1": 1, "O-2": 1, "O-3": 1}}

@@ -14,10 +14,12 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from stockflow.state.book import SkuBook
 from stockflow.state.engine import Engine
 from stockflow.state.events import StockSnapshot, epoch_ms
 from stockflow.state.ledger import Ledger
 from stockflow.state.outputs import Alert, ReplenishmentRequested
+from stockflow.state.position import Position
 
 from .invariants import PromiseBroken, audit, audit_end_state
 from .scenario import (
@@ -288,10 +290,12 @@ def test_a_snapshot_from_before_transfers_restores_with_none():
     sim, _ = asked()
     ledger = next(l for l in sim.engine.ledgers.values() if K in l.books)
     catalog, books = msgspec.msgpack.decode(ledger.snapshot())
-    # Books without their last six fields (transfers, demand, WOS records, regional demand,
-    # intake number, open_at, waiting_at), positions without their last two (transfer_out,
-    # waiting).
-    older = {k: [{n: p[:-2] for n, p in b[0].items()}, *b[1:-7]] for k, b in books.items()}
+    # Books and positions as written before transfers were kept (and every field after them).
+    book_fields, pos_fields = SkuBook.__struct_fields__, Position.__struct_fields__
+    b_cut = len(book_fields) - book_fields.index("transfers")
+    p_cut = len(pos_fields) - pos_fields.index("transfer_out")
+    older = {k: [{n: p[:-p_cut] for n, p in b[0].items()}, *b[1:-b_cut]]
+             for k, b in books.items()}
     book = Ledger.restore(msgspec.msgpack.encode([catalog, older]), sim.engine.config).books[K]
     assert book.transfers is None and book.positions["B"].transfer_out == 0
 

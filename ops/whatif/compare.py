@@ -11,7 +11,9 @@ import msgspec
 from stockflow.ops.replay import replay
 from stockflow.ops.summary import Summary, summarize
 from stockflow.state.config import EngineConfig
+from stockflow.state.supply_side import SupplySideSettings
 
+from .closed_loop import SupplyMode, close_loop
 from .policy import NamedPolicy, PolicyError, check_names
 from .rewrite import read_facts, rewrite
 
@@ -23,13 +25,19 @@ class Column(msgspec.Struct, kw_only=True):
     policy: str | None  # the policy file; None for the trace as recorded
     engine: EngineConfig
     events_changed: int  # trace events the policy rewrote or added
+    # closed loop: events the simulated supply side sent, trace events it spoke for instead
+    answers: int = 0
+    left_out: int = 0
     summary: Summary
 
 
 def compare(trace: str, policies: list[NamedPolicy], work_dir: str | None = None,
-            show_progress: bool = True, recorded: bool = True) -> list[Column]:
+            show_progress: bool = True, recorded: bool = True,
+            supply: SupplyMode | None = None) -> list[Column]:
     """One column per policy, after the trace as recorded (engine defaults) unless not
-    `recorded`: every policy is read against what happened.
+    `recorded`: every policy is read against what happened. With `supply` each run is a
+    closed loop (closed_loop.py: "recorded" keeps the trace's own receipts, "simulated"
+    leaves them out), the as-recorded one under the default supply side.
 
     Each run's events and outputs go under `work_dir/<name>/` (a temporary directory,
     removed afterwards, when None).
@@ -45,13 +53,13 @@ def compare(trace: str, policies: list[NamedPolicy], work_dir: str | None = None
         check_names(named, facts.channels, facts.nodes)
     runs: list[NamedPolicy | None] = [None, *policies] if recorded else list(policies)
     if work_dir is not None:
-        return [_run(trace, named, facts, work_dir, show_progress) for named in runs]
+        return [_run(trace, named, facts, work_dir, show_progress, supply) for named in runs]
     with tempfile.TemporaryDirectory(prefix="stockflow-whatif-") as tmp:
-        return [_run(trace, named, facts, tmp, show_progress) for named in runs]
+        return [_run(trace, named, facts, tmp, show_progress, supply) for named in runs]
 
 
 def _run(trace: str, named: NamedPolicy | None, facts, work_dir: str,
-         show_progress: bool) -> Column:
+         show_progress: bool, supply: SupplyMode | None) -> Column:
     name = AS_RECORDED if named is None else named.name
     here = os.path.join(work_dir, name.replace(" ", "-"))
     os.makedirs(here, exist_ok=True)
@@ -61,7 +69,15 @@ def _run(trace: str, named: NamedPolicy | None, facts, work_dir: str,
         with open(events, "wb") as f:
             changed = rewrite(trace, named.policy, facts, f)
     config = EngineConfig() if named is None else named.policy.engine_config()
+    answers = left_out = 0
+    if supply is not None:  # the input as the loop applied it is what the replay reads
+        side = SupplySideSettings() if named is None else named.policy.supply_side
+        looped = os.path.join(here, "closed-loop.jsonl")
+        with open(looped, "wb") as f:
+            counts = close_loop(events, f, config, side, supply)
+        events, answers, left_out = looped, counts.answers, counts.left_out
     out = os.path.join(here, "out")
     seconds = replay(events, out, config, show_progress=show_progress)
     return Column(name=name, policy=None if named is None else named.path, engine=config,
-                  events_changed=changed, summary=summarize(events, out, seconds))
+                  events_changed=changed, answers=answers, left_out=left_out,
+                  summary=summarize(events, out, seconds))

@@ -15,6 +15,7 @@ from msgspec import Meta, Struct
 
 from stockflow.state.config import EngineConfig, RankAspect, check_rank
 from stockflow.state.events import Count, Id, Share, SupplyKind, SupplyTerms
+from stockflow.state.supply_side import SupplySideSettings
 
 from ..config import read_toml
 
@@ -53,6 +54,13 @@ class SafetyStock(Struct, frozen=True, kw_only=True, forbid_unknown_fields=True)
     scale: Annotated[float, Meta(ge=0)] = 1.0
 
 
+class Replenishment(Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    # A reorder point (and order-up-to) for every SKU x node the trace stocks but gives no
+    # `policy.upserted` (its safety stock: [safety_stock] default, else 0).
+    reorder_point: Count | None = None
+    order_up_to: Count | None = None
+
+
 class Sourcing(Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     rank: tuple[RankAspect, ...] | None = None  # EngineConfig.sourcing_rank
 
@@ -67,6 +75,9 @@ class Policy(Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     nodes: dict[str, NodeOverride] = {}
     safety_stock: SafetyStock = SafetyStock()
     sourcing: Sourcing = Sourcing()
+    replenishment: Replenishment = Replenishment()
+    # How the simulated ERP and WMS answer the engine in closed loop (`--closed-loop`).
+    supply_side: SupplySideSettings = SupplySideSettings()
 
     def engine_config(self) -> EngineConfig:
         """The engine's settings, with the sourcing rank if the policy names one."""
@@ -77,7 +88,8 @@ class Policy(Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     def changes_events(self) -> bool:
         """Whether replaying under this policy rewrites any of the trace's events."""
         return bool(self.channels or self.nodes or self.safety_stock.default is not None
-                    or self.safety_stock.scale != 1.0)
+                    or self.safety_stock.scale != 1.0
+                    or self.replenishment.reorder_point is not None)
 
 
 class NamedPolicy(Struct, frozen=True):

@@ -36,6 +36,14 @@ def figures(columns: list[Column]) -> list[Figure]:
                lambda s: s.shipments_per_order),
         Figure("backordered", "backordered at the end", "count",
                lambda s: s.final_status.get("backordered", 0)),
+        Figure("stockout_lines", "stockout lines", "count", lambda s: s.stockout_lines),
+        Figure("mean_units_on_hand", "mean units on hand", "count",
+               lambda s: s.mean_units_on_hand),
+        Figure("inventory_turns", "inventory turns (per year)", "ratio",
+               lambda s: s.inventory_turns),
+        Figure("units_purchased", "units purchased", "count", lambda s: s.units_purchased),
+        Figure("units_transferred", "units transferred", "count",
+               lambda s: s.units_transferred),
         *(Figure(f"rejected_{r}", f"rejected: {r}", "count",
                  lambda s, r=r: s.rejected_by_reason.get(r, 0)) for r in reasons),
         Figure("seconds", "replay time", "seconds", lambda s: s.seconds or 0.0),
@@ -97,10 +105,14 @@ def as_json(trace: str, columns: list[Column]) -> bytes:
 
 
 PLOTTED = ("fill_rate", "cross_region_share", "split_rate")
+# What the stock cost: each on its own scale, one small panel each.
+STOCK = ("mean_units_on_hand", "stockout_lines", "inventory_turns", "units_purchased",
+         "units_transferred")
 
 
 def plot(trace: str, columns: list[Column], path: str) -> None:
-    """Grouped bars: the main ratios (and the share of lines rejected), one bar per column."""
+    """Grouped bars: the main ratios (and the share of lines rejected), one bar per column;
+    below, one panel per stock figure."""
     try:
         import matplotlib
     except ImportError:
@@ -111,7 +123,10 @@ def plot(trace: str, columns: list[Column], path: str) -> None:
     figs = {f.key: f for f in figures(columns)}
     ratios = {figs[k].label: figs[k].value for k in PLOTTED}
     ratios["rejected (lines)"] = lambda s: s.final_status.get("rejected", 0) / (s.lines or 1)
-    fig, ax = plt.subplots(figsize=(2 + len(ratios) * (1 + 0.5 * len(columns)), 4.5))
+    width_in = max(2 + len(ratios) * (1 + 0.5 * len(columns)), 2 * len(STOCK))
+    fig = plt.figure(figsize=(width_in, 8))
+    grid = fig.add_gridspec(2, len(STOCK), height_ratios=(3, 2))
+    ax = fig.add_subplot(grid[0, :])
     width = 0.8 / len(columns)
     for i, c in enumerate(columns):
         xs = [j + (i - (len(columns) - 1) / 2) * width for j in range(len(ratios))]
@@ -124,6 +139,16 @@ def plot(trace: str, columns: list[Column], path: str) -> None:
     ax.set_ylim(0, 105)
     ax.set_title(f"stockflow whatif: {Path(trace).name}")
     ax.legend()
+    colors = [f"C{i}" for i in range(len(columns))]
+    for k, key in enumerate(STOCK):
+        panel = fig.add_subplot(grid[1, k])
+        values = [figs[key].value(c.summary) for c in columns]
+        bars = panel.bar(range(len(columns)), values, color=colors)
+        panel.bar_label(bars, labels=[_value(figs[key].unit, v) for v in values],
+                        fontsize=7, padding=2)
+        panel.set_title(figs[key].label, fontsize=9)
+        panel.set_xticks([])
+        panel.margins(y=0.2)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)

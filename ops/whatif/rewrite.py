@@ -60,14 +60,19 @@ def rewrite(trace: str, policy: Policy, facts: TraceFacts, out: BinaryIO) -> int
     added."""
     changed = 0
     default = policy.safety_stock.default
-    guarded: set[tuple[str, str]] = set(facts.policies)  # SKU x nodes with a safety stock
+    points = policy.replenishment
+    defaults = default is not None or points.reorder_point is not None
+    guarded: set[tuple[str, str]] = set(facts.policies)  # SKU x nodes with a policy
     for raw, ev in _events(trace):
         new = _override(ev, policy) if ev is not None else None
-        if default is not None and isinstance(ev, _STOCKED) and (ev.sku, ev.node) not in guarded:
+        if defaults and isinstance(ev, _STOCKED) and (ev.sku, ev.node) not in guarded:
             guarded.add((ev.sku, ev.node))
+            # the id names what the policy gives (a safety stock only: as it always was)
+            what = "safety-stock" if points.reorder_point is None else "policy"
             out.write(_ENCODE(PolicyUpserted(
-                event_id=f"whatif-safety-stock/{ev.sku}/{ev.node}", ts=ev.ts, sku=ev.sku,
-                node=ev.node, safety_stock=default)) + b"\n")
+                event_id=f"whatif-{what}/{ev.sku}/{ev.node}", ts=ev.ts, sku=ev.sku,
+                node=ev.node, safety_stock=default or 0, reorder_point=points.reorder_point,
+                order_up_to=points.order_up_to)) + b"\n")
             changed += 1
         if new is None:
             out.write(raw if raw.endswith(b"\n") else raw + b"\n")
